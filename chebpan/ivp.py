@@ -1,0 +1,368 @@
+"""``solve_ivp``: the scipy-compatible front end and the loop over segments."""
+
+from __future__ import annotations
+
+import math
+
+import array_api_compat
+import numpy as np
+import scipy.integrate
+
+from .basis import get_basis
+from .counters import Counters
+from .dense import OdeSolution
+from .result import MESSAGES, TOO_SMALL_STEP, OdeResult
+from .rhs import Evaluator
+from .segment import (
+    MAX_FACTOR,
+    MIN_FACTOR,
+    IterationOptions,
+    SegmentSolver,
+    error_estimate,
+    extrapolated_guess,
+    next_length_factor,
+)
+from .validation import (
+    validate_first_step,
+    validate_max_step,
+    validate_method,
+    validate_t_eval,
+    validate_t_span,
+    validate_tol,
+    validate_y0,
+    warn_extraneous,
+    wrap_args,
+    wrap_jac,
+)
+
+__all__ = ["solve_ivp", "DEFAULT_N_COEFFS"]
+
+#: Default number of Chebyshev coefficients per segment (see docs/options).
+DEFAULT_N_COEFFS = 32
+#: Order used only to size the very first segment (scipy's heuristic).
+_INITIAL_ORDER = 7
+
+
+def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
+              events=None, vectorized=False, args=None, **options):
+    """Solve an initial value problem for a system of ODEs.
+
+    A drop-in for :func:`scipy.integrate.solve_ivp`.  With ``method="PAN"``
+    (the default) the solution is built segment by segment from Chebyshev
+    polynomials whose coefficients are found by a zero-order (Picard-like)
+    iteration and Newton steps; every iteration evaluates ``fun`` at all
+    nodes of a segment in one call.  scipy's method names and ``OdeSolver``
+    classes are passed to scipy unchanged.
+
+    Parameters
+    ----------
+    fun : callable
+        Right-hand side ``fun(t, y, *args)``.  With ``vectorized=True`` it is
+        called with ``t`` of shape (P,) and ``y`` of shape (n, P) (all nodes
+        of a segment at once, each column with its own time) and must return
+        shape (n, P).  An autonomous function written for scipy's
+        ``vectorized=True`` works unchanged.  With ``vectorized=False``
+        (scipy's default) it is called once per point with a float ``t`` and
+        ``y`` of shape (n,): correct, but slow for this method.
+    t_span : 2-sequence of floats
+        Interval of integration ``(t0, tf)``; ``tf < t0`` integrates backward.
+    y0 : array_like, shape (n,)
+        Initial state (real).
+    method : str or OdeSolver class, optional
+        ``"PAN"`` (default), or one of scipy's (``"RK45"``, ``"RK23"``,
+        ``"DOP853"``, ``"Radau"``, ``"BDF"``, ``"LSODA"``) or an ``OdeSolver``
+        subclass: then :func:`scipy.integrate.solve_ivp` is called with the
+        same arguments and its result is returned.
+    t_eval : array_like, shape (k,), optional
+        Times at which to store the solution, served from the segment
+        polynomials.  Default: the segment ends.
+    dense_output : bool, optional
+        Whether to return the continuous solution ``sol``
+        (:class:`chebpan.OdeSolution`).
+    events : None
+        Event detection is not supported by ``method="PAN"`` yet; passing
+        events raises ``NotImplementedError``.
+    vectorized : bool, optional
+        Whether ``fun`` accepts many points at once (see ``fun``).
+    args : tuple, optional
+        Extra arguments for ``fun`` and a callable ``jac``.
+    **options
+        rtol, atol : float or array_like, shape (n,)
+            Relative and absolute tolerances (defaults 1e-3 and 1e-6, as in
+            scipy), applied to the truncation-error estimate of each segment
+            with the scale ``atol + rtol |y|``.
+        first_step : float, optional
+            Length of the first segment (default: automatic).
+        max_step : float, optional
+            Largest segment length (default ``inf``).
+        jac : callable, array_like or sparse matrix, optional
+            Jacobian ``∂f/∂y``, as in scipy: ``jac(t, y, *args)`` with ``y``
+            of shape (n,) returning (n, n), or a constant matrix.  Default:
+            forward differences, done in the same vectorised call round.
+        vectorized_jac : bool, optional
+            Call a callable ``jac`` once with ``t`` (P,), ``y`` (n, P),
+            returning shape (n, n, P).  Default False.
+        n_coeffs : int, optional
+            Chebyshev coefficients per component and segment (N, default 32).
+        n_nodes : int, optional
+            Nodes per segment (M ≥ N − 1, default N − 1: collocation).  With
+            M > N − 1 the zero-order and Newton steps solve least-squares
+            problems.
+        max_picard, max_newton : int, optional
+            Iteration bounds per segment attempt (defaults 12 and 8).
+        rho_newton : float, optional
+            Zero-order contraction ratio above which Newton takes over
+            (default 0.2).
+        tol_ls, tol_newton : float, optional
+            The paper's stopping rules: stop the zero-order iteration when the
+            coefficient change is below ``tol_ls`` and Newton when the
+            gradient norm is below ``tol_newton``.  Default: a scaled test on
+            the change of the solution, 1e-3 of the tolerance.
+
+    Returns
+    -------
+    OdeResult
+        scipy's fields ``t, y, sol, t_events, y_events, nfev, njev, nlu,
+        status, message, success`` plus ``depth, npoints, nsegments,
+        nrejected, niter_picard, niter_newton``.  After a failure
+        (``status = -1``) ``t``, ``y`` and ``sol`` hold the solution up to the
+        last accepted segment.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import chebpan
+    >>> def decay(t, y):
+    ...     return -0.5 * y
+    >>> res = chebpan.solve_ivp(decay, (0, 10), [2.0, 4.0], vectorized=True,
+    ...                         rtol=1e-10, atol=1e-12)
+    >>> res.status
+    0
+    >>> bool(np.allclose(res.y[:, -1], [2 * np.exp(-5), 4 * np.exp(-5)], rtol=1e-10))
+    True
+    """
+    kind = validate_method(method)
+    if kind == "scipy":
+        return scipy.integrate.solve_ivp(
+            fun, t_span, y0, method=method, t_eval=t_eval, dense_output=dense_output,
+            events=events, vectorized=vectorized, args=args, **options)
+
+    t0, tf = validate_t_span(t_span)
+    jac = options.pop("jac", None)
+    fun = wrap_args(fun, args)
+    jac = wrap_jac(jac, args)
+    t_eval = validate_t_eval(t_eval, t0, tf)
+    if events is not None:
+        raise NotImplementedError("Events are not supported by method='PAN' yet.")
+
+    rtol = options.pop("rtol", 1e-3)
+    atol = options.pop("atol", 1e-6)
+    first_step = options.pop("first_step", None)
+    max_step = options.pop("max_step", np.inf)
+    vectorized_jac = bool(options.pop("vectorized_jac", False))
+    n_coeffs = int(options.pop("n_coeffs", DEFAULT_N_COEFFS))
+    n_nodes = int(options.pop("n_nodes", n_coeffs - 1))
+    iteration = IterationOptions(**{
+        name: options.pop(name)
+        for name in ("max_picard", "max_newton", "rho_newton", "tol_ls", "tol_newton")
+        if name in options
+    })
+    warn_extraneous(options)
+
+    y0 = validate_y0(y0, support_complex=False)
+    max_step = validate_max_step(max_step)
+    rtol, atol = validate_tol(rtol, atol, y0.shape[0])
+
+    xp = array_api_compat.array_namespace(y0)
+    counters = Counters()
+    evaluator = Evaluator(fun, jac, y0.shape[0], vectorized=vectorized,
+                          vectorized_jac=vectorized_jac, xp=xp, dtype=y0.dtype,
+                          counters=counters)
+    basis = get_basis(n_coeffs, n_nodes, xp=xp, dtype=y0.dtype)
+    loop = _SegmentLoop(evaluator, basis, t0, tf, xp.asarray(y0), rtol, atol, max_step,
+                        iteration, counters, xp=xp)
+    if first_step is not None:
+        first_step = validate_first_step(first_step, t0, tf)
+    loop.run(first_step)
+    return loop.result(t_eval, dense_output)
+
+
+class _SegmentLoop:
+    """State of one PAN solve: segments accepted so far, counters, status."""
+
+    def __init__(self, evaluator, basis, t0, tf, y0, rtol, atol, max_step, iteration,
+                 counters, *, xp):
+        self.xp = xp
+        self.evaluator = evaluator
+        self.basis = basis
+        self.t0, self.tf = t0, tf
+        self.direction = 1.0 if tf >= t0 else -1.0
+        self.max_step = max_step
+        self.rtol, self.atol = xp.asarray(rtol), xp.asarray(atol)
+        self.counters = counters
+        self.solver = SegmentSolver(basis, evaluator, self.rtol, self.atol, iteration,
+                                    counters, xp=xp)
+        self.y0 = y0[None, :]  # (K=1, L)
+        self.ts = [t0]
+        self.coeffs, self.y_start, self.y_end = [], [], []
+        self.status = None
+        self.message = None
+        # The first call of fun, in scipy's order: before `first_step` is checked.
+        self.f0 = self._f_at(t0, self.y0) if tf != t0 else None
+
+    def _f_at(self, t, y):
+        xp = self.xp
+        f, _ = self.evaluator.evaluate(xp.asarray([t]), xp.reshape(y, (-1, 1)))
+        return xp.reshape(f, (1, -1))
+
+    def _scaled_rms(self, v, scale):
+        xp = self.xp
+        if v.shape[-1] == 0:
+            return 0.0
+        return float(xp.sqrt(xp.mean((v / scale) ** 2)))
+
+    def initial_length(self):
+        """scipy's ``select_initial_step`` with a moderate order (one extra round)."""
+        xp = self.xp
+        interval = abs(self.tf - self.t0)
+        y0, f0 = self.y0, self.f0
+        scale = self.atol + xp.abs(y0) * self.rtol
+        d0, d1 = self._scaled_rms(y0, scale), self._scaled_rms(f0, scale)
+        h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
+        h0 = min(h0, interval)
+        f1 = self._f_at(self.t0 + self.direction * h0, y0 + self.direction * h0 * f0)
+        if not bool(xp.all(xp.isfinite(f1))):
+            return h0
+        d2 = self._scaled_rms(f1 - f0, scale) / h0
+        if d1 <= 1e-15 and d2 <= 1e-15:
+            h1 = max(1e-6, h0 * 1e-3)
+        else:
+            h1 = (0.01 / max(d1, d2)) ** (1 / (_INITIAL_ORDER + 1))
+        return min(100 * h0, h1, interval)
+
+    def run(self, first_step):
+        xp = self.xp
+        if self.tf == self.t0:
+            self.status = 0
+            return
+        t, y, f = self.t0, self.y0, self.f0
+        if not bool(xp.all(xp.isfinite(f))):
+            self._fail(f"`fun` returned non-finite values at t = {t!r}.")
+            return
+        h_abs = first_step if first_step is not None else self.initial_length()
+        previous = None  # (coeffs, h) of the last accepted segment
+        start_with_newton = False
+        rejected_here = False
+        while self.status is None:
+            remaining = abs(self.tf - t)
+            h_abs = min(h_abs, self.max_step, remaining)
+            min_step = 10 * abs(math.nextafter(t, self.direction * math.inf) - t)
+            if h_abs < min_step:
+                self._fail(self._failure_message(t))
+                return
+            t_new = self.tf if h_abs >= remaining else t + self.direction * h_abs
+            h = t_new - t
+            if previous is None:
+                x0 = xp.zeros((1, y.shape[-1], self.basis.n_coeffs - 2), dtype=y.dtype)
+            else:
+                x0 = extrapolated_guess(self.basis, previous[0], previous[1], h, f, xp=xp)
+            outcome = self.solver.solve(t, h, y, f, x0, start_with_newton=start_with_newton)
+            if outcome.failure is not None:
+                self.counters.nrejected += 1
+                self.last_failure = (outcome.failure, t, t_new)
+                h_abs *= 0.5
+                rejected_here = True
+                start_with_newton = True
+                continue
+            scale = self.atol + self.rtol * xp.maximum(xp.abs(y), xp.abs(outcome.y_end))
+            err = error_estimate(outcome.coeffs, scale, xp=xp)
+            factor = next_length_factor(err, self.basis.n_coeffs)
+            if err > 1:
+                self.counters.nrejected += 1
+                self.last_failure = ("error", t, t_new)
+                h_abs *= min(factor, SAFETY_REJECT)
+                rejected_here = True
+                continue
+            self.counters.nsegments += 1
+            self.ts.append(t_new)
+            self.coeffs.append(outcome.coeffs[0])
+            self.y_start.append(y[0])
+            self.y_end.append(outcome.y_end[0])
+            previous = (outcome.coeffs, h)
+            start_with_newton = outcome.used_newton
+            t, y, f = t_new, outcome.y_end, outcome.f_end
+            if t == self.tf:
+                self.status = 0
+                return
+            if rejected_here:
+                factor = min(factor, 1.0)
+            rejected_here = False
+            h_abs *= factor
+
+    def _failure_message(self, t):
+        what, t_a, t_b = getattr(self, "last_failure", ("error", t, t))
+        detail = {
+            "nonfinite": "`fun` returned non-finite values",
+            "error": "the error estimate stayed above the tolerance",
+            "no convergence": "the iteration did not converge",
+            "stalled": "the iteration stalled",
+            "line search failed": "the Newton line search found no decrease",
+        }[what]
+        return (f"{TOO_SMALL_STEP} The segment starting at t = {t!r} could not be "
+                f"completed: {detail} on [{t_a!r}, {t_b!r}].")
+
+    def _fail(self, message):
+        self.status = -1
+        self.message = message
+
+    # -- the result --------------------------------------------------------
+    def solution(self):
+        xp = self.xp
+        n_comp = self.y0.shape[-1]
+        if not self.coeffs:
+            # No segment: a constant (zero-length span, or failure at t0).
+            coeffs = xp.zeros((1, n_comp, self.basis.n_coeffs), dtype=self.y0.dtype)
+            coeffs = xp.concat([self.y0[:, :, None], coeffs[..., 1:]], axis=-1)
+            ts = xp.asarray([self.t0, self.t0], dtype=xp.float64)
+            return OdeSolution(ts, coeffs, self.y0, self.y0, xp=xp)
+        return OdeSolution(xp.asarray(self.ts, dtype=xp.float64), xp.stack(self.coeffs),
+                           xp.stack(self.y_start), xp.stack(self.y_end), xp=xp)
+
+    def result(self, t_eval, dense_output):
+        xp = self.xp
+        sol = self.solution()
+        if t_eval is None:
+            if self.coeffs:
+                ts = sol.ts
+                ys = xp.concat([self.y0, xp.stack(self.y_end)], axis=0)
+            else:
+                ts = xp.asarray([self.t0, self.t0], dtype=xp.float64)
+                ys = xp.concat([self.y0, self.y0], axis=0)
+                if self.status == -1:
+                    ts, ys = ts[:1], ys[:1]
+            ts, ys = ts, xp.matrix_transpose(ys)
+        else:
+            t_last = self.ts[-1]
+            reached = (t_eval - t_last) * self.direction <= 0
+            if self.t0 == self.tf:
+                reached = np.zeros_like(reached)
+            t_out = t_eval[reached]
+            if t_out.shape[0] == 0:
+                ts, ys = [], []
+            else:
+                ts = t_out
+                ys = sol(xp.asarray(t_out, dtype=xp.float64))
+        status = self.status
+        message = self.message if status == -1 else MESSAGES[status]
+        return OdeResult(
+            t=ts, y=ys, sol=sol if dense_output else None, t_events=None, y_events=None,
+            nfev=self.counters.nfev, njev=self.counters.njev, nlu=self.counters.nlu,
+            status=status, message=message, success=status >= 0,
+            depth=self.counters.depth, npoints=self.counters.npoints,
+            nsegments=self.counters.nsegments, nrejected=self.counters.nrejected,
+            niter_picard=self.counters.niter_picard, niter_newton=self.counters.niter_newton,
+        )
+
+
+#: Largest factor applied to the length after an error rejection.
+SAFETY_REJECT = 0.9

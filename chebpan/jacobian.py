@@ -1,0 +1,107 @@
+"""Jacobians ∂f/∂y at many points: user ``jac`` adapters and forward differences.
+
+Every adapter returns ``J`` of shape (P, L, L) for points ``t`` (P,), ``y``
+(L, P), with ``J[p, i, j] = ∂f_i/∂y_j (t[p], y[:, p])``.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["make_jacobian"]
+
+
+def _jac_shape_error(expected, actual):
+    return ValueError(
+        f"`jac` is expected to have shape {expected}, but actually has {actual}."
+    )
+
+
+def make_jacobian(jac, n, *, vectorized_jac=False, xp, dtype):
+    """Return ``jacobian(t, y, f, evaluator) -> J (P, L, L)``.
+
+    Parameters
+    ----------
+    jac : None, callable, array_like or scipy sparse matrix
+        ``None``: forward differences (one vectorised ``fun`` call over all
+        perturbed points).  A callable is called as in scipy, ``jac(t, y)``
+        with ``y`` of shape (L,), once per point, unless ``vectorized_jac``:
+        then once with ``t`` (P,), ``y`` (L, P), returning (L, L, P).
+        An array or sparse matrix is a constant Jacobian.
+    n : int
+        L.
+    """
+    if jac is None:
+        return _ForwardDifference(n, xp=xp, dtype=dtype)
+    if callable(jac):
+        return _UserJacobian(jac, n, vectorized_jac=vectorized_jac, xp=xp, dtype=dtype)
+    return _ConstantJacobian(jac, n, xp=xp, dtype=dtype)
+
+
+def _as_dense(value):
+    if hasattr(value, "toarray"):  # scipy sparse
+        return value.toarray()
+    return value
+
+
+class _ConstantJacobian:
+    def __init__(self, jac, n, *, xp, dtype):
+        value = xp.asarray(_as_dense(jac), dtype=dtype)
+        if tuple(value.shape) != (n, n):
+            raise _jac_shape_error((n, n), tuple(value.shape))
+        self.value = value
+        self.xp = xp
+
+    def __call__(self, t, y, f, evaluator):
+        return self.xp.broadcast_to(self.value[None, :, :], (t.shape[0], *self.value.shape))
+
+
+class _UserJacobian:
+    def __init__(self, jac, n, *, vectorized_jac, xp, dtype):
+        self.jac = jac
+        self.n = n
+        self.vectorized_jac = vectorized_jac
+        self.xp = xp
+        self.dtype = dtype
+
+    def _convert(self, value, expected):
+        value = self.xp.asarray(_as_dense(value), dtype=self.dtype)
+        if tuple(value.shape) != expected:
+            raise _jac_shape_error(expected, tuple(value.shape))
+        return value
+
+    def __call__(self, t, y, f, evaluator):
+        xp, n = self.xp, self.n
+        n_points = t.shape[0]
+        if self.vectorized_jac:
+            value = self._convert(self.jac(t, y), (n, n, n_points))
+            return xp.permute_dims(value, (2, 0, 1))
+        return xp.stack(
+            [self._convert(self.jac(float(t[p]), y[:, p]), (n, n)) for p in range(n_points)]
+        )
+
+
+class _ForwardDifference:
+    """Forward differences with all L·P perturbed points in one ``fun`` call."""
+
+    def __init__(self, n, *, xp, dtype):
+        self.n = n
+        self.xp = xp
+        self.relative_step = math.sqrt(xp.finfo(dtype).eps)
+
+    def __call__(self, t, y, f, evaluator):
+        xp, n = self.xp, self.n
+        n_points = t.shape[0]
+        if n == 0 or n_points == 0:
+            return xp.zeros((n_points, n, n), dtype=y.dtype)
+        sign = xp.where(y >= 0, 1.0, -1.0)
+        step = self.relative_step * sign * xp.maximum(xp.abs(y), xp.ones_like(y))
+        step = (y + step) - y  # the step actually taken, exactly representable
+        eye = xp.eye(n, dtype=y.dtype, device=getattr(y, "device", None))
+        # perturbed[:, j, p] = y[:, p] + step[j, p] e_j
+        perturbed = y[:, None, :] + eye[:, :, None] * step[None, :, :]
+        t_repeated = xp.reshape(xp.broadcast_to(t[None, :], (n, n_points)), (n * n_points,))
+        f_perturbed = evaluator.call_fun(t_repeated, xp.reshape(perturbed, (n, n * n_points)))
+        f_perturbed = xp.reshape(f_perturbed, (n, n, n_points))  # [i, j, p]
+        difference = (f_perturbed - f[:, None, :]) / step[None, :, :]
+        return xp.permute_dims(difference, (2, 0, 1))

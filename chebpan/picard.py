@@ -1,0 +1,43 @@
+"""Zero-order (least-squares, Picard-like) iteration of DESIGN §1.
+
+The free coefficients are stored as ``X`` of shape (K, L, N-2) (DESIGN's
+(K, N-2, L) transposed), so that node values are one matrix product.
+"""
+
+from __future__ import annotations
+
+__all__ = ["node_values", "picard_update", "coefficients", "end_value"]
+
+
+def node_values(basis, y_a, f_a, half_h, x, *, xp):
+    """``half_h`` is h/2 with shape (K, 1); ``y_a``, ``f_a`` are (K, L).
+
+    ``y(τ_m)`` for all nodes: (K, L, M).
+
+    ``y_m = y_a + (h/2) f_a (1 + τ_m) + Σ_n X_n Φ̃[n, m]``.
+    """
+    linear = y_a[..., None] + (half_h * f_a)[..., None] * (1 + basis.tau)
+    return linear + xp.matmul(x, basis.phi_tilde)
+
+
+def end_value(basis, y_a, f_a, half_h, x, *, xp):
+    """``y(+1)`` (K, L): the node formula at the last node, without the others."""
+    return y_a + 2 * half_h * f_a + xp.matmul(x, basis.end_value[:, None])[..., 0]
+
+
+def picard_update(basis, f_a, f_nodes, half_h, *, xp):
+    """One zero-order update: ``X = (h/2) P (F - f_a 1ᵀ)ᵀ`` → (K, L, N-2)."""
+    return half_h[..., None] * xp.matmul(
+        f_nodes - f_a[..., None], xp.matrix_transpose(basis.picard)
+    )
+
+
+def coefficients(basis, y_a, f_a, half_h, x, *, xp):
+    """All Chebyshev coefficients ``c_0 … c_{N-1}``: (K, L, N).
+
+    ``c_1 = (h/2) f_a − Σ X_n T_n'(−1)`` and ``c_0 = y_a + c_1 − Σ X_n T_n(−1)``
+    impose ``y(−1) = y_a`` and ``(2/h) y'(−1) = f_a``.
+    """
+    c1 = half_h * f_a - xp.matmul(x, basis.dt_minus1[2:, None])[..., 0]
+    c0 = y_a + c1 - xp.matmul(x, basis.t_minus1[2:, None])[..., 0]
+    return xp.concat([c0[..., None], c1[..., None], x], axis=-1)

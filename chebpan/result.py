@@ -1,0 +1,60 @@
+"""The result object of :func:`chebpan.solve_ivp`."""
+
+from __future__ import annotations
+
+from scipy.optimize import OptimizeResult
+
+__all__ = ["OdeResult", "MESSAGES", "TOO_SMALL_STEP"]
+
+MESSAGES = {
+    0: "The solver successfully reached the end of the integration interval.",
+    1: "A termination event occurred.",
+}
+TOO_SMALL_STEP = "Required step size is less than spacing between numbers."
+
+
+class OdeResult(OptimizeResult):
+    """Result of :func:`chebpan.solve_ivp`: scipy's fields plus PAN's counters.
+
+    A ``dict`` with attribute access, like scipy's ``OdeResult``.
+
+    Attributes
+    ----------
+    t : ndarray, shape (n_points,)
+        Time points: the segment ends, or the reached ``t_eval`` values
+        (``[]`` when no ``t_eval`` value was reached, as in scipy).
+    y : ndarray, shape (n, n_points)
+        Values of the solution at ``t``.
+    sol : chebpan.OdeSolution or None
+        Continuous solution when ``dense_output=True``.
+    t_events, y_events : None
+        Reserved for event detection (not supported yet).
+    nfev : int
+        Calls of ``fun`` (including those for finite-difference Jacobians).
+    njev : int
+        Jacobian evaluations.
+    nlu : int
+        LDLᵀ factorisations.
+    status : int
+        -1: the solve failed (see ``message``); 0: reached the end of
+        ``t_span``; 1: a termination event occurred.
+    message : str
+        Human-readable reason for the end of the solve.
+    success : bool
+        ``status >= 0``.
+    depth : int
+        Rounds of ``fun`` evaluations that had to happen one after another.
+    npoints : int
+        Right-hand-side evaluations at single points.
+    nsegments, nrejected : int
+        Accepted and rejected segments.
+    niter_picard, niter_newton : int
+        Zero-order and Newton iterations.
+
+    Examples
+    --------
+    >>> import chebpan
+    >>> res = chebpan.solve_ivp(lambda t, y: -y, (0, 1), [1.0])
+    >>> res.success, res.status, res.y.shape[0]
+    (True, 0, 1)
+    """

@@ -1,0 +1,78 @@
+"""The user's right-hand side, called on many points at once.
+
+:class:`Evaluator` is the only place where ``fun`` and ``jac`` are called.
+One call of :meth:`Evaluator.evaluate` is one *round* (DESIGN §3): ``fun`` at
+all given points, and, when asked, the Jacobian at the same points (user
+``jac`` or forward differences), which could all run in parallel.
+"""
+
+from __future__ import annotations
+
+from .counters import Counters
+from .jacobian import make_jacobian
+from .validation import check_fun_output
+
+__all__ = ["Evaluator"]
+
+
+class Evaluator:
+    """Vectorised access to ``fun`` (and its Jacobian) with counting.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(t, y)`` with ``args`` already bound.  With ``vectorized=True``
+        it is called as ``fun(t, y)`` with ``t`` of shape (P,) and ``y`` of
+        shape (L, P), and must return shape (L, P).  Otherwise it is called
+        once per point with a float ``t`` and ``y`` of shape (L,).
+    jac : None, callable or array_like
+        As in scipy (``args`` already bound for a callable).
+    n : int
+        L, the number of components.
+    vectorized : bool
+    vectorized_jac : bool
+        Call a callable ``jac`` once over all points (see :mod:`chebpan.jacobian`).
+    xp : namespace
+    dtype : dtype
+    counters : Counters
+    """
+
+    def __init__(
+        self, fun, jac, n, *, vectorized, vectorized_jac=False, xp, dtype, counters: Counters
+    ):
+        self.fun = fun
+        self.n = n
+        self.vectorized = vectorized
+        self.xp = xp
+        self.dtype = dtype
+        self.counters = counters
+        self.jacobian = make_jacobian(
+            jac, n, vectorized_jac=vectorized_jac, xp=xp, dtype=dtype
+        )
+
+    def call_fun(self, t, y):
+        """``fun`` at the points ``(t[p], y[:, p])``: shapes (P,), (L, P) → (L, P)."""
+        xp = self.xp
+        n_points = t.shape[0]
+        self.counters.npoints += n_points
+        if self.vectorized:
+            self.counters.nfev += 1
+            value = self.fun(t, y)
+            return xp.asarray(check_fun_output(value, (self.n, n_points), dtype=self.dtype))
+        columns = []
+        for p in range(n_points):
+            self.counters.nfev += 1
+            value = self.fun(float(t[p]), y[:, p])
+            columns.append(xp.asarray(check_fun_output(value, (self.n,), dtype=self.dtype)))
+        if not columns:
+            return xp.zeros((self.n, 0), dtype=self.dtype)
+        return xp.stack(columns, axis=1)
+
+    def evaluate(self, t, y, *, with_jacobian=False):
+        """One round: ``F`` (L, P) and, if asked, ``J`` (P, L, L) at the same points."""
+        self.counters.depth += 1
+        f = self.call_fun(t, y)
+        if not with_jacobian:
+            return f, None
+        self.counters.njev += 1
+        return f, self.jacobian(t, y, f, self)

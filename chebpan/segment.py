@@ -1,0 +1,315 @@
+"""One segment: hybrid Picard → Newton iteration, error estimate, next length.
+
+The solver proper (:func:`chebpan.ivp.solve_ivp`) moves from segment to
+segment; this module decides everything that happens on one of them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .basis import chebyshev_values
+from .linesearch import strong_wolfe
+from .newton import (
+    gauss_newton_matrix,
+    gradient,
+    newton_direction,
+    objective,
+    residual,
+    residual_jacobian,
+)
+from .picard import coefficients, end_value, node_values, picard_update
+
+__all__ = ["IterationOptions", "SegmentResult", "solve_segment", "error_estimate",
+           "next_length_factor", "extrapolated_guess"]
+
+SAFETY = 0.9
+MIN_FACTOR = 0.2
+MAX_FACTOR = 4.0
+#: Rounding floor of the convergence test, in units of eps·max|y|.
+ROUNDING_ULPS = 64.0
+
+
+@dataclass(frozen=True)
+class IterationOptions:
+    """Knobs of the per-segment iteration (see :func:`chebpan.solve_ivp`).
+
+    Attributes
+    ----------
+    max_picard, max_newton : int
+        Bounds on the iterations of each kind per segment attempt.
+    rho_newton : float
+        Contraction ratio of the zero-order iteration above which it hands
+        over to Newton.
+    convergence : float
+        Converged when the estimated remaining change of the node values,
+        in units of ``atol + rtol |y|``, is below this.
+    tol_ls, tol_newton : float or None
+        The paper's stopping rules (§5.5): stop the zero-order iteration when
+        ``‖X_k − X_{k−1}‖ < tol_ls`` and Newton when ``‖∇e‖ < tol_newton``
+        (2-norms of the raw coefficients / gradient).  ``None``: use
+        ``convergence`` instead.
+    """
+
+    max_picard: int = 12
+    max_newton: int = 8
+    rho_newton: float = 0.2
+    convergence: float = 1e-3
+    tol_ls: float | None = None
+    tol_newton: float | None = None
+
+
+@dataclass
+class SegmentResult:
+    """What one attempt on ``[t_a, t_a + h]`` produced.
+
+    ``x`` is the last iterate; ``f_end`` is ``f`` at (or, after a Picard exit,
+    within the convergence tolerance of) the segment end.  ``failure`` is
+    ``None`` on convergence, otherwise a short text.
+    """
+
+    x: Any
+    f_end: Any
+    y_end: Any
+    coeffs: Any
+    failure: str | None
+    used_newton: bool
+    nonfinite_t: float | None = None
+
+
+def scaled_rms_max(delta, scale, *, xp):
+    """RMS over components of ``max_m |delta| / scale``: ``delta`` (K, L, M) → float."""
+    n_comp = delta.shape[-2]
+    if n_comp == 0:
+        return 0.0
+    per_component = xp.max(xp.abs(delta), axis=-1) / scale
+    return float(xp.max(xp.sqrt(xp.mean(per_component * per_component, axis=-1))))
+
+
+def error_estimate(coeffs, scale, *, xp):
+    """Scaled truncation-error estimate from the coefficient tail.
+
+    ``|c_{N-2}| + |c_{N-1}|`` per component, divided by ``atol + rtol |y|``,
+    RMS over components (scipy's norm); max over the batch.
+    """
+    if coeffs.shape[-2] == 0:
+        return 0.0
+    tail = xp.abs(coeffs[..., -1]) + xp.abs(coeffs[..., -2])
+    ratio = tail / scale
+    return float(xp.max(xp.sqrt(xp.mean(ratio * ratio, axis=-1))))
+
+
+def next_length_factor(err: float, n_coeffs: int) -> float:
+    """Growth factor of the segment length from the scaled error estimate.
+
+    The tail coefficients of a smooth solution scale like ``h^(N-1)``, hence
+    ``SAFETY · err^(−1/(N−1))``, clipped to ``[MIN_FACTOR, MAX_FACTOR]``.
+    """
+    if err == 0.0:
+        return MAX_FACTOR
+    if not math.isfinite(err):
+        return MIN_FACTOR
+    factor = SAFETY * err ** (-1.0 / (n_coeffs - 1))
+    return min(MAX_FACTOR, max(MIN_FACTOR, factor))
+
+
+def extrapolated_guess(basis, prev_coeffs, prev_h, h, f_a, *, xp):
+    """Initial X for a segment from the previous segment's polynomial.
+
+    The previous polynomial's derivative is extrapolated onto the new nodes
+    and one zero-order update turns it into X.  Far outside [-1, 1] the high
+    Chebyshev terms blow up (``T_n(τ)`` grows like ``(τ + √(τ²−1))^n``), so
+    the series is truncated where its terms, evaluated at the far end, are
+    smallest (optimal truncation of an asymptotic series).
+    """
+    n = basis.n_coeffs
+    ratio = h / prev_h
+    tau_prev = 1 + ratio * (1 + basis.tau)  # new nodes in the previous segment's τ
+    _, slopes = chebyshev_values(n, tau_prev, xp=xp)  # (N, M)
+    size = xp.max(xp.abs(prev_coeffs), axis=-2) * xp.abs(slopes[:, -1])  # (K, N)
+    size = xp.where(xp.arange(n) < 2, xp.inf, size)
+    keep = xp.argmin(size, axis=-1)  # (K,)
+    mask = xp.astype(xp.arange(n)[None, :] <= keep[:, None], prev_coeffs.dtype)
+    derivative = xp.matmul(prev_coeffs * mask[:, None, :], slopes) * (2.0 / prev_h)
+    return picard_update(basis, f_a, derivative, xp.asarray([[h / 2]], dtype=f_a.dtype), xp=xp)
+
+
+class SegmentSolver:
+    """Runs the hybrid iteration on segments of one solve.
+
+    Parameters
+    ----------
+    basis : ChebyshevBasis
+    evaluator : chebpan.rhs.Evaluator
+    rtol, atol : float or array, shape (L,)
+    options : IterationOptions
+    counters : chebpan.counters.Counters
+    xp : namespace
+    """
+
+    def __init__(self, basis, evaluator, rtol, atol, options, counters, *, xp):
+        self.basis = basis
+        self.evaluator = evaluator
+        self.rtol = rtol
+        self.atol = atol
+        self.options = options
+        self.counters = counters
+        self.xp = xp
+        self.eps = float(xp.finfo(basis.tau.dtype).eps)
+
+    # -- helpers -----------------------------------------------------------
+    def scale(self, *values):
+        xp = self.xp
+        magnitude = xp.abs(values[0])
+        for v in values[1:]:
+            magnitude = xp.maximum(magnitude, xp.abs(v))
+        return self.atol + self.rtol * magnitude
+
+    def _converged(self, change, previous, floor):
+        """Remaining change (scaled) after an update of size ``change``."""
+        if change <= floor:
+            return True
+        if previous is not None and previous > 0:
+            rho = change / previous
+            if rho < 1:
+                change = change * rho / (1 - rho)
+        return change <= self.options.convergence
+
+    def _floor(self, y_nodes, scale):
+        """The convergence test's rounding floor, in scaled units."""
+        xp = self.xp
+        magnitude = xp.max(xp.abs(y_nodes), axis=-1)
+        return ROUNDING_ULPS * self.eps * float(xp.max(magnitude / scale))
+
+    # -- the iteration -----------------------------------------------------
+    def solve(self, t_a, h, y_a, f_a, x0, *, start_with_newton=False) -> SegmentResult:
+        """Iterate on ``[t_a, t_a + h]`` from ``x0`` until converged or failed."""
+        xp, basis, opts = self.xp, self.basis, self.options
+        half_h = xp.asarray([[h / 2]], dtype=y_a.dtype)
+        t_b = t_a + h
+        t_nodes = t_a + (h / 2) * (1 + basis.tau)
+        t_nodes = xp.concat([t_nodes[:-1], xp.asarray([t_b], dtype=t_nodes.dtype)])
+        x = x0
+        y_nodes = node_values(basis, y_a, f_a, half_h, x, xp=xp)
+        use_newton = start_with_newton
+        f_nodes, jac = self._evaluate(t_nodes, y_nodes, with_jacobian=use_newton)
+        if f_nodes is None:
+            return self._failed(x, "nonfinite", t_nodes, y_nodes)
+
+        previous = None
+        if not use_newton:
+            for _ in range(opts.max_picard):
+                self.counters.niter_picard += 1
+                x_new = picard_update(basis, f_a, f_nodes, half_h, xp=xp)
+                dx = x_new - x
+                scale = self.scale(y_a, y_nodes[..., -1])
+                change = scaled_rms_max(xp.matmul(dx, basis.phi_tilde), scale, xp=xp)
+                if not math.isfinite(change):
+                    return self._failed(x, "nonfinite", t_nodes, y_nodes)
+                x = x_new
+                if opts.tol_ls is not None:
+                    done = float(xp.sqrt(xp.sum(dx * dx))) < opts.tol_ls
+                else:
+                    done = self._converged(change, previous, self._floor(y_nodes, scale))
+                if done:
+                    # f at the previous iterate's end point: within the
+                    # convergence tolerance of f(t_b, y_b), see docs/algorithm.
+                    return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1], used_newton=False)
+                if previous is not None and change > opts.rho_newton * previous:
+                    break
+                previous = change
+                y_nodes = node_values(basis, y_a, f_a, half_h, x, xp=xp)
+                f_nodes, jac = self._evaluate(t_nodes, y_nodes, with_jacobian=False)
+                if f_nodes is None:
+                    return self._failed(x, "nonfinite", t_nodes, y_nodes)
+            # Too slow: Newton from the newest iterate.
+            y_nodes = node_values(basis, y_a, f_a, half_h, x, xp=xp)
+            f_nodes, jac = self._evaluate(t_nodes, y_nodes, with_jacobian=True)
+            if f_nodes is None:
+                return self._failed(x, "nonfinite", t_nodes, y_nodes)
+        return self._newton(t_nodes, y_a, f_a, half_h, x, y_nodes, f_nodes, jac)
+
+    def _newton(self, t_nodes, y_a, f_a, half_h, x, y_nodes, f_nodes, jac):
+        xp, basis, opts = self.xp, self.basis, self.options
+        r = residual(basis, f_a, f_nodes, half_h, x, xp=xp)
+        a = residual_jacobian(basis, jac, half_h, xp=xp)
+        grad = gradient(basis, a, r, xp=xp)
+        value = float(objective(basis, r, xp=xp)[0])
+        previous = None
+        for _ in range(opts.max_newton):
+            self.counters.niter_newton += 1
+            if opts.tol_newton is not None and float(xp.sqrt(xp.sum(grad * grad))) < opts.tol_newton:
+                return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1], used_newton=True)
+            self.counters.nlu += 1
+            direction = newton_direction(gauss_newton_matrix(a, xp=xp), grad, xp=xp)
+            scale = self.scale(y_a, y_nodes[..., -1])
+            change = scaled_rms_max(xp.matmul(direction, basis.phi_tilde), scale, xp=xp)
+            if not math.isfinite(change):
+                return self._failed(x, "nonfinite", t_nodes, y_nodes)
+            floor = self._floor(y_nodes, scale)
+            slope = float(xp.sum(grad * direction))
+            if change <= floor or not slope < 0:
+                # Nothing left to gain above rounding (a direction that is not
+                # downhill only happens there, through rounding in H or ∇e).
+                if opts.tol_newton is None and change <= max(floor, opts.convergence):
+                    return self._finish(y_a, f_a, half_h, x + direction, f_nodes[..., -1],
+                                        used_newton=True)
+                return self._failed(x, "stalled", t_nodes, y_nodes)
+
+            def phi(alpha):
+                x_trial = x + alpha * direction
+                y_trial = node_values(basis, y_a, f_a, half_h, x_trial, xp=xp)
+                f_trial, jac_trial = self._evaluate(t_nodes, y_trial, with_jacobian=True)
+                if f_trial is None:
+                    return math.inf, math.nan, None
+                r_trial = residual(basis, f_a, f_trial, half_h, x_trial, xp=xp)
+                a_trial = residual_jacobian(basis, jac_trial, half_h, xp=xp)
+                g_trial = gradient(basis, a_trial, r_trial, xp=xp)
+                return (float(objective(basis, r_trial, xp=xp)[0]),
+                        float(xp.sum(g_trial * direction)),
+                        (x_trial, y_trial, f_trial, r_trial, a_trial, g_trial))
+
+            search = strong_wolfe(phi, value, slope)
+            if search.payload is None:
+                if change <= opts.convergence:
+                    return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1], used_newton=True)
+                return self._failed(x, "line search failed", t_nodes, y_nodes)
+            x, y_nodes, f_nodes, r, a, grad = search.payload
+            value = search.value
+            change *= search.alpha
+            if opts.tol_newton is None and self._converged(change, previous, floor):
+                return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1], used_newton=True)
+            previous = change
+        return self._failed(x, "no convergence", t_nodes, y_nodes)
+
+    def _evaluate(self, t_nodes, y_nodes, *, with_jacobian):
+        """f (and J) at the nodes as (K, L, M) and (K, M, L, L); None if not finite."""
+        xp = self.xp
+        k, n_comp, m = y_nodes.shape
+        flat_y = xp.reshape(xp.permute_dims(y_nodes, (1, 0, 2)), (n_comp, k * m))
+        flat_t = xp.reshape(xp.broadcast_to(t_nodes[None, :], (k, m)), (k * m,))
+        f, jac = self.evaluator.evaluate(flat_t, flat_y, with_jacobian=with_jacobian)
+        if not bool(xp.all(xp.isfinite(f))):
+            return None, None
+        f_nodes = xp.permute_dims(xp.reshape(f, (n_comp, k, m)), (1, 0, 2))
+        if jac is not None:
+            jac = xp.reshape(jac, (k, m, n_comp, n_comp))
+            if not bool(xp.all(xp.isfinite(jac))):
+                return None, None
+        return f_nodes, jac
+
+    def _finish(self, y_a, f_a, half_h, x, f_end, *, used_newton):
+        xp, basis = self.xp, self.basis
+        y_end = end_value(basis, y_a, f_a, half_h, x, xp=xp)
+        coeffs = coefficients(basis, y_a, f_a, half_h, x, xp=xp)
+        return SegmentResult(x=x, f_end=f_end, y_end=y_end, coeffs=coeffs, failure=None,
+                             used_newton=used_newton)
+
+    def _failed(self, x, why, t_nodes, y_nodes):
+        t_bad = None
+        if why == "nonfinite":
+            t_bad = float(t_nodes[0])
+        return SegmentResult(x=x, f_end=None, y_end=None, coeffs=None, failure=why,
+                             used_newton=False, nonfinite_t=t_bad)
