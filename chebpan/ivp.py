@@ -18,6 +18,7 @@ from .segment import (
     MIN_FACTOR,
     IterationOptions,
     SegmentSolver,
+    decay_error_estimate,
     error_estimate,
     extrapolated_guess,
     next_length_factor,
@@ -40,7 +41,7 @@ __all__ = ["solve_ivp", "DEFAULT_N_COEFFS"]
 #: Default number of Chebyshev coefficients per segment (see docs/options).
 DEFAULT_N_COEFFS = 32
 #: Order used only to size the very first segment (scipy's heuristic).
-_INITIAL_ORDER = 7
+_INITIAL_ORDER = 15
 
 
 def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
@@ -260,7 +261,8 @@ class _SegmentLoop:
             if h_abs < min_step:
                 self._fail(self._failure_message(t))
                 return
-            t_new = self.tf if h_abs >= remaining else t + self.direction * h_abs
+            # Stretch a segment rather than leave a short one behind it.
+            t_new = self.tf if STRETCH * h_abs >= remaining else t + self.direction * h_abs
             h = t_new - t
             if previous is None:
                 x0 = xp.zeros((1, y.shape[-1], self.basis.n_coeffs - 2), dtype=y.dtype)
@@ -276,7 +278,10 @@ class _SegmentLoop:
                 continue
             scale = self.atol + self.rtol * xp.maximum(xp.abs(y), xp.abs(outcome.y_end))
             err = error_estimate(outcome.coeffs, scale, xp=xp)
-            factor = next_length_factor(err, self.basis.n_coeffs)
+            predicted = decay_error_estimate(outcome.coeffs, scale, xp=xp)
+            growth = FIRST_MAX_FACTOR if previous is None else MAX_FACTOR
+            factor = next_length_factor(err if predicted is None else min(err, predicted),
+                                        self.basis.n_coeffs, growth)
             if err > 1:
                 self.counters.nrejected += 1
                 self.last_failure = ("error", t, t_new)
@@ -364,5 +369,9 @@ class _SegmentLoop:
         )
 
 
+#: Largest growth of the length after the first segment (sized by a heuristic).
+FIRST_MAX_FACTOR = 20.0
+#: A segment within this factor of the end is stretched to reach it.
+STRETCH = 1.25
 #: Largest factor applied to the length after an error rejection.
 SAFETY_REJECT = 0.9

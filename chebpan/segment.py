@@ -23,7 +23,7 @@ from .newton import (
 from .picard import coefficients, end_value, node_values, picard_update
 
 __all__ = ["IterationOptions", "SegmentResult", "solve_segment", "error_estimate",
-           "next_length_factor", "extrapolated_guess"]
+           "next_length_factor", "extrapolated_guess", "decay_error_estimate"]
 
 SAFETY = 0.9
 MIN_FACTOR = 0.2
@@ -77,6 +77,7 @@ class SegmentResult:
     failure: str | None
     used_newton: bool
     nonfinite_t: float | None = None
+    rounds: int = 0
 
 
 def scaled_rms_max(delta, scale, *, xp):
@@ -101,18 +102,53 @@ def error_estimate(coeffs, scale, *, xp):
     return float(xp.max(xp.sqrt(xp.mean(ratio * ratio, axis=-1))))
 
 
-def next_length_factor(err: float, n_coeffs: int) -> float:
+def decay_error_estimate(coeffs, scale, *, xp):
+    """Tail estimate from the geometric decay of the coefficients, or None.
+
+    When a segment is short, its last coefficients sit at the rounding floor
+    and say nothing about how much longer the segment could be.  Fitting
+    ``log(|c_2k| + |c_2k+1|)`` (scaled, max over components) by a line over
+    the pairs above the floor and reading the line at the last pair gives
+    the tail that the decay rate predicts.  Pairs keep odd/even functions
+    (whose every other coefficient vanishes) from breaking the fit.
+    """
+    n = coeffs.shape[-1]
+    if coeffs.shape[-2] == 0 or n < 8:
+        return None
+    eps = float(xp.finfo(coeffs.dtype).eps)
+    scaled = xp.max(xp.abs(coeffs) / scale[..., None], axis=(0, 1))  # (N,)
+    n_pairs = n // 2
+    pairs = xp.sum(xp.reshape(scaled[2:2 * n_pairs], (n_pairs - 1, 2)), axis=-1)
+    floor = 100 * eps * xp.max(scaled)
+    mask = xp.astype(pairs > floor, pairs.dtype)
+    count = float(xp.sum(mask))
+    if count < 3:
+        # (Almost) nothing above rounding: a low-degree polynomial, which
+        # says only that the segment can be much longer.
+        return 0.0 if count == 0 or float(pairs[-1]) <= floor else None
+    j = xp.astype(xp.arange(1, n_pairs), pairs.dtype)
+    log_pairs = xp.log(xp.where(pairs > floor, pairs, xp.ones_like(pairs)))
+    j_mean = xp.sum(mask * j) / count
+    log_mean = xp.sum(mask * log_pairs) / count
+    centred = mask * (j - j_mean)
+    slope = float(xp.sum(centred * (log_pairs - log_mean)) / xp.sum(centred * centred))
+    if not slope < 0:
+        return None
+    return math.exp(float(log_mean) + slope * (n_pairs - 1 - float(j_mean)))
+
+
+def next_length_factor(err: float, n_coeffs: int, max_factor: float = MAX_FACTOR) -> float:
     """Growth factor of the segment length from the scaled error estimate.
 
     The tail coefficients of a smooth solution scale like ``h^(N-1)``, hence
     ``SAFETY · err^(−1/(N−1))``, clipped to ``[MIN_FACTOR, MAX_FACTOR]``.
     """
     if err == 0.0:
-        return MAX_FACTOR
+        return max_factor
     if not math.isfinite(err):
         return MIN_FACTOR
     factor = SAFETY * err ** (-1.0 / (n_coeffs - 1))
-    return min(MAX_FACTOR, max(MIN_FACTOR, factor))
+    return min(max_factor, max(MIN_FACTOR, factor))
 
 
 def extrapolated_guess(basis, prev_coeffs, prev_h, h, f_a, *, xp):
@@ -186,6 +222,12 @@ class SegmentSolver:
     # -- the iteration -----------------------------------------------------
     def solve(self, t_a, h, y_a, f_a, x0, *, start_with_newton=False) -> SegmentResult:
         """Iterate on ``[t_a, t_a + h]`` from ``x0`` until converged or failed."""
+        depth_before = self.counters.depth
+        result = self._solve(t_a, h, y_a, f_a, x0, start_with_newton=start_with_newton)
+        result.rounds = self.counters.depth - depth_before
+        return result
+
+    def _solve(self, t_a, h, y_a, f_a, x0, *, start_with_newton):
         xp, basis, opts = self.xp, self.basis, self.options
         half_h = xp.asarray([[h / 2]], dtype=y_a.dtype)
         t_b = t_a + h
