@@ -268,7 +268,7 @@ class _SegmentLoop:
                 x0 = xp.zeros((1, y.shape[-1], self.basis.n_coeffs - 2), dtype=y.dtype)
             else:
                 x0 = extrapolated_guess(self.basis, previous[0], previous[1], h, f, xp=xp)
-            outcome = self.solver.solve(t, h, y, f, x0, start_with_newton=start_with_newton)
+            outcome = self.solver.solve(t, t_new, y, f, x0, start_with_newton=start_with_newton)
             if outcome.failure is not None:
                 self.counters.nrejected += 1
                 self.last_failure = (outcome.failure, t, t_new)

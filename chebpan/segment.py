@@ -220,17 +220,22 @@ class SegmentSolver:
         return ROUNDING_ULPS * self.eps * float(xp.max(magnitude / scale))
 
     # -- the iteration -----------------------------------------------------
-    def solve(self, t_a, h, y_a, f_a, x0, *, start_with_newton=False) -> SegmentResult:
-        """Iterate on ``[t_a, t_a + h]`` from ``x0`` until converged or failed."""
+    def solve(self, t_a, t_b, y_a, f_a, x0, *, start_with_newton=False) -> SegmentResult:
+        """Iterate on ``[t_a, t_b]`` from ``x0`` until converged or failed.
+
+        ``t_b`` is passed (not ``h``) because ``t_a + (t_b − t_a)`` may round
+        past ``t_b``: the last node must be exactly the segment end, so that
+        ``fun`` is never evaluated outside ``t_span``.
+        """
         depth_before = self.counters.depth
-        result = self._solve(t_a, h, y_a, f_a, x0, start_with_newton=start_with_newton)
+        result = self._solve(t_a, t_b, y_a, f_a, x0, start_with_newton=start_with_newton)
         result.rounds = self.counters.depth - depth_before
         return result
 
-    def _solve(self, t_a, h, y_a, f_a, x0, *, start_with_newton):
+    def _solve(self, t_a, t_b, y_a, f_a, x0, *, start_with_newton):
         xp, basis, opts = self.xp, self.basis, self.options
+        h = t_b - t_a
         half_h = xp.asarray([[h / 2]], dtype=y_a.dtype)
-        t_b = t_a + h
         t_nodes = t_a + (h / 2) * (1 + basis.tau)
         t_nodes = xp.concat([t_nodes[:-1], xp.asarray([t_b], dtype=t_nodes.dtype)])
         x = x0

@@ -283,8 +283,6 @@ def test_validators_match_scipy(case):
 
 @pytest.mark.parametrize("case", CASES, ids=_ids(CASES))
 def test_solve_ivp_matches_scipy(case):
-    if not hasattr(chebpan, "solve_ivp"):
-        pytest.skip("solve_ivp not yet available")
     expected = expected_outcome(case)
     assert_outcome(lambda: chebpan.solve_ivp(**case.full_kwargs("PAN")),
                    expected)

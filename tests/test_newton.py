@@ -1,0 +1,351 @@
+"""Tests of chebpan.newton: residual, analytic gradient, Gauss–Newton matrix, Newton step.
+
+The gradient is checked against central finite differences of the objective itself,
+H against DESIGN §1's explicit formula and against exact second differences of a
+quadratic objective, and the Newton step against the exactness it must have on
+linear problems.
+"""
+
+import array_api_compat.numpy as anp
+import numpy as np
+import pytest
+import scipy.linalg
+from numpy.testing import assert_allclose
+
+from chebpan.basis import get_basis
+from chebpan.newton import (
+    gauss_newton_matrix,
+    gradient,
+    newton_direction,
+    objective,
+    residual,
+    residual_jacobian,
+)
+from chebpan.picard import end_value, node_values
+from chebpan.problems import lorenz, spiral
+
+
+class Segment:
+    """A batch of K segments [t_a, t_a + h] of y' = fun(t, y) with the (N, M) basis."""
+
+    def __init__(self, fun, jac, y_a, t_a, h, N, M):
+        self.fun, self.jac = fun, jac
+        self.basis = b = get_basis(N, M, xp=anp, dtype=np.float64)
+        self.y_a = np.asarray(y_a, dtype=float)  # (K, L)
+        self.t_a = np.asarray(t_a, dtype=float)  # (K,)
+        self.h = np.asarray(h, dtype=float)  # (K,)
+        self.half_h = (self.h / 2)[:, None]
+        self.t_nodes = self.t_a[:, None] + self.half_h * (1 + np.asarray(b.tau))  # (K, M)
+        self.f_a = np.stack([fun(self.t_a[k], self.y_a[k]) for k in range(len(self.t_a))])
+
+    def y_nodes(self, x):
+        return node_values(self.basis, self.y_a, self.f_a, self.half_h, x, xp=anp)
+
+    def f_nodes(self, x):
+        y = self.y_nodes(x)
+        return np.stack([self.fun(self.t_nodes[k], y[k]) for k in range(y.shape[0])])
+
+    def jac_nodes(self, x):
+        """(K, M, L, L) from a vectorised jac returning (L, L, M)."""
+        y = self.y_nodes(x)
+        return np.stack([np.moveaxis(self.jac(self.t_nodes[k], y[k]), -1, 0)
+                         for k in range(y.shape[0])])
+
+    def residual(self, x):
+        return residual(self.basis, self.f_a, self.f_nodes(x), self.half_h, x, xp=anp)
+
+    def objective(self, x):
+        return objective(self.basis, self.residual(x), xp=anp)
+
+    def a_matrix(self, x):
+        return residual_jacobian(self.basis, self.jac_nodes(x), self.half_h, xp=anp)
+
+    def gradient(self, x):
+        return gradient(self.basis, self.a_matrix(x), self.residual(x), xp=anp)
+
+
+def _tanh_problem():
+    """y' = tanh(A y) with a non-normal 3×3 A, and its exact Jacobian (vectorised)."""
+    A = np.array([[0.3, 1.0, -0.5], [-1.2, -0.1, 0.4], [0.2, -0.7, 0.5]])
+
+    def fun(t, y):
+        return np.tanh(A @ y)
+
+    def jac(t, y):
+        s = 1 - np.tanh(A @ y) ** 2  # (L, M)
+        return s[:, None, :] * A[:, :, None]
+
+    return fun, jac, np.array([[1.0, -0.5, 0.3], [0.2, 0.4, -1.0]])
+
+
+def _lorenz_problem():
+    p = lorenz()
+    return p.fun, p.jac, np.array([p.y0, [-5.0, 3.0, 20.0]])
+
+
+def _spiral_problem():
+    p = spiral()
+    return p.fun, p.jac, np.array([p.y0, [-1.0, 0.5]])
+
+
+def _time_dependent_problem():
+    """y' = sin(t) y1 y2 − y3, ...: explicitly t-dependent, to check the node times."""
+    def fun(t, y):
+        return np.stack([np.sin(t) * y[0] * y[1] - y[2], np.cos(3 * t) * y[0] ** 2, y[0] - y[1]])
+
+    def jac(t, y):
+        z, one = np.zeros_like(y[0]), np.ones_like(y[0])
+        return np.stack([
+            np.stack([np.sin(t) * y[1], np.sin(t) * y[0], -one]),
+            np.stack([2 * np.cos(3 * t) * y[0], z, z]),
+            np.stack([one, -one, z]),
+        ])
+
+    return fun, jac, np.array([[0.7, -0.2, 0.4], [1.1, 0.3, -0.6]])
+
+
+PROBLEMS = {
+    "tanh": _tanh_problem,
+    "lorenz": _lorenz_problem,
+    "spiral": _spiral_problem,
+    "time": _time_dependent_problem,
+}
+# (N, M, h per batch member): collocation and least squares, forward and backward
+SETUPS = [(8, 7, [0.3, -0.2]), (8, 11, [0.25, 0.15]), (12, 11, [-0.1, 0.4])]
+
+
+def _random_x(rng, K, L, N, scale=0.05):
+    # decaying coefficients, like a smooth solution's
+    return scale * rng.standard_normal((K, L, N - 2)) / np.arange(2, N)[None, None, :] ** 2
+
+
+def _fd_gradient(seg, x, step=1e-6):
+    """Central differences of the objective, per entry of X (per batch member)."""
+    g = np.zeros_like(x)
+    for idx in np.ndindex(*x.shape[1:]):
+        d = np.zeros_like(x)
+        d[(slice(None), *idx)] = step
+        g[(slice(None), *idx)] = (seg.objective(x + d) - seg.objective(x - d)) / (2 * step)
+    return g
+
+
+@pytest.mark.parametrize("name", sorted(PROBLEMS))
+@pytest.mark.parametrize("N,M,h", SETUPS)
+def test_gradient_matches_central_differences(name, N, M, h):
+    fun, jac, y_a = PROBLEMS[name]()
+    K, L = y_a.shape
+    seg = Segment(fun, jac, y_a, t_a=[0.3, -1.0], h=h, N=N, M=M)
+    rng = np.random.default_rng(N * M)
+    x = _random_x(rng, K, L, N, scale=0.5 * np.abs(y_a).max())
+    r = seg.residual(x)
+    assert r.shape == (K, L, M)
+    assert np.all(seg.objective(x) > 0)
+    g = seg.gradient(x)
+    assert g.shape == x.shape
+    g_fd = _fd_gradient(seg, x, step=1e-6 * max(1.0, np.abs(x).max()))
+    for k in range(K):
+        err = np.abs(g[k] - g_fd[k]).max() / np.abs(g_fd[k]).max()
+        assert err < 1e-6, (k, err)
+
+
+def test_gradient_check_detects_a_wrong_jacobian():
+    """Sanity for the test above: a slightly wrong J gives a gradient the FD check rejects."""
+    fun, jac, y_a = _lorenz_problem()
+    N, M = 8, 7
+    wrong = lambda t, y: jac(t, y) * 1.01  # noqa: E731
+    seg = Segment(fun, jac, y_a, [0.0, 0.0], [0.2, 0.2], N, M)
+    seg_wrong = Segment(fun, wrong, y_a, [0.0, 0.0], [0.2, 0.2], N, M)
+    x = _random_x(np.random.default_rng(0), 2, 3, N, scale=5.0)
+    g_fd = _fd_gradient(seg, x)
+    err = np.abs(seg_wrong.gradient(x) - g_fd).max() / np.abs(g_fd).max()
+    assert err > 1e-4
+
+
+def test_residual_is_zero_at_first_node_and_matches_definition():
+    fun, jac, y_a = _tanh_problem()
+    N, M = 10, 13
+    seg = Segment(fun, jac, y_a, [0.1, 2.0], [0.5, -0.3], N, M)
+    x = _random_x(np.random.default_rng(1), 2, 3, N, scale=1.0)
+    r = seg.residual(x)
+    assert np.all(r[..., 0] == 0) or np.abs(r[..., 0]).max() < 1e-15
+    # definition: r̃_m = (h/2) (f_a − f(t_m, y_m)) + Σ_n X_n D̃[n, m] = (h/2) (y'(t_m) − f(t_m, y_m))
+    # with y' from numpy's derivative of the Chebyshev series of the same polynomial
+    from chebpan.picard import coefficients
+    import numpy.polynomial.chebyshev as C
+    c = coefficients(seg.basis, seg.y_a, seg.f_a, seg.half_h, x, xp=anp)
+    tau = np.asarray(seg.basis.tau)
+    f = seg.f_nodes(x)
+    for k in range(2):
+        dy_dtau = np.stack([C.chebval(tau, C.chebder(c[k, l])) for l in range(3)])
+        assert_allclose(r[k], dy_dtau - seg.half_h[k] * f[k], rtol=0, atol=1e-13)
+    # objective = Σ_m w_m ‖r_m‖²
+    w = np.asarray(seg.basis.weights)
+    assert_allclose(seg.objective(x), np.einsum("klm,m->k", r * r, w), rtol=1e-14)
+
+
+def _design_formulas(seg, x):
+    """DESIGN §1's ∇e and H (unscaled residual), from the quadruple sum."""
+    b = seg.basis
+    D, Phi, w = np.asarray(b.d_tilde), np.asarray(b.phi_tilde), np.asarray(b.weights)
+    J = seg.jac_nodes(x)  # (K, M, L, L)
+    K, M, L, _ = J.shape
+    n = b.n_coeffs - 2
+    r = seg.residual(x) / seg.half_h[:, :, None]  # DESIGN's unscaled r_m, (K, L, M)
+    grads, hs = [], []
+    for k in range(K):
+        s = 2 / seg.h[k]
+        g = 2 * (np.einsum("m,nm,lm->ln", w, s * D, r[k])
+                 - np.einsum("m,nm,mil,im->ln", w, Phi, J[k], r[k]))
+        eye = np.eye(L)
+        H = 2 * (np.einsum("m,nm,km,ij->injk", w, s * s * D, D, eye)
+                 - np.einsum("m,nm,km,mij->injk", w, s * D, Phi, J[k])
+                 - np.einsum("m,nm,km,mji->injk", w, s * Phi, D, J[k])
+                 + np.einsum("m,nm,km,mli,mlj->injk", w, Phi, Phi, J[k], J[k]))
+        grads.append(g)
+        hs.append(H.reshape(L * n, L * n))  # layout (i, n) = X's (L, N-2), flattened
+    return np.stack(grads), np.stack(hs)
+
+
+@pytest.mark.parametrize("name", ["lorenz", "tanh", "time"])
+@pytest.mark.parametrize("N,M,h", SETUPS)
+def test_gradient_and_hessian_match_design_formulas(name, N, M, h):
+    """newton.py works with r̃ = (h/2) r: its ∇ẽ and H̃ are DESIGN's times (h/2)²."""
+    fun, jac, y_a = PROBLEMS[name]()
+    seg = Segment(fun, jac, y_a, [0.0, 1.0], h, N, M)
+    x = _random_x(np.random.default_rng(2), *y_a.shape, N, scale=1.0)
+    a = seg.a_matrix(x)
+    g = gradient(seg.basis, a, seg.residual(x), xp=anp)
+    H = gauss_newton_matrix(a, xp=anp)
+    g_design, h_design = _design_formulas(seg, x)
+    for k in range(y_a.shape[0]):
+        q = (seg.h[k] / 2) ** 2
+        assert_allclose(g[k], q * g_design[k], rtol=0, atol=1e-12 * np.abs(g[k]).max())
+        assert_allclose(H[k], q * h_design[k], rtol=0, atol=1e-12 * np.abs(H[k]).max())
+
+
+@pytest.mark.parametrize("name", sorted(PROBLEMS))
+@pytest.mark.parametrize("N,M,h", SETUPS)
+def test_gauss_newton_matrix_symmetric_psd(name, N, M, h):
+    fun, jac, y_a = PROBLEMS[name]()
+    K, L = y_a.shape
+    seg = Segment(fun, jac, y_a, [0.0, 1.0], h, N, M)
+    x = _random_x(np.random.default_rng(3), K, L, N, scale=1.0)
+    H = gauss_newton_matrix(seg.a_matrix(x), xp=anp)
+    n = L * (N - 2)
+    assert H.shape == (K, n, n)
+    for k in range(K):
+        assert_allclose(H[k], H[k].T, rtol=0, atol=1e-14 * np.abs(H[k]).max())
+        eig = np.linalg.eigvalsh(H[k])
+        assert eig.min() >= -1e-12 * eig.max()
+        assert eig.max() > 0
+
+
+def _linear_problem(L=3, seed=0):
+    """y' = A y + b(t): f affine in y with the exact constant Jacobian."""
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((L, L))
+    v = rng.standard_normal(L)
+
+    def fun(t, y):
+        return A @ y + np.multiply.outer(v, np.sin(2 * np.asarray(t)))
+
+    def jac(t, y):
+        return np.broadcast_to(A[:, :, None], (L, L, np.shape(y)[-1]))
+
+    return fun, jac, A, v
+
+
+@pytest.mark.parametrize("N,M,h", SETUPS)
+def test_hessian_is_exact_second_difference_for_linear_f(N, M, h):
+    """For affine f, ẽ is quadratic with Hessian exactly H: e(X+d)+e(X−d)−2e(X) = dᵀHd."""
+    fun, jac, A, v = _linear_problem()
+    y_a = np.array([[1.0, -0.5, 0.25], [0.3, 0.2, -0.8]])
+    seg = Segment(fun, jac, y_a, [0.0, 0.5], h, N, M)
+    rng = np.random.default_rng(4)
+    x = _random_x(rng, 2, 3, N, scale=1.0)
+    H = gauss_newton_matrix(seg.a_matrix(x), xp=anp)
+    for _ in range(3):
+        d = rng.standard_normal(x.shape)
+        second = seg.objective(x + d) + seg.objective(x - d) - 2 * seg.objective(x)
+        quad = np.einsum("ki,kij,kj->k", d.reshape(2, -1), H, d.reshape(2, -1))
+        assert_allclose(second, quad, rtol=1e-10)
+
+
+@pytest.mark.parametrize("N,h", [(6, [0.5, -0.3]), (10, [0.2, 1.0]), (16, [-0.7, 0.4])])
+def test_one_newton_step_is_exact_for_linear_odes_collocation(N, h):
+    """Collocation (M = N − 1): one Newton step from any X zeroes the residual."""
+    M = N - 1
+    fun, jac, A, v = _linear_problem(seed=N)
+    y_a = np.array([[1.0, -0.5, 0.25], [0.3, 0.2, -0.8]])
+    seg = Segment(fun, jac, y_a, [0.0, 0.5], h, N, M)
+    rng = np.random.default_rng(5)
+    x = _random_x(rng, 2, 3, N, scale=2.0)
+    r0 = seg.residual(x)
+    a = seg.a_matrix(x)
+    g = gradient(seg.basis, a, r0, xp=anp)
+    d = newton_direction(gauss_newton_matrix(a, xp=anp), g, xp=anp)
+    assert d.shape == x.shape
+    assert np.all(np.einsum("kln,kln->k", g, d) < 0)  # a descent direction
+    r1 = seg.residual(x + d)
+    for k in range(2):
+        assert np.abs(r1[k]).max() <= 1e-12 * max(1.0, np.abs(r0[k]).max()), np.abs(r1[k]).max()
+
+
+def test_newton_collocation_solution_is_the_exact_solution_for_linear_ode():
+    """The collocation polynomial of y' = A y + b(t) on a short segment is spectrally
+    accurate: its end value agrees with the exact solution (variation of constants)."""
+    N, M = 20, 19
+    fun, jac, A, v = _linear_problem(seed=11)
+    y_a = np.array([[1.0, -0.5, 0.25]])
+    h = 0.5
+    seg = Segment(fun, jac, y_a, [0.1], [h], N, M)
+    x = np.zeros((1, 3, N - 2))
+    a = seg.a_matrix(x)
+    g = gradient(seg.basis, a, seg.residual(x), xp=anp)
+    x = x + newton_direction(gauss_newton_matrix(a, xp=anp), g, xp=anp)
+    y_end = end_value(seg.basis, seg.y_a, seg.f_a, seg.half_h, x, xp=anp)[0]
+
+    # exact: y(t) = e^{A(t−t_a)} y_a + ∫ e^{A(t−s)} v sin(2 s) ds, via the augmented
+    # linear system z = (y, sin 2t, cos 2t): z' = B z
+    B = np.zeros((5, 5))
+    B[:3, :3] = A
+    B[:3, 3] = v
+    B[3, 4] = 2.0
+    B[4, 3] = -2.0
+    z0 = np.concatenate([y_a[0], [np.sin(0.2), np.cos(0.2)]])
+    exact = (scipy.linalg.expm(B * h) @ z0)[:3]
+    assert_allclose(y_end, exact, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("N,M", [(8, 11), (12, 20)])
+def test_one_newton_step_minimises_linear_least_squares(N, M):
+    """Least squares (M > N − 1): for affine f one step reaches the minimiser (∇ẽ = 0)."""
+    fun, jac, A, v = _linear_problem(seed=M)
+    y_a = np.array([[1.0, -0.5, 0.25], [0.3, 0.2, -0.8]])
+    seg = Segment(fun, jac, y_a, [0.0, 0.5], [0.8, -0.6], N, M)
+    x = _random_x(np.random.default_rng(6), 2, 3, N, scale=2.0)
+    a = seg.a_matrix(x)
+    g0 = gradient(seg.basis, a, seg.residual(x), xp=anp)
+    d = newton_direction(gauss_newton_matrix(a, xp=anp), g0, xp=anp)
+    g1 = seg.gradient(x + d)
+    e0, e1 = seg.objective(x), seg.objective(x + d)
+    assert np.all(e1 < e0)
+    for k in range(2):
+        assert np.abs(g1[k]).max() <= 1e-11 * np.abs(g0[k]).max()
+        # and it is a minimum: no random perturbation decreases ẽ
+        for s in np.random.default_rng(k).standard_normal((3, *x.shape[1:])):
+            xp_ = (x + d).copy()
+            xp_[k] += 1e-3 * s
+            assert seg.objective(xp_)[k] >= e1[k]
+
+
+def test_newton_not_exact_for_nonlinear_ode():
+    """Sanity: on a nonlinear f, one step does not zero the residual (the tests above can fail)."""
+    fun, jac, y_a = _lorenz_problem()
+    N = 10
+    seg = Segment(fun, jac, y_a, [0.0, 0.0], [0.3, 0.3], N, N - 1)
+    x = _random_x(np.random.default_rng(7), 2, 3, N, scale=5.0)
+    a = seg.a_matrix(x)
+    g = gradient(seg.basis, a, seg.residual(x), xp=anp)
+    d = newton_direction(gauss_newton_matrix(a, xp=anp), g, xp=anp)
+    assert np.abs(seg.residual(x + d)).max() > 1e-8
