@@ -27,7 +27,8 @@ Sweep rules (to bound the run time, about 2-4 minutes): a tolerance is skipped w
 the previous run of the method took longer than ``--max-run`` seconds, or when the
 method has already reached the target and the previous run took more than three times
 as long as its cheapest successful one (tighter tolerances only cost more). Only the
-successful runs within 1.5x of the fastest single successful run are re-timed. A
+successful runs within 1.5x of the fastest successful run of the sweep (timed once,
+or best of two when below 1 s) are re-timed. A
 method that never reaches the target gets, in the summary, its most accurate run
 (re-timed) and a ratio in parentheses: chebpan at the target against that less
 accurate run.
@@ -89,7 +90,7 @@ def npoints_of(res, method):
 
 
 def sweep(problem, ref, method, target, max_run):
-    """Single timed runs over TOLERANCES; returns a list of dicts (one per tolerance)."""
+    """Timed runs over TOLERANCES (best of 2 below 1 s); a list of dicts, one per tol."""
     solve(problem, method, TOLERANCES[0])  # warm-up (numba compilation for chebpan)
     runs = []
     last_time = 0.0
@@ -105,6 +106,8 @@ def sweep(problem, ref, method, target, max_run):
             continue
         print(f"  {method:8s} tol {tol:.0e} ...", end="", file=sys.stderr, flush=True)
         res, seconds = timed(problem, method, tol)
+        if seconds < 1.0:  # a second run damps the noise in choosing the candidates
+            seconds = min(seconds, timed(problem, method, tol)[1])
         err = error_of(res, ref)
         print(f" {seconds:7.3f} s, error {err:.2e}", file=sys.stderr, flush=True)
         runs.append({"tol": tol, "error": err, "time": seconds, "success": res.success,
@@ -197,7 +200,7 @@ def main(argv=None):
         best[method] = cheapest(problem, ref, method, sweeps[method], args.target,
                                 args.repeats)
 
-    print("## Sweep (one run per tolerance)\n")
+    print("## Sweep (wall time: one run, best of two when below 1 s)\n")
     print("| method | rtol = atol | error | wall time [ms] | depth | npoints |")
     print("|---|---:|---:|---:|---:|---:|")
     for method in methods:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import math
 
-import array_api_compat
 import numpy as np
 import scipy.integrate
 
+from .backend import namespace_of
 from .basis import get_basis
 from .counters import Counters
 from .dense import OdeSolution
 from .result import MESSAGES, TOO_SMALL_STEP, OdeResult
 from .rhs import Evaluator
+from .picard import coefficients
 from .segment import (
     MAX_FACTOR,
     MIN_FACTOR,
@@ -174,7 +175,7 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
     max_step = validate_max_step(max_step)
     rtol, atol = validate_tol(rtol, atol, y0.shape[0])
 
-    xp = array_api_compat.array_namespace(y0)
+    xp = namespace_of(y0)
     counters = Counters()
     evaluator = Evaluator(fun, jac, y0.shape[0], vectorized=vectorized,
                           vectorized_jac=vectorized_jac, xp=xp, dtype=y0.dtype,
@@ -252,6 +253,7 @@ class _SegmentLoop:
             return
         h_abs = first_step if first_step is not None else self.initial_length()
         previous = None  # (coeffs, h) of the last accepted segment
+        attempt = None  # (coeffs, h) of the last attempt if it failed from t
         start_with_newton = False
         rejected_here = False
         while self.status is None:
@@ -264,13 +266,21 @@ class _SegmentLoop:
             # Stretch a segment rather than leave a short one behind it.
             t_new = self.tf if STRETCH * h_abs >= remaining else t + self.direction * h_abs
             h = t_new - t
-            if previous is None:
-                x0 = xp.zeros((1, y.shape[-1], self.basis.n_coeffs - 2), dtype=y.dtype)
-            else:
-                x0 = extrapolated_guess(self.basis, previous[0], previous[1], h, f, xp=xp)
+            # Start from the Euler polynomial (X = 0) and, where there is one,
+            # the previous segment extrapolated; the better one is kept.
+            x0 = [xp.zeros((1, y.shape[-1], self.basis.n_coeffs - 2), dtype=y.dtype)]
+            if previous is not None:
+                x0.append(extrapolated_guess(self.basis, previous[0], previous[1], h, f, xp=xp))
+            if attempt is not None:
+                x0.append(extrapolated_guess(self.basis, attempt[0], attempt[1], h, f, xp=xp,
+                                             tau_start=-1.0))
             outcome = self.solver.solve(t, t_new, y, f, x0, start_with_newton=start_with_newton)
+            attempt = None
             if outcome.failure is not None:
                 self.counters.nrejected += 1
+                if outcome.failure != "nonfinite":
+                    attempt = (coefficients(self.basis, y, f, xp.asarray([[h / 2]], dtype=y.dtype),
+                                            outcome.x, xp=xp), h)
                 self.last_failure = (outcome.failure, t, t_new)
                 h_abs *= 0.5
                 rejected_here = True
@@ -284,6 +294,7 @@ class _SegmentLoop:
                                         self.basis.n_coeffs, growth)
             if err > 1:
                 self.counters.nrejected += 1
+                attempt = (outcome.coeffs, h)
                 self.last_failure = ("error", t, t_new)
                 h_abs *= min(factor, SAFETY_REJECT)
                 rejected_here = True

@@ -76,7 +76,6 @@ class SegmentResult:
     coeffs: Any
     failure: str | None
     used_newton: bool
-    nonfinite_t: float | None = None
     rounds: int = 0
 
 
@@ -151,18 +150,21 @@ def next_length_factor(err: float, n_coeffs: int, max_factor: float = MAX_FACTOR
     return min(max_factor, max(MIN_FACTOR, factor))
 
 
-def extrapolated_guess(basis, prev_coeffs, prev_h, h, f_a, *, xp):
-    """Initial X for a segment from the previous segment's polynomial.
+def extrapolated_guess(basis, prev_coeffs, prev_h, h, f_a, *, xp, tau_start=1.0):
+    """Initial X for a segment from another segment's polynomial.
 
-    The previous polynomial's derivative is extrapolated onto the new nodes
-    and one zero-order update turns it into X.  Far outside [-1, 1] the high
-    Chebyshev terms blow up (``T_n(τ)`` grows like ``(τ + √(τ²−1))^n``), so
-    the series is truncated where its terms, evaluated at the far end, are
-    smallest (optimal truncation of an asymptotic series).
+    The other polynomial (length ``prev_h``; the new segment starts at its
+    reference point ``tau_start``: +1 for the previous segment, −1 for a
+    rejected attempt from the same point) has its derivative evaluated on the
+    new nodes, and one zero-order update turns that into X.  Far outside
+    [-1, 1] the high Chebyshev terms blow up (``T_n(τ)`` grows like
+    ``(τ + √(τ²−1))^n``), so the series is truncated where its terms,
+    evaluated at the far end, are smallest (optimal truncation of an
+    asymptotic series).
     """
     n = basis.n_coeffs
     ratio = h / prev_h
-    tau_prev = 1 + ratio * (1 + basis.tau)  # new nodes in the previous segment's τ
+    tau_prev = tau_start + ratio * (1 + basis.tau)  # new nodes in the other segment's τ
     _, slopes = chebyshev_values(n, tau_prev, xp=xp)  # (N, M)
     size = xp.max(xp.abs(prev_coeffs), axis=-2) * xp.abs(slopes[:, -1])  # (K, N)
     size = xp.where(xp.arange(n) < 2, xp.inf, size)
@@ -238,10 +240,8 @@ class SegmentSolver:
         half_h = xp.asarray([[h / 2]], dtype=y_a.dtype)
         t_nodes = t_a + (h / 2) * (1 + basis.tau)
         t_nodes = xp.concat([t_nodes[:-1], xp.asarray([t_b], dtype=t_nodes.dtype)])
-        x = x0
-        y_nodes = node_values(basis, y_a, f_a, half_h, x, xp=xp)
         use_newton = start_with_newton
-        f_nodes, jac = self._evaluate(t_nodes, y_nodes, with_jacobian=use_newton)
+        x, y_nodes, f_nodes, jac = self._best_start(t_nodes, y_a, f_a, half_h, x0, use_newton)
         if f_nodes is None:
             return self._failed(x, "nonfinite", t_nodes, y_nodes)
 
@@ -278,6 +278,27 @@ class SegmentSolver:
                 return self._failed(x, "nonfinite", t_nodes, y_nodes)
         return self._newton(t_nodes, y_a, f_a, half_h, x, y_nodes, f_nodes, jac)
 
+    def _best_start(self, t_nodes, y_a, f_a, half_h, candidates, with_jacobian):
+        """Evaluate all candidate starts in one round; keep the smallest residual.
+
+        ``candidates`` is a list of X arrays, each (1, L, N-2).  They are
+        stacked along the batch axis, so trying several costs work, not depth.
+        """
+        xp, basis = self.xp, self.basis
+        x = xp.concat(candidates, axis=0)
+        count = x.shape[0]
+        y_nodes = node_values(basis, xp.concat([y_a] * count), xp.concat([f_a] * count),
+                              xp.concat([half_h] * count), x, xp=xp)
+        f_nodes, jac = self._evaluate(t_nodes, y_nodes, with_jacobian=with_jacobian)
+        if f_nodes is None or count == 1:
+            return x, y_nodes, f_nodes, jac
+        r = residual(basis, xp.concat([f_a] * count), f_nodes, xp.concat([half_h] * count),
+                     x, xp=xp)
+        best = int(xp.argmin(objective(basis, r, xp=xp)))
+        pick = slice(best, best + 1)
+        return (x[pick], y_nodes[pick], f_nodes[pick],
+                None if jac is None else jac[pick])
+
     def _newton(self, t_nodes, y_a, f_a, half_h, x, y_nodes, f_nodes, jac):
         xp, basis, opts = self.xp, self.basis, self.options
         r = residual(basis, f_a, f_nodes, half_h, x, xp=xp)
@@ -300,7 +321,7 @@ class SegmentSolver:
             if change <= floor or not slope < 0:
                 # Nothing left to gain above rounding (a direction that is not
                 # downhill only happens there, through rounding in H or ∇e).
-                if opts.tol_newton is None and change <= max(floor, opts.convergence):
+                if change <= max(floor, opts.convergence):
                     return self._finish(y_a, f_a, half_h, x + direction, f_nodes[..., -1],
                                         used_newton=True)
                 return self._failed(x, "stalled", t_nodes, y_nodes)
@@ -355,8 +376,7 @@ class SegmentSolver:
                              used_newton=used_newton)
 
     def _failed(self, x, why, t_nodes, y_nodes):
-        t_bad = None
-        if why == "nonfinite":
-            t_bad = float(t_nodes[0])
+        # The last iterate's coefficients are kept: a retry on a shorter
+        # segment can start from them.
         return SegmentResult(x=x, f_end=None, y_end=None, coeffs=None, failure=why,
-                             used_newton=False, nonfinite_t=t_bad)
+                             used_newton=False)
