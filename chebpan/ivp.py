@@ -13,7 +13,9 @@ from .counters import Counters
 from .dense import OdeSolution
 from .result import MESSAGES, TOO_SMALL_STEP, OdeResult
 from .rhs import Evaluator
-from .picard import coefficients
+from .basis import chebyshev_values
+from .events import EventTracker, prepare_events, restrict
+from .picard import coefficients, node_values
 from .segment import (
     MAX_FACTOR,
     MIN_FACTOR,
@@ -23,6 +25,7 @@ from .segment import (
     error_estimate,
     extrapolated_guess,
     next_length_factor,
+    node_times,
 )
 from .validation import (
     validate_first_step,
@@ -81,9 +84,15 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
     dense_output : bool, optional
         Whether to return the continuous solution ``sol``
         (:class:`chebpan.OdeSolution`).
-    events : None
-        Event detection is not supported by ``method="PAN"`` yet; passing
-        events raises ``NotImplementedError``.
+    events : callable or list of callables, optional
+        Events ``event(t, y, *args)`` with scipy's attributes ``terminal``
+        (bool, or a positive integer k: stop at the k-th occurrence) and
+        ``direction``.  Unlike scipy, sign changes are looked for at every
+        node of every segment (so two crossings inside one segment are both
+        found), and each root is located by ``brentq`` on the segment
+        polynomial to 4 ulp.  With ``vectorized=True`` an event is first
+        called once per segment with ``t`` (P,), ``y`` (n, P); if it does not
+        return shape (P,) it is called point by point.
     vectorized : bool, optional
         Whether ``fun`` accepts many points at once (see ``fun``).
     args : tuple, optional
@@ -154,8 +163,6 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
     fun = wrap_args(fun, args)
     jac = wrap_jac(jac, args)
     t_eval = validate_t_eval(t_eval, t0, tf)
-    if events is not None:
-        raise NotImplementedError("Events are not supported by method='PAN' yet.")
 
     rtol = options.pop("rtol", 1e-3)
     atol = options.pop("atol", 1e-6)
@@ -171,6 +178,7 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
     })
     warn_extraneous(options)
 
+    y0_raw = y0
     y0 = validate_y0(y0, support_complex=False)
     max_step = validate_max_step(max_step)
     rtol, atol = validate_tol(rtol, atol, y0.shape[0])
@@ -185,6 +193,10 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
                         iteration, counters, xp=xp)
     if first_step is not None:
         first_step = validate_first_step(first_step, t0, tf)
+    if events is not None:
+        events, max_events, event_direction = prepare_events(events, args)
+        loop.tracker = EventTracker(events, max_events, event_direction, t0, y0_raw,
+                                    vectorized=vectorized)
     loop.run(first_step)
     return loop.result(t_eval, dense_output)
 
@@ -209,6 +221,7 @@ class _SegmentLoop:
         self.coeffs, self.y_start, self.y_end = [], [], []
         self.status = None
         self.message = None
+        self.tracker = None  # an EventTracker when events are given
         # The first call of fun, in scipy's order: before `first_step` is checked.
         self.f0 = self._f_at(t0, self.y0) if tf != t0 else None
 
@@ -248,6 +261,15 @@ class _SegmentLoop:
             self.status = 0
             return
         t, y, f = self.t0, self.y0, self.f0
+        if y.shape[-1] == 0:
+            # Nothing to integrate: one (empty) segment over the whole span, as
+            # scipy's solvers finish at once when n == 0.
+            self.ts.append(self.tf)
+            self.coeffs.append(xp.zeros((0, self.basis.n_coeffs), dtype=y.dtype))
+            self.y_start.append(y[0])
+            self.y_end.append(y[0])
+            self.status = 0
+            return
         if not bool(xp.all(xp.isfinite(f))):
             self._fail(f"`fun` returned non-finite values at t = {t!r}.")
             return
@@ -304,6 +326,9 @@ class _SegmentLoop:
             self.coeffs.append(outcome.coeffs[0])
             self.y_start.append(y[0])
             self.y_end.append(outcome.y_end[0])
+            if self.tracker is not None and self._events_on_last_segment(y, f, outcome.x):
+                self.status = 1
+                return
             previous = (outcome.coeffs, h)
             start_with_newton = outcome.used_newton
             t, y, f = t_new, outcome.y_end, outcome.f_end
@@ -314,6 +339,28 @@ class _SegmentLoop:
                 factor = min(factor, 1.0)
             rejected_here = False
             h_abs *= factor
+
+    def _events_on_last_segment(self, y_a, f_a, x):
+        """Detect events on the segment just accepted; truncate it at a terminal one."""
+        xp, basis = self.xp, self.basis
+        t_a, t_b = self.ts[-2], self.ts[-1]
+        half_h = xp.asarray([[(t_b - t_a) / 2]], dtype=y_a.dtype)
+        y_nodes = node_values(basis, y_a, f_a, half_h, x, xp=xp)[0]
+        y_nodes = xp.concat([y_nodes[:, :-1], self.y_end[-1][:, None]], axis=1)
+        segment = OdeSolution(xp.asarray([t_a, t_b], dtype=xp.float64), self.coeffs[-1][None],
+                              y_a, self.y_end[-1][None], xp=xp)
+        t_stop = self.tracker.process(node_times(basis, t_a, t_b, xp=xp), y_nodes, segment)
+        if t_stop is None:
+            return False
+        if t_stop == t_a:
+            constant = xp.zeros_like(self.coeffs[-1])
+            self.coeffs[-1] = xp.concat([y_a[0][:, None], constant[:, 1:]], axis=1)
+        else:
+            self.coeffs[-1] = restrict(self.coeffs[-1], (t_stop - t_a) / (t_b - t_a), xp=xp,
+                                       chebyshev_values=chebyshev_values)
+        self.y_end[-1] = segment(t_stop)
+        self.ts[-1] = t_stop
+        return True
 
     def _failure_message(self, t):
         what, t_a, t_b = getattr(self, "last_failure", ("error", t, t))
@@ -370,8 +417,12 @@ class _SegmentLoop:
                 ys = sol(xp.asarray(t_out, dtype=xp.float64))
         status = self.status
         message = self.message if status == -1 else MESSAGES[status]
+        t_events = y_events = None
+        if self.tracker is not None:
+            t_events, y_events = self.tracker.results()
         return OdeResult(
-            t=ts, y=ys, sol=sol if dense_output else None, t_events=None, y_events=None,
+            t=ts, y=ys, sol=sol if dense_output else None, t_events=t_events,
+            y_events=y_events,
             nfev=self.counters.nfev, njev=self.counters.njev, nlu=self.counters.nlu,
             status=status, message=message, success=status >= 0,
             depth=self.counters.depth, npoints=self.counters.npoints,

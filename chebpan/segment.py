@@ -23,7 +23,8 @@ from .newton import (
 from .picard import coefficients, end_value, node_values, picard_update
 
 __all__ = ["IterationOptions", "SegmentResult", "solve_segment", "error_estimate",
-           "next_length_factor", "extrapolated_guess", "decay_error_estimate"]
+           "next_length_factor", "extrapolated_guess", "decay_error_estimate",
+           "node_times"]
 
 SAFETY = 0.9
 MIN_FACTOR = 0.2
@@ -174,6 +175,16 @@ def extrapolated_guess(basis, prev_coeffs, prev_h, h, f_a, *, xp, tau_start=1.0)
     return picard_update(basis, f_a, derivative, xp.asarray([[h / 2]], dtype=f_a.dtype), xp=xp)
 
 
+def node_times(basis, t_a, t_b, *, xp):
+    """Times of the nodes of ``[t_a, t_b]``: (M,), the last one exactly ``t_b``.
+
+    ``t_a + (t_b − t_a)`` may round past ``t_b``; the last node is set to
+    ``t_b`` itself so that ``fun`` is never evaluated outside ``t_span``.
+    """
+    t_nodes = t_a + ((t_b - t_a) / 2) * (1 + basis.tau)
+    return xp.concat([t_nodes[:-1], xp.asarray([t_b], dtype=t_nodes.dtype)])
+
+
 class SegmentSolver:
     """Runs the hybrid iteration on segments of one solve.
 
@@ -238,8 +249,7 @@ class SegmentSolver:
         xp, basis, opts = self.xp, self.basis, self.options
         h = t_b - t_a
         half_h = xp.asarray([[h / 2]], dtype=y_a.dtype)
-        t_nodes = t_a + (h / 2) * (1 + basis.tau)
-        t_nodes = xp.concat([t_nodes[:-1], xp.asarray([t_b], dtype=t_nodes.dtype)])
+        t_nodes = node_times(basis, t_a, t_b, xp=xp)
         use_newton = start_with_newton
         x, y_nodes, f_nodes, jac = self._best_start(t_nodes, y_a, f_a, half_h, x0, use_newton)
         if f_nodes is None:
