@@ -291,7 +291,11 @@ def realify_event(event, n):
         the same ``terminal`` and ``direction`` attributes (only where
         ``event`` has them) and the same ``__name__``/``__doc__``.  Extra
         positional arguments are passed through, so it can be applied
-        before or after ``args`` are bound.
+        before or after ``args`` are bound.  A complex ``x`` is passed to
+        ``event`` unchanged: the real system never produces one, so it can
+        only be the user's own complex ``y0``, which scipy hands to every
+        event function at ``t0`` as given (chebpan's ``EventTracker`` does
+        the same with ``y0_raw``).
 
     Examples
     --------
@@ -305,6 +309,8 @@ def realify_event(event, n):
     """
     @functools.wraps(event, updated=())
     def real_event(t, x, *args):
+        if np.iscomplexobj(x):  # the user's raw complex y0, at t0
+            return event(t, x, *args)
         return event(t, to_complex(x, n), *args)
 
     for name in ("terminal", "direction"):

@@ -9,6 +9,7 @@ import scipy.integrate
 
 from .backend import namespace_of
 from .basis import get_basis
+from .complex_state import complexify_result, realify, realify_events
 from .counters import Counters
 from .dense import OdeSolution
 from .result import MESSAGES, TOO_SMALL_STEP, OdeResult
@@ -72,7 +73,10 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
     t_span : 2-sequence of floats
         Interval of integration ``(t0, tf)``; ``tf < t0`` integrates backward.
     y0 : array_like, shape (n,)
-        Initial state (real).
+        Initial state.  A complex ``y0`` is solved as the real system
+        ``[Re y; Im y]`` of size 2n and the results are complex (as scipy's
+        explicit methods support it); a callable ``jac`` is then assumed to be
+        the complex derivative of a complex-analytic ``fun``.
     method : str or OdeSolver class, optional
         ``"PAN"`` (default), or one of scipy's (``"RK45"``, ``"RK23"``,
         ``"DOP853"``, ``"Radau"``, ``"BDF"``, ``"LSODA"``) or an ``OdeSolver``
@@ -179,9 +183,16 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
     warn_extraneous(options)
 
     y0_raw = y0
-    y0 = validate_y0(y0, support_complex=False)
+    y0 = validate_y0(y0, support_complex=True)
     max_step = validate_max_step(max_step)
     rtol, atol = validate_tol(rtol, atol, y0.shape[0])
+    n_complex = None
+    if np.iscomplexobj(y0):
+        # Complex state: solve the real system [Re y; Im y] of size 2n.
+        n_complex = y0.shape[0]
+        fun, jac, y0, rtol, atol = realify(fun, jac, y0, rtol, atol, vectorized,
+                                           vectorized_jac)
+        events = realify_events(events, n_complex)
 
     xp = namespace_of(y0)
     counters = Counters()
@@ -198,7 +209,8 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
         loop.tracker = EventTracker(events, max_events, event_direction, t0, y0_raw,
                                     vectorized=vectorized)
     loop.run(first_step)
-    return loop.result(t_eval, dense_output)
+    res = loop.result(t_eval, dense_output)
+    return res if n_complex is None else complexify_result(res, n_complex)
 
 
 class _SegmentLoop:
