@@ -128,6 +128,10 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
         rho_newton : float, optional
             Zero-order contraction ratio above which Newton takes over
             (default 0.2).
+        max_newton_size : int, optional
+            Largest Newton system ``n·(n_coeffs − 2)`` (default 1200); larger
+            systems use the zero-order iteration only (dense Newton matrices
+            grow like its square, factorisations like its cube).
         tol_ls, tol_newton : float, optional
             The paper's stopping rules: stop the zero-order iteration when the
             coefficient change is below ``tol_ls`` and Newton when the
@@ -177,7 +181,8 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
     n_nodes = int(options.pop("n_nodes", n_coeffs - 1))
     iteration = IterationOptions(**{
         name: options.pop(name)
-        for name in ("max_picard", "max_newton", "rho_newton", "tol_ls", "tol_newton")
+        for name in ("max_picard", "max_newton", "rho_newton", "tol_ls", "tol_newton",
+                     "max_newton_size")
         if name in options
     })
     warn_extraneous(options)

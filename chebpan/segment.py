@@ -29,6 +29,10 @@ __all__ = ["IterationOptions", "SegmentResult", "solve_segment", "error_estimate
 SAFETY = 0.9
 MIN_FACTOR = 0.2
 MAX_FACTOR = 4.0
+#: Without Newton: this many times ``max_picard`` iterations, and the
+#: contraction ratio above which the segment is given up (and shortened).
+PICARD_ONLY_FACTOR = 4
+PICARD_ONLY_RHO = 0.9
 #: Rounding floor of the convergence test, in units of eps·max|y|.
 ROUNDING_ULPS = 64.0
 
@@ -47,6 +51,11 @@ class IterationOptions:
     convergence : float
         Converged when the estimated remaining change of the node values,
         in units of ``atol + rtol |y|``, is below this.
+    max_newton_size : int
+        Largest Newton system ``L·(N−2)``: the Gauss–Newton matrix is dense
+        (memory ``8 (L(N−2))²`` bytes, factorisation ``(L(N−2))³/3`` flops), so
+        larger systems use the zero-order iteration only, on segments short
+        enough for it to contract.
     tol_ls, tol_newton : float or None
         The paper's stopping rules (§5.5): stop the zero-order iteration when
         ``‖X_k − X_{k−1}‖ < tol_ls`` and Newton when ``‖∇e‖ < tol_newton``
@@ -60,6 +69,7 @@ class IterationOptions:
     convergence: float = 1e-3
     tol_ls: float | None = None
     tol_newton: float | None = None
+    max_newton_size: int = 1200
 
 
 @dataclass
@@ -256,8 +266,11 @@ class SegmentSolver:
             return self._failed(x, "nonfinite", t_nodes, y_nodes)
 
         previous = None
-        if not use_newton:
-            for _ in range(opts.max_picard):
+        newton_allowed = y_a.shape[-1] * (basis.n_coeffs - 2) <= opts.max_newton_size
+        if not use_newton or not newton_allowed:
+            max_picard = opts.max_picard if newton_allowed else PICARD_ONLY_FACTOR * opts.max_picard
+            rho_limit = opts.rho_newton if newton_allowed else PICARD_ONLY_RHO
+            for _ in range(max_picard):
                 self.counters.niter_picard += 1
                 x_new = picard_update(basis, f_a, f_nodes, half_h, xp=xp)
                 dx = x_new - x
@@ -274,13 +287,15 @@ class SegmentSolver:
                     # f at the previous iterate's end point: within the
                     # convergence tolerance of f(t_b, y_b), see docs/algorithm.
                     return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1], used_newton=False)
-                if previous is not None and change > opts.rho_newton * previous:
+                if previous is not None and change > rho_limit * previous:
                     break
                 previous = change
                 y_nodes = node_values(basis, y_a, f_a, half_h, x, xp=xp)
                 f_nodes, jac = self._evaluate(t_nodes, y_nodes, with_jacobian=False)
                 if f_nodes is None:
                     return self._failed(x, "nonfinite", t_nodes, y_nodes)
+            if not newton_allowed:
+                return self._failed(x, "no convergence", t_nodes, y_nodes)
             # Too slow: Newton from the newest iterate.
             y_nodes = node_values(basis, y_a, f_a, half_h, x, xp=xp)
             f_nodes, jac = self._evaluate(t_nodes, y_nodes, with_jacobian=True)
