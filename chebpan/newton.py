@@ -13,6 +13,7 @@ weighted residual Jacobian, ``∇ẽ = 2 Aᵀ √W r̃`` and the Gauss–Newton 
 
 from __future__ import annotations
 
+from .backend import single_threaded_blas
 from .ldl import modified_ldl_solve
 
 __all__ = [
@@ -68,7 +69,8 @@ def gradient(basis, a, r, *, xp):
 
 def gauss_newton_matrix(a, *, xp):
     """``H = 2 AᵀA``: (K, n, n), n = L·(N-2)."""
-    return 2 * xp.matmul(xp.matrix_transpose(a), a)
+    with single_threaded_blas(xp):
+        return 2 * xp.matmul(xp.matrix_transpose(a), a)
 
 
 def newton_direction(h_matrix, grad, *, xp):
