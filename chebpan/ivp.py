@@ -369,6 +369,12 @@ class _SegmentLoop:
         t_stop = self.tracker.process(node_times(basis, t_a, t_b, xp=xp), y_nodes, segment)
         if t_stop is None:
             return False
+        if t_stop == t_a and len(self.coeffs) > 1:
+            # The event sits on the previous segment's end: drop this segment
+            # rather than keep a zero-length one (scipy's ts never repeat).
+            for stored in (self.ts, self.coeffs, self.y_start, self.y_end):
+                stored.pop()
+            return True
         if t_stop == t_a:
             constant = xp.zeros_like(self.coeffs[-1])
             self.coeffs[-1] = xp.concat([y_a[0][:, None], constant[:, 1:]], axis=1)

@@ -44,12 +44,26 @@ def _as_dense(value):
     return value
 
 
+def _as_matrix(value, expected, *, xp, dtype):
+    """A user's Jacobian value as an array of shape ``expected``.
+
+    Like scipy's LSODA, anything with the right number of entries is accepted
+    and reshaped (e.g. a scalar when n = 1); other sizes raise scipy's error.
+    """
+    value = xp.asarray(_as_dense(value), dtype=dtype)
+    if tuple(value.shape) == expected:
+        return value
+    if math.prod(value.shape) == math.prod(expected):
+        return xp.reshape(value, expected)
+    raise _jac_shape_error(expected, tuple(value.shape))
+
+
 class _ConstantJacobian:
+    #: A constant matrix is not an evaluation (scipy's njev stays 0).
+    counts_as_evaluation = False
+
     def __init__(self, jac, n, *, xp, dtype):
-        value = xp.asarray(_as_dense(jac), dtype=dtype)
-        if tuple(value.shape) != (n, n):
-            raise _jac_shape_error((n, n), tuple(value.shape))
-        self.value = value
+        self.value = _as_matrix(jac, (n, n), xp=xp, dtype=dtype)
         self.xp = xp
 
     def __call__(self, t, y, f, evaluator):
@@ -65,10 +79,7 @@ class _UserJacobian:
         self.dtype = dtype
 
     def _convert(self, value, expected):
-        value = self.xp.asarray(_as_dense(value), dtype=self.dtype)
-        if tuple(value.shape) != expected:
-            raise _jac_shape_error(expected, tuple(value.shape))
-        return value
+        return _as_matrix(value, expected, xp=self.xp, dtype=self.dtype)
 
     def __call__(self, t, y, f, evaluator):
         xp, n = self.xp, self.n

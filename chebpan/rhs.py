@@ -74,5 +74,6 @@ class Evaluator:
         f = self.call_fun(t, y)
         if not with_jacobian:
             return f, None
-        self.counters.njev += 1
+        if getattr(self.jacobian, "counts_as_evaluation", True):
+            self.counters.njev += 1
         return f, self.jacobian(t, y, f, self)

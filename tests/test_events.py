@@ -141,3 +141,28 @@ def test_dense_output_truncated_at_terminal_event():
     t = np.linspace(0, t_stop, 7)
     assert_allclose(res.sol(t)[0], np.exp(-t), rtol=1e-9)
     assert_allclose(res.sol(res.t), res.y, rtol=1e-15, atol=1e-15)
+
+
+def test_terminal_event_on_a_segment_end_does_not_repeat_the_time():
+    # Free fall from height 0 with v0 = 0.01: max_step divides the flight time
+    # (2 v0 / g) exactly, so the root falls on a segment end (scipy gh-17066).
+    g = 9.80665
+
+    def ground(t, y):
+        return y[0]
+
+    ground.terminal, ground.direction = True, -1
+    res = chebpan.solve_ivp(lambda t, y: [y[1], -g], [0, np.inf], [0, 0.01],
+                            max_step=0.05e-3 / g, events=ground, dense_output=True)
+    assert res.status == 1
+    assert np.all(np.diff(res.t) > 0) and np.all(np.diff(res.sol.ts) > 0)
+    assert_allclose(res.t_events[0], [2 * 0.01 / g], rtol=1e-12)
+    assert_allclose(res.y_events[0], [[0, -0.01]], atol=1e-12)
+
+
+def test_jac_with_n_squared_entries_is_accepted():
+    # scipy's LSODA accepts a scalar Jacobian when n = 1 (test_event_dense_output_LSODA)
+    res = chebpan.solve_ivp(lambda t, y: y * (t - 2), [-2, 2], [0.05], jac=lambda t, y: t - 2,
+                            rtol=1e-10, atol=1e-12, max_picard=1)
+    assert res.status == 0 and res.njev > 0
+    assert_allclose(res.y[0, -1], 0.05 * np.exp(((2 - 2) ** 2 - (-2 - 2) ** 2) / 2), rtol=1e-8)
