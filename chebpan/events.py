@@ -46,19 +46,21 @@ def prepare_events(events, args):
     return list(events), max_events, direction
 
 
-def _crossings(g_left, g_right, direction, inclusive_left):
+def _crossings(g_left, g_right, direction, at_start):
     """Indices of intervals with a crossing of the requested direction.
 
     A zero at the right end of an interval belongs to that interval; a zero
-    at its left end was counted with the interval before, except at the very
-    start of the solve, where scipy's rule counts a zero at t0 as an event.
+    at its left end was counted with the interval before, except for the
+    very first interval of the solve, where scipy's rule counts a zero at t0
+    as an event.
     """
-    if inclusive_left:
-        up = (g_left <= 0) & (g_right >= 0)
-        down = (g_left >= 0) & (g_right <= 0)
+    zero_left = g_left == 0
+    if at_start:
+        zero_left[1:] = False
     else:
-        up = (g_left < 0) & (g_right >= 0)
-        down = (g_left > 0) & (g_right <= 0)
+        zero_left[:] = False
+    up = ((g_left < 0) | zero_left) & (g_right >= 0)
+    down = ((g_left > 0) | zero_left) & (g_right <= 0)
     if direction > 0:
         mask = up
     elif direction < 0:

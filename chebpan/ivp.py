@@ -239,6 +239,7 @@ class _SegmentLoop:
         self.status = None
         self.message = None
         self.tracker = None  # an EventTracker when events are given
+        self.last_failure = ("error", t0, t0)  # (what, t_a, t_b) of the last rejection
         # The first call of fun, in scipy's order: before `first_step` is checked.
         self.f0 = self._f_at(t0, self.y0) if tf != t0 else None
 
@@ -303,7 +304,8 @@ class _SegmentLoop:
                 self._fail(self._failure_message(t))
                 return
             # Stretch a segment rather than leave a short one behind it.
-            t_new = self.tf if STRETCH * h_abs >= remaining else t + self.direction * h_abs
+            stretch = STRETCH * h_abs >= remaining and remaining <= self.max_step
+            t_new = self.tf if h_abs >= remaining or stretch else t + self.direction * h_abs
             h = t_new - t
             # Start from the Euler polynomial (X = 0) and, where there is one,
             # the previous segment extrapolated; the better one is kept.
@@ -386,7 +388,7 @@ class _SegmentLoop:
         return True
 
     def _failure_message(self, t):
-        what, t_a, t_b = getattr(self, "last_failure", ("error", t, t))
+        what, t_a, t_b = self.last_failure
         detail = {
             "nonfinite": "`fun` returned non-finite values",
             "error": "the error estimate stayed above the tolerance",
@@ -426,7 +428,7 @@ class _SegmentLoop:
                 ys = xp.concat([self.y0, self.y0], axis=0)
                 if self.status == -1:
                     ts, ys = ts[:1], ys[:1]
-            ts, ys = ts, xp.matrix_transpose(ys)
+            ys = xp.matrix_transpose(ys)
         else:
             t_last = self.ts[-1]
             reached = (t_eval - t_last) * self.direction <= 0

@@ -260,24 +260,24 @@ class SegmentSolver:
         h = t_b - t_a
         half_h = xp.asarray([[h / 2]], dtype=y_a.dtype)
         t_nodes = node_times(basis, t_a, t_b, xp=xp)
-        use_newton = start_with_newton
+        newton_allowed = y_a.shape[-1] * (basis.n_coeffs - 2) <= opts.max_newton_size
+        use_newton = start_with_newton and newton_allowed
         x, y_nodes, f_nodes, jac = self._best_start(t_nodes, y_a, f_a, half_h, x0, use_newton)
         if f_nodes is None:
-            return self._failed(x, "nonfinite", t_nodes, y_nodes)
+            return self._failed(x, "nonfinite")
 
         previous = None
-        newton_allowed = y_a.shape[-1] * (basis.n_coeffs - 2) <= opts.max_newton_size
-        if not use_newton or not newton_allowed:
+        if not use_newton:
             max_picard = opts.max_picard if newton_allowed else PICARD_ONLY_FACTOR * opts.max_picard
             rho_limit = opts.rho_newton if newton_allowed else PICARD_ONLY_RHO
-            for _ in range(max_picard):
+            for iteration in range(max_picard):
                 self.counters.niter_picard += 1
                 x_new = picard_update(basis, f_a, f_nodes, half_h, xp=xp)
                 dx = x_new - x
                 scale = self.scale(y_a, y_nodes[..., -1])
                 change = scaled_rms_max(xp.matmul(dx, basis.phi_tilde), scale, xp=xp)
                 if not math.isfinite(change):
-                    return self._failed(x, "nonfinite", t_nodes, y_nodes)
+                    return self._failed(x, "nonfinite")
                 x = x_new
                 if opts.tol_ls is not None:
                     done = float(xp.sqrt(xp.sum(dx * dx))) < opts.tol_ls
@@ -290,17 +290,24 @@ class SegmentSolver:
                 if previous is not None and change > rho_limit * previous:
                     break
                 previous = change
+                # The last allowed iteration also fetches J: Newton needs it next.
+                last = iteration == max_picard - 1
                 y_nodes = node_values(basis, y_a, f_a, half_h, x, xp=xp)
-                f_nodes, jac = self._evaluate(t_nodes, y_nodes, with_jacobian=False)
+                f_nodes, jac = self._evaluate(t_nodes, y_nodes,
+                                              with_jacobian=last and newton_allowed)
                 if f_nodes is None:
-                    return self._failed(x, "nonfinite", t_nodes, y_nodes)
+                    return self._failed(x, "nonfinite")
+            else:
+                if not newton_allowed:
+                    return self._failed(x, "no convergence")
+                return self._newton(t_nodes, y_a, f_a, half_h, x, y_nodes, f_nodes, jac)
             if not newton_allowed:
-                return self._failed(x, "no convergence", t_nodes, y_nodes)
+                return self._failed(x, "no convergence")
             # Too slow: Newton from the newest iterate.
             y_nodes = node_values(basis, y_a, f_a, half_h, x, xp=xp)
             f_nodes, jac = self._evaluate(t_nodes, y_nodes, with_jacobian=True)
             if f_nodes is None:
-                return self._failed(x, "nonfinite", t_nodes, y_nodes)
+                return self._failed(x, "nonfinite")
         return self._newton(t_nodes, y_a, f_a, half_h, x, y_nodes, f_nodes, jac)
 
     def _best_start(self, t_nodes, y_a, f_a, half_h, candidates, with_jacobian):
@@ -308,18 +315,23 @@ class SegmentSolver:
 
         ``candidates`` is a list of X arrays, each (1, L, N-2).  They are
         stacked along the batch axis, so trying several costs work, not depth.
+        A candidate whose f (or J) is not finite is never chosen; the round
+        fails only if none is usable.
         """
         xp, basis = self.xp, self.basis
         x = xp.concat(candidates, axis=0)
         count = x.shape[0]
-        y_nodes = node_values(basis, xp.concat([y_a] * count), xp.concat([f_a] * count),
-                              xp.concat([half_h] * count), x, xp=xp)
-        f_nodes, jac = self._evaluate(t_nodes, y_nodes, with_jacobian=with_jacobian)
-        if f_nodes is None or count == 1:
-            return x, y_nodes, f_nodes, jac
-        r = residual(basis, xp.concat([f_a] * count), f_nodes, xp.concat([half_h] * count),
-                     x, xp=xp)
-        best = int(xp.argmin(objective(basis, r, xp=xp)))
+        repeat = lambda a: xp.concat([a] * count)  # noqa: E731
+        y_nodes = node_values(basis, repeat(y_a), repeat(f_a), repeat(half_h), x, xp=xp)
+        f_nodes, jac = self._evaluate_raw(t_nodes, y_nodes, with_jacobian=with_jacobian)
+        finite = xp.all(xp.isfinite(f_nodes), axis=(1, 2))
+        if jac is not None:
+            finite = finite & xp.all(xp.isfinite(jac), axis=(1, 2, 3))
+        if not bool(xp.any(finite)):
+            return x[:1], y_nodes[:1], None, None
+        r = residual(basis, repeat(f_a), f_nodes, repeat(half_h), x, xp=xp)
+        value = objective(basis, r, xp=xp)
+        best = int(xp.argmin(xp.where(finite, value, xp.inf)))
         pick = slice(best, best + 1)
         return (x[pick], y_nodes[pick], f_nodes[pick],
                 None if jac is None else jac[pick])
@@ -340,7 +352,7 @@ class SegmentSolver:
             scale = self.scale(y_a, y_nodes[..., -1])
             change = scaled_rms_max(xp.matmul(direction, basis.phi_tilde), scale, xp=xp)
             if not math.isfinite(change):
-                return self._failed(x, "nonfinite", t_nodes, y_nodes)
+                return self._failed(x, "nonfinite")
             floor = self._floor(y_nodes, scale)
             slope = float(xp.sum(grad * direction))
             if change <= floor or not slope < 0:
@@ -349,7 +361,7 @@ class SegmentSolver:
                 if change <= max(floor, opts.convergence):
                     return self._finish(y_a, f_a, half_h, x + direction, f_nodes[..., -1],
                                         used_newton=True)
-                return self._failed(x, "stalled", t_nodes, y_nodes)
+                return self._failed(x, "stalled")
 
             def phi(alpha):
                 x_trial = x + alpha * direction
@@ -368,29 +380,35 @@ class SegmentSolver:
             if search.payload is None:
                 if change <= opts.convergence:
                     return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1], used_newton=True)
-                return self._failed(x, "line search failed", t_nodes, y_nodes)
+                return self._failed(x, "line search failed")
             x, y_nodes, f_nodes, r, a, grad = search.payload
             value = search.value
             change *= search.alpha
             if opts.tol_newton is None and self._converged(change, previous, floor):
                 return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1], used_newton=True)
             previous = change
-        return self._failed(x, "no convergence", t_nodes, y_nodes)
+        return self._failed(x, "no convergence")
 
-    def _evaluate(self, t_nodes, y_nodes, *, with_jacobian):
-        """f (and J) at the nodes as (K, L, M) and (K, M, L, L); None if not finite."""
+    def _evaluate_raw(self, t_nodes, y_nodes, *, with_jacobian):
+        """One round: f (and J) at the nodes as (K, L, M) and (K, M, L, L)."""
         xp = self.xp
         k, n_comp, m = y_nodes.shape
         flat_y = xp.reshape(xp.permute_dims(y_nodes, (1, 0, 2)), (n_comp, k * m))
         flat_t = xp.reshape(xp.broadcast_to(t_nodes[None, :], (k, m)), (k * m,))
         f, jac = self.evaluator.evaluate(flat_t, flat_y, with_jacobian=with_jacobian)
-        if not bool(xp.all(xp.isfinite(f))):
-            return None, None
         f_nodes = xp.permute_dims(xp.reshape(f, (n_comp, k, m)), (1, 0, 2))
         if jac is not None:
             jac = xp.reshape(jac, (k, m, n_comp, n_comp))
-            if not bool(xp.all(xp.isfinite(jac))):
-                return None, None
+        return f_nodes, jac
+
+    def _evaluate(self, t_nodes, y_nodes, *, with_jacobian):
+        """As :meth:`_evaluate_raw`, but ``(None, None)`` if anything is not finite."""
+        xp = self.xp
+        f_nodes, jac = self._evaluate_raw(t_nodes, y_nodes, with_jacobian=with_jacobian)
+        if not bool(xp.all(xp.isfinite(f_nodes))):
+            return None, None
+        if jac is not None and not bool(xp.all(xp.isfinite(jac))):
+            return None, None
         return f_nodes, jac
 
     def _finish(self, y_a, f_a, half_h, x, f_end, *, used_newton):
@@ -400,7 +418,7 @@ class SegmentSolver:
         return SegmentResult(x=x, f_end=f_end, y_end=y_end, coeffs=coeffs, failure=None,
                              used_newton=used_newton)
 
-    def _failed(self, x, why, t_nodes, y_nodes):
+    def _failed(self, x, why):
         # The last iterate's coefficients are kept: a retry on a shorter
         # segment can start from them.
         return SegmentResult(x=x, f_end=None, y_end=None, coeffs=None, failure=why,

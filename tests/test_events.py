@@ -166,3 +166,10 @@ def test_jac_with_n_squared_entries_is_accepted():
                             rtol=1e-10, atol=1e-12, max_picard=1)
     assert res.status == 0 and res.njev > 0
     assert_allclose(res.y[0, -1], 0.05 * np.exp(((2 - 2) ** 2 - (-2 - 2) ** 2) / 2), rtol=1e-8)
+
+
+def test_zero_at_an_interior_node_of_the_first_segment_counts_once():
+    # t - 1 vanishes exactly at the middle node of the single segment [0, 2]
+    res = chebpan.solve_ivp(lambda t, y: 0 * y, (0, 2), [1.0], vectorized=True,
+                            first_step=2.0, events=lambda t, y: t - 1)
+    assert res.t_events[0].tolist() == [1.0]

@@ -598,3 +598,15 @@ def test_pan_method_name_explicit():
                             atol=1e-12)
     assert "depth" in res and res.status == 0
     assert abs(res.y[0, -1] - np.exp(-1)) < 1e-10
+
+
+def test_stretching_to_the_end_never_exceeds_max_step():
+    res = chebpan.solve_ivp(lambda t, y: -y, (0, 1.2), [1.0], max_step=1.0, first_step=1.0)
+    assert np.all(np.abs(np.diff(res.t)) <= 1.0)
+
+
+def test_no_jacobian_evaluated_when_newton_is_not_allowed():
+    res = chebpan.solve_ivp(lambda t, y: -50 * y, (0, 1), [1.0, 2.0], vectorized=True,
+                            max_newton_size=0, rtol=1e-8, atol=1e-10)
+    assert res.status == 0 and res.njev == 0 and res.niter_newton == 0
+    np.testing.assert_allclose(res.y[:, -1], [np.exp(-50), 2 * np.exp(-50)], atol=1e-9)
