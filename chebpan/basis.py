@@ -95,8 +95,8 @@ class ChebyshevBasis:
         N and M.
     tau : array, shape (M,)
         Ascending CGL nodes; ``tau[0] == -1``, ``tau[-1] == 1``.
-    weights : array, shape (M,)
-        Clenshaw–Curtis weights.
+    weights, sqrt_weights : arrays, shape (M,)
+        Clenshaw–Curtis weights and their square roots.
     phi_tilde, d_tilde : arrays, shape (N-2, M)
         ``Φ̃`` and ``D̃`` of DESIGN §1.
     picard : array, shape (N-2, M)
@@ -111,6 +111,7 @@ class ChebyshevBasis:
     n_nodes: int
     tau: Any
     weights: Any
+    sqrt_weights: Any
     phi_tilde: Any
     d_tilde: Any
     picard: Any
@@ -148,6 +149,7 @@ def _build(n_coeffs: int, n_nodes: int, xp, dtype, device) -> ChebyshevBasis:
         n_nodes=n_nodes,
         tau=cast(tau),
         weights=cast(weights),
+        sqrt_weights=cast(sqrt_w),
         phi_tilde=cast(phi_tilde),
         d_tilde=cast(d_tilde),
         picard=cast(picard),

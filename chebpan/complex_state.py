@@ -48,6 +48,7 @@ import functools
 
 import numpy as np
 
+from .jacobian import _jac_shape_error
 from .validation import check_fun_output
 
 __all__ = [
@@ -147,13 +148,6 @@ def real_block_jacobian(J):
 
 
 # ------------------------------------------------------------------------------ realify
-def _jac_shape_error(expected, actual):
-    # The message of chebpan.jacobian, with the complex shapes the user knows.
-    return ValueError(
-        f"`jac` is expected to have shape {expected}, but actually has {actual}."
-    )
-
-
 def _complex_jac_value(value, expected):
     """The user's (complex or real, dense or sparse) Jacobian as a complex ndarray."""
     if hasattr(value, "toarray"):  # scipy sparse

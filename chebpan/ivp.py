@@ -8,13 +8,12 @@ import numpy as np
 import scipy.integrate
 
 from .backend import namespace_of
-from .basis import get_basis
+from .basis import chebyshev_values, get_basis
 from .complex_state import complexify_result, realify, realify_events
 from .counters import Counters
 from .dense import OdeSolution
 from .result import MESSAGES, TOO_SMALL_STEP, OdeResult
 from .rhs import Evaluator
-from .basis import chebyshev_values
 from .events import EventTracker, prepare_events, restrict
 from .picard import coefficients, node_values
 from .segment import (
@@ -327,7 +326,7 @@ class _SegmentLoop:
                 rejected_here = True
                 start_with_newton = True
                 continue
-            scale = self.atol + self.rtol * xp.maximum(xp.abs(y), xp.abs(outcome.y_end))
+            scale = self.solver.scale(y, outcome.y_end)
             err = error_estimate(outcome.coeffs, scale, xp=xp)
             predicted = decay_error_estimate(outcome.coeffs, scale, xp=xp)
             growth = FIRST_MAX_FACTOR if previous is None else MAX_FACTOR

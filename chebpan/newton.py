@@ -54,7 +54,7 @@ def residual_jacobian(basis, jac_nodes, half_h, *, xp):
     jac_imj = xp.permute_dims(jac_nodes, (0, 2, 1, 3))  # (K, L, M, L) = [k, i, m, j]
     coupling = jac_imj[..., None] * phi_t[None, None, :, None, :]  # (K, L, M, L, N-2)
     h5 = xp.reshape(half_h, (k, 1, 1, 1, 1))
-    sqrt_w = xp.sqrt(basis.weights)[None, None, :, None, None]
+    sqrt_w = basis.sqrt_weights[None, None, :, None, None]
     a = sqrt_w * (identity_part[None, ...] - h5 * coupling)
     return xp.reshape(a, (k, n_comp * m, n_comp * n_free))
 
@@ -62,7 +62,7 @@ def residual_jacobian(basis, jac_nodes, half_h, *, xp):
 def gradient(basis, a, r, *, xp):
     """``∇ẽ = 2 Aᵀ √W r̃`` in the layout of X: (K, L, N-2)."""
     k, n_comp, m = r.shape
-    weighted = xp.reshape(r * xp.sqrt(basis.weights), (k, n_comp * m, 1))
+    weighted = xp.reshape(r * basis.sqrt_weights, (k, n_comp * m, 1))
     g = 2 * xp.matmul(xp.matrix_transpose(a), weighted)[..., 0]
     return xp.reshape(g, (k, n_comp, basis.n_coeffs - 2))
 
