@@ -105,6 +105,10 @@ class ChebyshevBasis:
         ``Φ̃[:, -1]`` and ``D̃[:, -1]``: contributions of X to y(+1) and y'(+1).
     t_minus1, dt_minus1 : arrays, shape (N,)
         ``T_n(-1) = (-1)^n`` and ``T_n'(-1) = (-1)^(n+1) n^2``.
+    n_fixed : int
+        Coefficients fixed by the start: 2 (value and slope, the paper's
+        basis) or 1 (value only, the stiff basis).  The free rows are
+        ``n_fixed … N-1``; ``n_free = N - n_fixed``.
     """
 
     n_coeffs: int
@@ -119,9 +123,19 @@ class ChebyshevBasis:
     end_slope: Any
     t_minus1: Any
     dt_minus1: Any
+    n_fixed: int = 2
+
+    @property
+    def n_free(self) -> int:
+        return self.n_coeffs - self.n_fixed
+
+    @property
+    def slope_factor(self) -> float:
+        """1 where the start slope ``f_a`` enters the polynomial, 0 for the stiff basis."""
+        return 1.0 if self.n_fixed == 2 else 0.0
 
 
-def _build(n_coeffs: int, n_nodes: int, xp, dtype, device) -> ChebyshevBasis:
+def _build(n_coeffs: int, n_nodes: int, xp, dtype, device, stiff: bool) -> ChebyshevBasis:
     if n_coeffs < 3:
         raise ValueError("`n_coeffs` must be at least 3.")
     if n_nodes < n_coeffs - 1:
@@ -134,8 +148,17 @@ def _build(n_coeffs: int, n_nodes: int, xp, dtype, device) -> ChebyshevBasis:
     n = xp.asarray(list(range(n_coeffs)), dtype=f64, device=device)
     t_minus1 = xp.asarray([(-1.0) ** k for k in range(n_coeffs)], dtype=f64, device=device)
     dt_minus1 = -t_minus1 * n * n
-    phi_tilde = (values - t_minus1[:, None] - dt_minus1[:, None] * (1 + tau)[None, :])[2:, :]
-    d_tilde = (slopes - dt_minus1[:, None])[2:, :]
+    if stiff:
+        n_fixed = 1
+        phi_tilde = (values - t_minus1[:, None])[1:, :]
+        d_tilde = slopes[1:, :]
+        # The start is fixed; its residual (f(y_a) far off the slow manifold
+        # on a stiff problem) is not fitted.
+        weights = xp.concat([xp.zeros_like(weights[:1]), weights[1:]])
+    else:
+        n_fixed = 2
+        phi_tilde = (values - t_minus1[:, None] - dt_minus1[:, None] * (1 + tau)[None, :])[2:, :]
+        d_tilde = (slopes - dt_minus1[:, None])[2:, :]
     # P solves the weighted least-squares problem  min ‖W^½ (D̃ᵀ X − G)‖ column by
     # column.  Going through QR of W^½ D̃ᵀ keeps the condition number at cond(D̃)
     # instead of squaring it as the normal equations would.
@@ -157,14 +180,18 @@ def _build(n_coeffs: int, n_nodes: int, xp, dtype, device) -> ChebyshevBasis:
         end_slope=cast(d_tilde[:, -1]),
         t_minus1=cast(t_minus1),
         dt_minus1=cast(dt_minus1),
+        n_fixed=n_fixed,
     )
 
 
 _CACHE: dict = {}
 
 
-def get_basis(n_coeffs: int, n_nodes: int, *, xp, dtype, device=None) -> ChebyshevBasis:
+def get_basis(n_coeffs: int, n_nodes: int, *, xp, dtype, device=None,
+              stiff: bool = False) -> ChebyshevBasis:
     """The cached :class:`ChebyshevBasis` for (N, M, dtype, namespace, device).
+
+    ``stiff=True`` gives the value-only basis (see the module docstring).
 
     Examples
     --------
@@ -173,8 +200,8 @@ def get_basis(n_coeffs: int, n_nodes: int, *, xp, dtype, device=None) -> Chebysh
     >>> b.phi_tilde.shape, float(b.tau[0]), float(b.tau[-1])
     ((6, 7), -1.0, 1.0)
     """
-    key = (n_coeffs, n_nodes, xp.__name__, str(dtype), str(device))
+    key = (n_coeffs, n_nodes, xp.__name__, str(dtype), str(device), stiff)
     basis = _CACHE.get(key)
     if basis is None:
-        basis = _CACHE[key] = _build(n_coeffs, n_nodes, xp, dtype, device)
+        basis = _CACHE[key] = _build(n_coeffs, n_nodes, xp, dtype, device, stiff)
     return basis

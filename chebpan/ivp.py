@@ -15,7 +15,7 @@ from .dense import OdeSolution
 from .result import MESSAGES, TOO_SMALL_STEP, OdeResult
 from .rhs import Evaluator
 from .events import EventTracker, prepare_events, restrict
-from .picard import coefficients, node_values
+from .picard import coefficients, euler_start, node_values
 from .segment import (
     MAX_FACTOR,
     MIN_FACTOR,
@@ -204,8 +204,10 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
                           vectorized_jac=vectorized_jac, xp=xp, dtype=y0.dtype,
                           counters=counters)
     basis = get_basis(n_coeffs, n_nodes, xp=xp, dtype=y0.dtype)
-    loop = _SegmentLoop(evaluator, basis, t0, tf, xp.asarray(y0), rtol, atol, max_step,
-                        iteration, counters, xp=xp)
+    # One more node: the residual at τ = −1 is not fitted there.
+    stiff_basis = get_basis(n_coeffs, n_nodes + 1, xp=xp, dtype=y0.dtype, stiff=True)
+    loop = _SegmentLoop(evaluator, basis, stiff_basis, t0, tf, xp.asarray(y0), rtol, atol,
+                        max_step, iteration, counters, xp=xp)
     if first_step is not None:
         first_step = validate_first_step(first_step, t0, tf)
     if events is not None:
@@ -220,8 +222,8 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
 class _SegmentLoop:
     """State of one PAN solve: segments accepted so far, counters, status."""
 
-    def __init__(self, evaluator, basis, t0, tf, y0, rtol, atol, max_step, iteration,
-                 counters, *, xp):
+    def __init__(self, evaluator, basis, stiff_basis, t0, tf, y0, rtol, atol, max_step,
+                 iteration, counters, *, xp):
         self.xp = xp
         self.evaluator = evaluator
         self.basis = basis
@@ -231,7 +233,7 @@ class _SegmentLoop:
         self.rtol, self.atol = xp.asarray(rtol), xp.asarray(atol)
         self.counters = counters
         self.solver = SegmentSolver(basis, evaluator, self.rtol, self.atol, iteration,
-                                    counters, xp=xp)
+                                    counters, xp=xp, stiff_basis=stiff_basis)
         self.y0 = y0[None, :]  # (K=1, L)
         self.ts = [t0]
         self.coeffs, self.y_start, self.y_end = [], [], []
@@ -295,6 +297,8 @@ class _SegmentLoop:
         attempt = None  # (coeffs, h) of the last attempt if it failed from t
         start_with_newton = False
         rejected_here = False
+        stiff = False
+        stiff_rate = 0.0  # ‖J‖_∞ seen by Newton on the last attempt
         while self.status is None:
             remaining = abs(self.tf - t)
             h_abs = min(h_abs, self.max_step, remaining)
@@ -306,21 +310,29 @@ class _SegmentLoop:
             stretch = STRETCH * h_abs >= remaining and remaining <= self.max_step
             t_new = self.tf if h_abs >= remaining or stretch else t + self.direction * h_abs
             h = t_new - t
+            # The paper's basis imposes y'(t_a) = f(t_a, y_a), which turns any
+            # error of y_a off a stiff slow manifold into a fast slope; past a
+            # stiffness of STIFF_ON the value-only (stiff) basis is used.
+            stiff_now = stiff_rate * abs(h) / 2
+            stiff = stiff_now > (STIFF_OFF if stiff else STIFF_ON)
             # Start from the Euler polynomial (X = 0) and, where there is one,
             # the previous segment extrapolated; the better one is kept.
-            x0 = [xp.zeros((1, y.shape[-1], self.basis.n_coeffs - 2), dtype=y.dtype)]
+            basis = self.solver.basis_for(stiff)
+            half_h = xp.asarray([[h / 2]], dtype=y.dtype)
+            x0 = [euler_start(basis, f, half_h, xp=xp)]
             if previous is not None:
-                x0.append(extrapolated_guess(self.basis, previous[0], previous[1], h, f, xp=xp))
+                x0.append(extrapolated_guess(basis, previous[0], previous[1], h, f, xp=xp))
             if attempt is not None:
-                x0.append(extrapolated_guess(self.basis, attempt[0], attempt[1], h, f, xp=xp,
+                x0.append(extrapolated_guess(basis, attempt[0], attempt[1], h, f, xp=xp,
                                              tau_start=-1.0))
-            outcome = self.solver.solve(t, t_new, y, f, x0, start_with_newton=start_with_newton)
+            outcome = self.solver.solve(t, t_new, y, f, x0, start_with_newton=start_with_newton,
+                                        stiff=stiff)
+            stiff_rate = outcome.stiffness / (abs(h) / 2)
             attempt = None
             if outcome.failure is not None:
                 self.counters.nrejected += 1
                 if outcome.failure != "nonfinite":
-                    attempt = (coefficients(self.basis, y, f, xp.asarray([[h / 2]], dtype=y.dtype),
-                                            outcome.x, xp=xp), h)
+                    attempt = (coefficients(basis, y, f, half_h, outcome.x, xp=xp), h)
                 self.last_failure = (outcome.failure, t, t_new)
                 h_abs *= 0.5
                 rejected_here = True
@@ -455,6 +467,10 @@ class _SegmentLoop:
         )
 
 
+#: Stiffness ``(h/2) ‖J‖_∞`` above which the stiff basis is used, and below
+#: which it is left again (hysteresis; Lorenz at its longest segments: ~50).
+STIFF_ON = 100.0
+STIFF_OFF = 25.0
 #: Largest growth of the length after the first segment (sized by a heuristic).
 FIRST_MAX_FACTOR = 20.0
 #: A segment within this factor of the end is stretched to reach it.

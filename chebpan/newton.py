@@ -23,12 +23,14 @@ __all__ = [
     "gradient",
     "gauss_newton_matrix",
     "newton_direction",
+    "collocation_direction",
 ]
 
 
 def residual(basis, f_a, f_nodes, half_h, x, *, xp):
     """Scaled residual ``r̃`` at the nodes: (K, L, M)."""
-    return half_h[..., None] * (f_a[..., None] - f_nodes) + xp.matmul(x, basis.d_tilde)
+    return (half_h[..., None] * (basis.slope_factor * f_a[..., None] - f_nodes)
+            + xp.matmul(x, basis.d_tilde))
 
 
 def objective(basis, r, *, xp):
@@ -46,7 +48,7 @@ def residual_jacobian(basis, jac_nodes, half_h, *, xp):
     half_h : array, shape (K, 1)
     """
     k, m, n_comp, _ = jac_nodes.shape
-    n_free = basis.n_coeffs - 2
+    n_free = basis.n_free
     eye = xp.eye(n_comp, dtype=jac_nodes.dtype, device=getattr(jac_nodes, "device", None))
     d_t = xp.matrix_transpose(basis.d_tilde)  # (M, N-2)
     phi_t = xp.matrix_transpose(basis.phi_tilde)
@@ -64,7 +66,7 @@ def gradient(basis, a, r, *, xp):
     k, n_comp, m = r.shape
     weighted = xp.reshape(r * basis.sqrt_weights, (k, n_comp * m, 1))
     g = 2 * xp.matmul(xp.matrix_transpose(a), weighted)[..., 0]
-    return xp.reshape(g, (k, n_comp, basis.n_coeffs - 2))
+    return xp.reshape(g, (k, n_comp, basis.n_free))
 
 
 def gauss_newton_matrix(a, *, xp):
@@ -79,3 +81,22 @@ def newton_direction(h_matrix, grad, *, xp):
     flat = xp.reshape(grad, (shape[0], -1))
     step, _ = modified_ldl_solve(h_matrix, flat, xp=xp)
     return -xp.reshape(step, shape)
+
+
+def collocation_direction(basis, a, r, *, xp):
+    """Newton direction of the stiff basis: a square collocation solve.
+
+    The stiff basis has N-1 free coefficients per component and N-1 fitted
+    nodes (the node τ = −1 has weight 0), so at the solution the residual
+    vanishes and the step solves ``A d = −√W r̃`` exactly, by LU, instead of
+    through ``AᵀA``, whose condition number (the square of A's, about
+    ``(h/2)‖J‖`` squared on a stiff segment) would force the modified LDLᵀ
+    to perturb the step and reduce Newton to linear convergence.
+    """
+    k, n_comp, m = r.shape
+    fitted = slice(1, m)  # drop the zero-weight rows of τ = −1
+    square = xp.reshape(xp.reshape(a, (k, n_comp, m, -1))[:, :, fitted, :],
+                        (k, n_comp * (m - 1), -1))
+    rhs = xp.reshape((r * basis.sqrt_weights)[..., fitted], (k, n_comp * (m - 1), 1))
+    step = xp.linalg.solve(square, rhs)[..., 0]
+    return -xp.reshape(step, (k, n_comp, basis.n_free))

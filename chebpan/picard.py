@@ -6,7 +6,7 @@ The free coefficients are stored as ``X`` of shape (K, L, N-2) (DESIGN's
 
 from __future__ import annotations
 
-__all__ = ["node_values", "picard_update", "coefficients", "end_value"]
+__all__ = ["node_values", "picard_update", "coefficients", "end_value", "euler_start"]
 
 
 def node_values(basis, y_a, f_a, half_h, x, *, xp):
@@ -16,19 +16,19 @@ def node_values(basis, y_a, f_a, half_h, x, *, xp):
 
     ``y_m = y_a + (h/2) f_a (1 + τ_m) + Σ_n X_n Φ̃[n, m]``.
     """
-    linear = y_a[..., None] + (half_h * f_a)[..., None] * (1 + basis.tau)
+    linear = y_a[..., None] + (basis.slope_factor * half_h * f_a)[..., None] * (1 + basis.tau)
     return linear + xp.matmul(x, basis.phi_tilde)
 
 
 def end_value(basis, y_a, f_a, half_h, x, *, xp):
     """``y(+1)`` (K, L): the node formula at the last node, without the others."""
-    return y_a + 2 * half_h * f_a + xp.matmul(x, basis.end_value[:, None])[..., 0]
+    return y_a + 2 * basis.slope_factor * half_h * f_a + xp.matmul(x, basis.end_value[:, None])[..., 0]
 
 
 def picard_update(basis, f_a, f_nodes, half_h, *, xp):
     """One zero-order update: ``X = (h/2) P (F - f_a 1ᵀ)ᵀ`` → (K, L, N-2)."""
     return half_h[..., None] * xp.matmul(
-        f_nodes - f_a[..., None], xp.matrix_transpose(basis.picard)
+        f_nodes - basis.slope_factor * f_a[..., None], xp.matrix_transpose(basis.picard)
     )
 
 
@@ -38,6 +38,23 @@ def coefficients(basis, y_a, f_a, half_h, x, *, xp):
     ``c_1 = (h/2) f_a − Σ X_n T_n'(−1)`` and ``c_0 = y_a + c_1 − Σ X_n T_n(−1)``
     impose ``y(−1) = y_a`` and ``(2/h) y'(−1) = f_a``.
     """
+    if basis.n_fixed == 1:
+        # Stiff basis: X holds c_1 … c_{N-1}; only y(−1) = y_a is imposed.
+        c0 = y_a - xp.matmul(x, basis.t_minus1[1:, None])[..., 0]
+        return xp.concat([c0[..., None], x], axis=-1)
     c1 = half_h * f_a - xp.matmul(x, basis.dt_minus1[2:, None])[..., 0]
     c0 = y_a + c1 - xp.matmul(x, basis.t_minus1[2:, None])[..., 0]
     return xp.concat([c0[..., None], c1[..., None], x], axis=-1)
+
+
+def euler_start(basis, f_a, half_h, *, xp):
+    """X of the Euler polynomial ``y_a + (h/2) f_a (1 + τ)``: (K, L, n_free).
+
+    Zero in the paper's basis (the slope is built in); in the stiff basis
+    the slope is the coefficient of ``T_1``.
+    """
+    k, n_comp = f_a.shape
+    x = xp.zeros((k, n_comp, basis.n_free), dtype=f_a.dtype)
+    if basis.n_fixed == 1:
+        x = xp.concat([(half_h * f_a)[..., None], x[..., 1:]], axis=-1)
+    return x

@@ -19,6 +19,7 @@ from .newton import (
     objective,
     residual,
     residual_jacobian,
+    collocation_direction,
 )
 from .picard import coefficients, end_value, node_values, picard_update
 
@@ -88,6 +89,9 @@ class SegmentResult:
     failure: str | None
     used_newton: bool
     rounds: int = 0
+    basis: Any = None
+    #: ``max_m (h/2) ‖J_m‖_∞`` from the last Jacobian seen (0 without one).
+    stiffness: float = 0.0
 
 
 def scaled_rms_max(delta, scale, *, xp):
@@ -208,8 +212,10 @@ class SegmentSolver:
     xp : namespace
     """
 
-    def __init__(self, basis, evaluator, rtol, atol, options, counters, *, xp):
-        self.basis = basis
+    def __init__(self, basis, evaluator, rtol, atol, options, counters, *, xp,
+                 stiff_basis=None):
+        self.regular_basis = self.basis = basis
+        self.stiff_basis = stiff_basis if stiff_basis is not None else basis
         self.evaluator = evaluator
         self.rtol = rtol
         self.atol = atol
@@ -243,16 +249,25 @@ class SegmentSolver:
         return ROUNDING_ULPS * self.eps * float(xp.max(magnitude / scale))
 
     # -- the iteration -----------------------------------------------------
-    def solve(self, t_a, t_b, y_a, f_a, x0, *, start_with_newton=False) -> SegmentResult:
+    def basis_for(self, stiff):
+        return self.stiff_basis if stiff else self.regular_basis
+
+    def solve(self, t_a, t_b, y_a, f_a, x0, *, start_with_newton=False,
+              stiff=False) -> SegmentResult:
         """Iterate on ``[t_a, t_b]`` from ``x0`` until converged or failed.
 
         ``t_b`` is passed (not ``h``) because ``t_a + (t_b − t_a)`` may round
         past ``t_b``: the last node must be exactly the segment end, so that
-        ``fun`` is never evaluated outside ``t_span``.
+        ``fun`` is never evaluated outside ``t_span``.  ``x0`` (candidate
+        starts) must be in the layout of ``basis_for(stiff)``.
         """
         depth_before = self.counters.depth
+        self.basis = self.basis_for(stiff)
+        self.stiffness = 0.0
         result = self._solve(t_a, t_b, y_a, f_a, x0, start_with_newton=start_with_newton)
         result.rounds = self.counters.depth - depth_before
+        result.basis = self.basis
+        result.stiffness = self.stiffness
         return result
 
     def _solve(self, t_a, t_b, y_a, f_a, x0, *, start_with_newton):
@@ -260,7 +275,7 @@ class SegmentSolver:
         h = t_b - t_a
         half_h = xp.asarray([[h / 2]], dtype=y_a.dtype)
         t_nodes = node_times(basis, t_a, t_b, xp=xp)
-        newton_allowed = y_a.shape[-1] * (basis.n_coeffs - 2) <= opts.max_newton_size
+        newton_allowed = y_a.shape[-1] * basis.n_free <= opts.max_newton_size
         use_newton = start_with_newton and newton_allowed
         x, y_nodes, f_nodes, jac = self._best_start(t_nodes, y_a, f_a, half_h, x0, use_newton)
         if f_nodes is None:
@@ -336,8 +351,14 @@ class SegmentSolver:
         return (x[pick], y_nodes[pick], f_nodes[pick],
                 None if jac is None else jac[pick])
 
+    def _note_stiffness(self, jac, half_h):
+        xp = self.xp
+        norm = xp.max(xp.sum(xp.abs(jac), axis=-1))
+        self.stiffness = float(half_h[0, 0]) * float(norm)
+
     def _newton(self, t_nodes, y_a, f_a, half_h, x, y_nodes, f_nodes, jac):
         xp, basis, opts = self.xp, self.basis, self.options
+        self._note_stiffness(jac, half_h)
         r = residual(basis, f_a, f_nodes, half_h, x, xp=xp)
         a = residual_jacobian(basis, jac, half_h, xp=xp)
         grad = gradient(basis, a, r, xp=xp)
@@ -348,7 +369,10 @@ class SegmentSolver:
             if opts.tol_newton is not None and float(xp.sqrt(xp.sum(grad * grad))) < opts.tol_newton:
                 return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1], used_newton=True)
             self.counters.nlu += 1
-            direction = newton_direction(gauss_newton_matrix(a, xp=xp), grad, xp=xp)
+            if basis.n_fixed == 1 and basis.n_nodes - 1 == basis.n_free:
+                direction = collocation_direction(basis, a, r, xp=xp)
+            else:
+                direction = newton_direction(gauss_newton_matrix(a, xp=xp), grad, xp=xp)
             scale = self.scale(y_a, y_nodes[..., -1])
             change = scaled_rms_max(xp.matmul(direction, basis.phi_tilde), scale, xp=xp)
             if not math.isfinite(change):
