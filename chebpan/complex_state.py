@@ -47,11 +47,14 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+import scipy.sparse
 
 from .jacobian import _jac_shape_error
+from .sparse import SparsityPattern
 from .validation import check_fun_output
 
 __all__ = [
+    "realify_sparsity",
     "ComplexDenseOutput",
     "ComplexOdeSolution",
     "complexify_result",
@@ -475,3 +478,14 @@ def complexify_result(res, n):
         res.y_events = [np.ascontiguousarray(to_complex(np.asarray(ye).T, n).T)
                         if np.ndim(ye) == 2 else ye for ye in y_events]
     return res
+
+
+def realify_sparsity(jac_sparsity, n):
+    """The pattern of the real system's Jacobian ``[[Re J, −Im J], [Im J, Re J]]``.
+
+    Each block may be nonzero wherever J may: ``[[S, S], [S, S]]``.
+    """
+    pattern = SparsityPattern.from_matrix(jac_sparsity, n)
+    block = scipy.sparse.coo_array((np.ones(pattern.nnz), (pattern.rows, pattern.cols)),
+                                   shape=(n, n))
+    return scipy.sparse.block_array([[block, block], [block, block]])

@@ -9,7 +9,7 @@ import scipy.integrate
 
 from .backend import namespace_of
 from .basis import chebyshev_values, get_basis
-from .complex_state import complexify_result, realify, realify_events
+from .complex_state import complexify_result, realify, realify_events, realify_sparsity
 from .counters import Counters
 from .dense import OdeSolution
 from .result import MESSAGES, TOO_SMALL_STEP, OdeResult
@@ -176,6 +176,7 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
     first_step = options.pop("first_step", None)
     max_step = options.pop("max_step", np.inf)
     vectorized_jac = bool(options.pop("vectorized_jac", False))
+    jac_sparsity = options.pop("jac_sparsity", None)
     n_coeffs = int(options.pop("n_coeffs", DEFAULT_N_COEFFS))
     n_nodes = int(options.pop("n_nodes", n_coeffs - 1))
     iteration = IterationOptions(**{
@@ -197,12 +198,14 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
         fun, jac, y0, rtol, atol = realify(fun, jac, y0, rtol, atol, vectorized,
                                            vectorized_jac)
         events = realify_events(events, n_complex)
+        if jac_sparsity is not None:
+            jac_sparsity = realify_sparsity(jac_sparsity, n_complex)
 
     xp = namespace_of(y0)
     counters = Counters()
     evaluator = Evaluator(fun, jac, y0.shape[0], vectorized=vectorized,
                           vectorized_jac=vectorized_jac, xp=xp, dtype=y0.dtype,
-                          counters=counters)
+                          counters=counters, jac_sparsity=jac_sparsity)
     basis = get_basis(n_coeffs, n_nodes, xp=xp, dtype=y0.dtype)
     # One more node: the residual at τ = −1 is not fitted there.
     stiff_basis = get_basis(n_coeffs, n_nodes + 1, xp=xp, dtype=y0.dtype, stiff=True)

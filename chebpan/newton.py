@@ -24,6 +24,7 @@ __all__ = [
     "gauss_newton_matrix",
     "newton_direction",
     "collocation_direction",
+    "DenseLinearization",
 ]
 
 
@@ -100,3 +101,27 @@ def collocation_direction(basis, a, r, *, xp):
     rhs = xp.reshape((r * basis.sqrt_weights)[..., fitted], (k, n_comp * (m - 1), 1))
     step = xp.linalg.solve(square, rhs)[..., 0]
     return -xp.reshape(step, (k, n_comp, basis.n_free))
+
+
+class DenseLinearization:
+    """The residual Jacobian at one iterate, with what Newton needs from it.
+
+    ``gradient(r)`` is ``∇ẽ``; ``direction(r, grad)`` the Newton direction:
+    the square collocation solve for the stiff basis, the modified-LDLᵀ
+    Gauss–Newton step otherwise.  (:class:`chebpan.sparse.SparseLinearization`
+    has the same two methods.)
+    """
+
+    def __init__(self, basis, jac_nodes, half_h, *, xp):
+        self.basis = basis
+        self.xp = xp
+        self.a = residual_jacobian(basis, jac_nodes, half_h, xp=xp)
+
+    def gradient(self, r):
+        return gradient(self.basis, self.a, r, xp=self.xp)
+
+    def direction(self, r, grad):
+        basis, xp = self.basis, self.xp
+        if basis.n_fixed == 1 and basis.n_nodes - 1 == basis.n_free:
+            return collocation_direction(basis, self.a, r, xp=xp)
+        return newton_direction(gauss_newton_matrix(self.a, xp=xp), grad, xp=xp)

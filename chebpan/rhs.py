@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .counters import Counters
 from .jacobian import make_jacobian
+from .sparse import make_sparse_jacobian
 from .validation import check_fun_output
 
 __all__ = ["Evaluator"]
@@ -32,13 +33,18 @@ class Evaluator:
     vectorized : bool
     vectorized_jac : bool
         Call a callable ``jac`` once over all points (see :mod:`chebpan.jacobian`).
+    jac_sparsity : array_like or sparse matrix, optional
+        As in scipy: the pattern of forward differences when ``jac`` is None.
+        Then (or for a sparse constant ``jac``) Jacobians come as values on
+        ``pattern`` (:mod:`chebpan.sparse`), shape (P, nnz).
     xp : namespace
     dtype : dtype
     counters : Counters
     """
 
     def __init__(
-        self, fun, jac, n, *, vectorized, vectorized_jac=False, xp, dtype, counters: Counters
+        self, fun, jac, n, *, vectorized, vectorized_jac=False, xp, dtype, counters: Counters,
+        jac_sparsity=None,
     ):
         self.fun = fun
         self.n = n
@@ -46,9 +52,13 @@ class Evaluator:
         self.xp = xp
         self.dtype = dtype
         self.counters = counters
-        self.jacobian = make_jacobian(
-            jac, n, vectorized_jac=vectorized_jac, xp=xp, dtype=dtype
-        )
+        self.jacobian = make_sparse_jacobian(jac, jac_sparsity, n, dtype=dtype)
+        if self.jacobian is None:
+            self.jacobian = make_jacobian(
+                jac, n, vectorized_jac=vectorized_jac, xp=xp, dtype=dtype
+            )
+        #: The sparsity pattern when Jacobians are sparse, else None.
+        self.pattern = getattr(self.jacobian, "pattern", None)
 
     def call_fun(self, t, y):
         """``fun`` at the points ``(t[p], y[:, p])``: shapes (P,), (L, P) → (L, P)."""
@@ -69,7 +79,10 @@ class Evaluator:
         return xp.stack(columns, axis=1)
 
     def evaluate(self, t, y, *, with_jacobian=False):
-        """One round: ``F`` (L, P) and, if asked, ``J`` (P, L, L) at the same points."""
+        """One round: ``F`` (L, P) and, if asked, ``J`` (P, L, L) at the same points.
+
+        With a sparsity ``pattern``, ``J`` is its values, (P, nnz).
+        """
         self.counters.depth += 1
         f = self.call_fun(t, y)
         if not with_jacobian:

@@ -12,16 +12,9 @@ from typing import Any
 
 from .basis import chebyshev_values
 from .linesearch import strong_wolfe
-from .newton import (
-    gauss_newton_matrix,
-    gradient,
-    newton_direction,
-    objective,
-    residual,
-    residual_jacobian,
-    collocation_direction,
-)
+from .newton import DenseLinearization, objective, residual
 from .picard import coefficients, end_value, node_values, picard_update
+from .sparse import SparseLinearization
 
 __all__ = ["IterationOptions", "SegmentResult", "solve_segment", "error_estimate",
            "next_length_factor", "extrapolated_guess", "decay_error_estimate",
@@ -223,6 +216,7 @@ class SegmentSolver:
         self.counters = counters
         self.xp = xp
         self.eps = float(xp.finfo(basis.tau.dtype).eps)
+        self.pattern = getattr(evaluator, "pattern", None)
 
     # -- helpers -----------------------------------------------------------
     def scale(self, *values):
@@ -275,7 +269,10 @@ class SegmentSolver:
         h = t_b - t_a
         half_h = xp.asarray([[h / 2]], dtype=y_a.dtype)
         t_nodes = node_times(basis, t_a, t_b, xp=xp)
-        newton_allowed = y_a.shape[-1] * basis.n_free <= opts.max_newton_size
+        self.dense_newton = y_a.shape[-1] * basis.n_free <= opts.max_newton_size
+        # Above the dense size, Newton needs a sparsity pattern and the
+        # square (stiff-basis) system that SuperLU factorises.
+        newton_allowed = self.dense_newton or (self.pattern is not None and basis.n_fixed == 1)
         use_newton = start_with_newton and newton_allowed
         x, y_nodes, f_nodes, jac = self._best_start(t_nodes, y_a, f_a, half_h, x0, use_newton)
         if f_nodes is None:
@@ -314,10 +311,10 @@ class SegmentSolver:
                     return self._failed(x, "nonfinite")
             else:
                 if not newton_allowed:
-                    return self._failed(x, "no convergence")
+                    return self._picard_only_failed(x)
                 return self._newton(t_nodes, y_a, f_a, half_h, x, y_nodes, f_nodes, jac)
             if not newton_allowed:
-                return self._failed(x, "no convergence")
+                return self._picard_only_failed(x)
             # Too slow: Newton from the newest iterate.
             y_nodes = node_values(basis, y_a, f_a, half_h, x, xp=xp)
             f_nodes, jac = self._evaluate(t_nodes, y_nodes, with_jacobian=True)
@@ -341,7 +338,7 @@ class SegmentSolver:
         f_nodes, jac = self._evaluate_raw(t_nodes, y_nodes, with_jacobian=with_jacobian)
         finite = xp.all(xp.isfinite(f_nodes), axis=(1, 2))
         if jac is not None:
-            finite = finite & xp.all(xp.isfinite(jac), axis=(1, 2, 3))
+            finite = finite & xp.all(xp.isfinite(jac), axis=tuple(range(1, jac.ndim)))
         if not bool(xp.any(finite)):
             return x[:1], y_nodes[:1], None, None
         r = residual(basis, repeat(f_a), f_nodes, repeat(half_h), x, xp=xp)
@@ -351,17 +348,35 @@ class SegmentSolver:
         return (x[pick], y_nodes[pick], f_nodes[pick],
                 None if jac is None else jac[pick])
 
+    def _picard_only_failed(self, x):
+        if self.pattern is not None:
+            # Too long for the zero-order iteration: Newton on the stiff
+            # basis (sparse) is the way on, and it will measure ‖J‖.
+            self.stiffness = math.inf
+        return self._failed(x, "no convergence")
+
     def _note_stiffness(self, jac, half_h):
         xp = self.xp
-        norm = xp.max(xp.sum(xp.abs(jac), axis=-1))
-        self.stiffness = float(half_h[0, 0]) * float(norm)
+        if jac.ndim == 3:  # values on the sparsity pattern, (K, M, nnz)
+            norm = float(self.pattern.row_sums(jac).max())
+        else:
+            norm = float(xp.max(xp.sum(xp.abs(jac), axis=-1)))
+        self.stiffness = float(half_h[0, 0]) * norm
+
+    def _linearize(self, jac, half_h):
+        """The residual Jacobian (dense or sparse) of one iterate."""
+        if jac.ndim == 3 and not self.dense_newton:
+            return SparseLinearization(self.basis, self.pattern, jac[0], float(half_h[0, 0]))
+        if jac.ndim == 3:
+            jac = self.xp.asarray(self.pattern.to_dense(jac))
+        return DenseLinearization(self.basis, jac, half_h, xp=self.xp)
 
     def _newton(self, t_nodes, y_a, f_a, half_h, x, y_nodes, f_nodes, jac):
         xp, basis, opts = self.xp, self.basis, self.options
         self._note_stiffness(jac, half_h)
         r = residual(basis, f_a, f_nodes, half_h, x, xp=xp)
-        a = residual_jacobian(basis, jac, half_h, xp=xp)
-        grad = gradient(basis, a, r, xp=xp)
+        linear = self._linearize(jac, half_h)
+        grad = linear.gradient(r)
         value = float(objective(basis, r, xp=xp)[0])
         previous = None
         for _ in range(opts.max_newton):
@@ -369,10 +384,7 @@ class SegmentSolver:
             if opts.tol_newton is not None and float(xp.sqrt(xp.sum(grad * grad))) < opts.tol_newton:
                 return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1], used_newton=True)
             self.counters.nlu += 1
-            if basis.n_fixed == 1 and basis.n_nodes - 1 == basis.n_free:
-                direction = collocation_direction(basis, a, r, xp=xp)
-            else:
-                direction = newton_direction(gauss_newton_matrix(a, xp=xp), grad, xp=xp)
+            direction = linear.direction(r, grad)
             scale = self.scale(y_a, y_nodes[..., -1])
             change = scaled_rms_max(xp.matmul(direction, basis.phi_tilde), scale, xp=xp)
             if not math.isfinite(change):
@@ -394,18 +406,18 @@ class SegmentSolver:
                 if f_trial is None:
                     return math.inf, math.nan, None
                 r_trial = residual(basis, f_a, f_trial, half_h, x_trial, xp=xp)
-                a_trial = residual_jacobian(basis, jac_trial, half_h, xp=xp)
-                g_trial = gradient(basis, a_trial, r_trial, xp=xp)
+                linear_trial = self._linearize(jac_trial, half_h)
+                g_trial = linear_trial.gradient(r_trial)
                 return (float(objective(basis, r_trial, xp=xp)[0]),
                         float(xp.sum(g_trial * direction)),
-                        (x_trial, y_trial, f_trial, r_trial, a_trial, g_trial))
+                        (x_trial, y_trial, f_trial, r_trial, linear_trial, g_trial))
 
             search = strong_wolfe(phi, value, slope)
             if search.payload is None:
                 if change <= opts.convergence:
                     return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1], used_newton=True)
                 return self._failed(x, "line search failed")
-            x, y_nodes, f_nodes, r, a, grad = search.payload
+            x, y_nodes, f_nodes, r, linear, grad = search.payload
             value = search.value
             change *= search.alpha
             if opts.tol_newton is None and self._converged(change, previous, floor):
@@ -422,7 +434,8 @@ class SegmentSolver:
         f, jac = self.evaluator.evaluate(flat_t, flat_y, with_jacobian=with_jacobian)
         f_nodes = xp.permute_dims(xp.reshape(f, (n_comp, k, m)), (1, 0, 2))
         if jac is not None:
-            jac = xp.reshape(jac, (k, m, n_comp, n_comp))
+            tail = (jac.shape[-1],) if self.pattern is not None else (n_comp, n_comp)
+            jac = xp.reshape(jac, (k, m, *tail))
         return f_nodes, jac
 
     def _evaluate(self, t_nodes, y_nodes, *, with_jacobian):

@@ -45,6 +45,11 @@ import threading
 import pytest
 import scipy.integrate
 
+# Imported when the plugin loads, before pytest's collection puts the folder
+# holding scipy (site-packages) first on sys.path: the chebpan under test is
+# then the one on PYTHONPATH, not an installed copy.
+import chebpan
+
 #: Module whose ``solve_ivp`` is replaced.
 TARGET_MODULE = "scipy.integrate._ivp.tests.test_ivp"
 #: The method every routed call uses.
@@ -60,8 +65,6 @@ def make_router(counter=None):
 
     ``counter`` (a list) gets one entry, the requested method, per call.
     """
-    import chebpan
-
     def solve_ivp(*args, **kwargs):
         # Bind like scipy does, so that positional use of ``method``,
         # ``t_eval``, ... and wrong calls behave the same (a TypeError here is

@@ -80,16 +80,21 @@ FAILURE_SIGNATURES = {
     "test_integration_const_jac": r"\b(nfev|njev|nlu)\b",
 }
 
-#: scipy test id -> why it is not run at all: public behaviour that PAN does
-#: not deliver yet.  These are open work of issue #3, not accepted deviations:
-#: each must leave this list (and then pass) before that issue is resolved.
-KNOWN_GAPS = {
-    "test_integration_sparse_difference": (
-        "medazko, n = 400, stiff: with more than `max_newton_size` unknowns PAN "
-        "has only the zero-order iteration, which needs very short segments on "
-        "a stiff problem and runs for many minutes; needs a sparse/structured "
-        "Newton solve that uses `jac_sparsity`"),
-}
+#: Slow scipy tests (run with CHEBPAN_SCIPY_SUITE_SLOW=1) allowed to fail,
+#: with the same rules as EXPECTED_FAILURES.
+_STIFF_COST = _COST + (
+    "nfev < 5000 for Radau/BDF/LSODA on Robertson over [0, 1e8]; PAN with a "
+    "non-vectorized fun and forward differences calls fun once per node and "
+    "per column (27 036 calls, depth 182, 28 segments); njev < 200 holds (178)")
+EXPECTED_SLOW_FAILURES = {
+    f"test_integration_stiff[{method}]": _STIFF_COST for method in ("Radau", "BDF", "LSODA")}
+SLOW_FAILURE_SIGNATURES = dict.fromkeys(EXPECTED_SLOW_FAILURES, r"\bnfev\b")
+
+#: Also run scipy's slow tests (Robertson over [0, 1e8]: a few seconds here).
+RUN_SLOW = os.environ.get("CHEBPAN_SCIPY_SUITE_SLOW") == "1"
+if RUN_SLOW:
+    EXPECTED_FAILURES = {**EXPECTED_FAILURES, **EXPECTED_SLOW_FAILURES}
+    FAILURE_SIGNATURES = {**FAILURE_SIGNATURES, **SLOW_FAILURE_SIGNATURES}
 
 #: Tests of scipy-internal code (OdeSolver classes, OdeSolution, num_jac,
 #: select_initial_step) that never call solve_ivp; they run against scipy.
@@ -118,8 +123,7 @@ def routed_run(tmp_path_factory):
         + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     cmd = [sys.executable, "-m", "pytest", "--pyargs", SCIPY_MODULE,
            "-p", "scipy_router", "-p", "no:cacheprovider",
-           "-m", "not slow", "-q", "-rA",
-           "-k", " and ".join(f"not {name}" for name in KNOWN_GAPS),
+           "-m", "" if RUN_SLOW else "not slow", "-q", "-rA",
            f"--router-report={report}", f"--router-timeout={PER_TEST_TIMEOUT:g}"]
     start = time.perf_counter()
     timed_out = False
