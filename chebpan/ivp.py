@@ -302,6 +302,12 @@ class _SegmentLoop:
         rejected_here = False
         stiff = False
         stiff_rate = 0.0  # ‖J‖_∞ seen by Newton on the last attempt
+        if self.solver.has_dense_newton(y.shape[-1]):
+            stiff_on, stiff_off = STIFF_ON, STIFF_OFF
+        else:
+            # Only the zero-order iteration on the paper's basis, which needs
+            # (h/2)‖J‖ below about 1: the (sparse) stiff basis takes over there.
+            stiff_on, stiff_off = STIFF_ON_PICARD_ONLY, STIFF_OFF_PICARD_ONLY
         while self.status is None:
             remaining = abs(self.tf - t)
             h_abs = min(h_abs, self.max_step, remaining)
@@ -317,7 +323,7 @@ class _SegmentLoop:
             # error of y_a off a stiff slow manifold into a fast slope; past a
             # stiffness of STIFF_ON the value-only (stiff) basis is used.
             stiff_now = stiff_rate * abs(h) / 2
-            stiff = stiff_now > (STIFF_OFF if stiff else STIFF_ON)
+            stiff = stiff_now > (stiff_off if stiff else stiff_on)
             # Start from the Euler polynomial (X = 0) and, where there is one,
             # the previous segment extrapolated; the better one is kept.
             basis = self.solver.basis_for(stiff)
@@ -330,7 +336,8 @@ class _SegmentLoop:
                                              tau_start=-1.0))
             outcome = self.solver.solve(t, t_new, y, f, x0, start_with_newton=start_with_newton,
                                         stiff=stiff)
-            stiff_rate = outcome.stiffness / (abs(h) / 2)
+            if outcome.stiffness is not None:
+                stiff_rate = outcome.stiffness / (abs(h) / 2)
             attempt = None
             if outcome.failure is not None:
                 self.counters.nrejected += 1
@@ -474,6 +481,9 @@ class _SegmentLoop:
 #: which it is left again (hysteresis; Lorenz at its longest segments: ~50).
 STIFF_ON = 100.0
 STIFF_OFF = 25.0
+#: The same where the paper's basis has no Newton (systems above max_newton_size).
+STIFF_ON_PICARD_ONLY = 1.0
+STIFF_OFF_PICARD_ONLY = 0.25
 #: Largest growth of the length after the first segment (sized by a heuristic).
 FIRST_MAX_FACTOR = 20.0
 #: A segment within this factor of the end is stretched to reach it.

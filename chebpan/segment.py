@@ -83,8 +83,10 @@ class SegmentResult:
     used_newton: bool
     rounds: int = 0
     basis: Any = None
-    #: ``max_m (h/2) ‖J_m‖_∞`` from the last Jacobian seen (0 without one).
-    stiffness: float = 0.0
+    #: ``max_m (h/2) ‖J_m‖_∞`` from the Jacobian Newton started with; None
+    #: when no Jacobian was evaluated; inf when the zero-order iteration
+    #: failed where only the sparse Newton (stiff basis) could go on.
+    stiffness: float | None = None
 
 
 def scaled_rms_max(delta, scale, *, xp):
@@ -243,6 +245,10 @@ class SegmentSolver:
         return ROUNDING_ULPS * self.eps * float(xp.max(magnitude / scale))
 
     # -- the iteration -----------------------------------------------------
+    def has_dense_newton(self, n_comp):
+        """Whether the paper's basis gets (dense) Newton steps for L = n_comp."""
+        return n_comp * self.regular_basis.n_free <= self.options.max_newton_size
+
     def basis_for(self, stiff):
         return self.stiff_basis if stiff else self.regular_basis
 
@@ -257,7 +263,7 @@ class SegmentSolver:
         """
         depth_before = self.counters.depth
         self.basis = self.basis_for(stiff)
-        self.stiffness = 0.0
+        self.stiffness = None
         result = self._solve(t_a, t_b, y_a, f_a, x0, start_with_newton=start_with_newton)
         result.rounds = self.counters.depth - depth_before
         result.basis = self.basis
