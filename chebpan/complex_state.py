@@ -49,7 +49,7 @@ import functools
 import numpy as np
 import scipy.sparse
 
-from .jacobian import _jac_shape_error
+from .jacobian import _as_matrix
 from .sparse import SparsityPattern
 from .validation import check_fun_output
 
@@ -152,13 +152,12 @@ def real_block_jacobian(J):
 
 # ------------------------------------------------------------------------------ realify
 def _complex_jac_value(value, expected):
-    """The user's (complex or real, dense or sparse) Jacobian as a complex ndarray."""
-    if hasattr(value, "toarray"):  # scipy sparse
-        value = value.toarray()
-    value = np.asarray(value, dtype=np.complex128)
-    if tuple(value.shape) != expected:
-        raise _jac_shape_error(expected, tuple(value.shape))
-    return value
+    """The user's (complex or real, dense or sparse) Jacobian as a complex ndarray.
+
+    Anything with the expected number of entries is reshaped, as for real
+    states (:func:`chebpan.jacobian._as_matrix`).
+    """
+    return _as_matrix(value, expected, xp=np, dtype=np.complex128)
 
 
 def _realify_tol(tol, n, name, *, size_one_is_scalar):

@@ -535,6 +535,9 @@ def test_realify_jacobians():
     _, jac, *_ = realify(None, lambda t, y: np.eye(3), y0, 1e-3, 1e-6, False)
     with pytest.raises(ValueError, match=r"`jac` is expected to have shape \(2, 2\)"):
         jac(0.0, x0)
+    # As for real states, n² entries in another shape are reshaped (like LSODA).
+    _, jac, *_ = realify(None, lambda t, y: -np.eye(2).ravel(), y0, 1e-3, 1e-6, False)
+    assert_array_equal(jac(0.0, x0), -np.eye(4))
 
 
 def test_realify_tolerances():
