@@ -3,10 +3,11 @@
 ``chebpan.solve_ivp`` is a drop-in for :func:`scipy.integrate.solve_ivp`.
 """
 
+from .citation import cite
 from .dense import OdeSolution
 from .ivp import solve_ivp
 from .result import OdeResult
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["solve_ivp", "OdeResult", "OdeSolution", "__version__"]
+__all__ = ["solve_ivp", "OdeResult", "OdeSolution", "cite", "__version__"]

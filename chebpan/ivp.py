@@ -11,6 +11,7 @@ from .backend import namespace_of
 from .basis import chebyshev_values, get_basis
 from .complex_state import complexify_result, realify, realify_events, realify_sparsity
 from .counters import Counters
+from .progress import ProgressBar
 from .dense import OdeSolution
 from .result import MESSAGES, TOO_SMALL_STEP, OdeResult
 from .rhs import Evaluator
@@ -116,6 +117,11 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
         vectorized_jac : bool, optional
             Call a callable ``jac`` once with ``t`` (P,), ``y`` (n, P),
             returning shape (n, n, P).  Default False.
+        jac_sparsity : array_like or sparse matrix, shape (n, n), optional
+            As in scipy: where ``∂f/∂y`` may be nonzero, used when ``jac`` is
+            None.  Forward differences then perturb groups of columns that
+            share no row together, and systems above ``max_newton_size`` get
+            sparse (SuperLU) Newton steps on stiff segments.
         n_coeffs : int, optional
             Chebyshev coefficients per component and segment (N, default 32).
         n_nodes : int, optional
@@ -128,9 +134,12 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
             Zero-order contraction ratio above which Newton takes over
             (default 0.2).
         max_newton_size : int, optional
-            Largest Newton system ``n·(n_coeffs − 2)`` (default 1200); larger
-            systems use the zero-order iteration only (dense Newton matrices
-            grow like its square, factorisations like its cube).
+            Largest dense Newton system ``n·(n_coeffs − 2)`` (default 1200);
+            larger systems use the zero-order iteration, and sparse Newton
+            steps on stiff segments when the Jacobian's sparsity is known
+            (``jac_sparsity`` or a sparse constant ``jac``).
+        progress : bool, optional
+            Show a progress bar over ``t`` (needs the optional package tqdm).
         tol_ls, tol_newton : float, optional
             The paper's stopping rules: stop the zero-order iteration when the
             coefficient change is below ``tol_ls`` and Newton when the
@@ -177,6 +186,7 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
     max_step = options.pop("max_step", np.inf)
     vectorized_jac = bool(options.pop("vectorized_jac", False))
     jac_sparsity = options.pop("jac_sparsity", None)
+    progress = bool(options.pop("progress", False))
     n_coeffs = int(options.pop("n_coeffs", DEFAULT_N_COEFFS))
     n_nodes = int(options.pop("n_nodes", n_coeffs - 1))
     iteration = IterationOptions(**{
@@ -217,7 +227,13 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
         events, max_events, event_direction = prepare_events(events, args)
         loop.tracker = EventTracker(events, max_events, event_direction, t0, y0_raw,
                                     vectorized=vectorized)
-    loop.run(first_step)
+    if progress:
+        loop.progress = ProgressBar(t0, tf)
+    try:
+        loop.run(first_step)
+    finally:
+        if loop.progress is not None:
+            loop.progress.close()
     res = loop.result(t_eval, dense_output)
     return res if n_complex is None else complexify_result(res, n_complex)
 
@@ -243,6 +259,7 @@ class _SegmentLoop:
         self.status = None
         self.message = None
         self.tracker = None  # an EventTracker when events are given
+        self.progress = None  # a ProgressBar with progress=True
         self.last_failure = ("error", t0, t0)  # (what, t_a, t_b) of the last rejection
         # The first call of fun, in scipy's order: before `first_step` is checked.
         self.f0 = self._f_at(t0, self.y0) if tf != t0 else None
@@ -366,6 +383,8 @@ class _SegmentLoop:
             self.coeffs.append(outcome.coeffs[0])
             self.y_start.append(y[0])
             self.y_end.append(outcome.y_end[0])
+            if self.progress is not None:
+                self.progress.update(t_new)
             if self.tracker is not None and self._events_on_last_segment(y, f, outcome.x):
                 self.status = 1
                 return
