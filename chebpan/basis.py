@@ -97,11 +97,11 @@ class ChebyshevBasis:
         Ascending CGL nodes; ``tau[0] == -1``, ``tau[-1] == 1``.
     weights, sqrt_weights : arrays, shape (M,)
         Clenshaw–Curtis weights and their square roots.
-    phi_tilde, d_tilde : arrays, shape (N-2, M)
-        ``Φ̃`` and ``D̃`` of DESIGN §1.
-    picard : array, shape (N-2, M)
+    phi_tilde, d_tilde : arrays, shape (n_free, M)
+        ``Φ̃`` and ``D̃`` of DESIGN §1 (n_free = N-2 in the paper's basis).
+    picard : array, shape (n_free, M)
         The zero-order operator ``P = (D̃ W D̃ᵀ)^{-1} D̃ W``.
-    end_value, end_slope : arrays, shape (N-2,)
+    end_value, end_slope : arrays, shape (n_free,)
         ``Φ̃[:, -1]`` and ``D̃[:, -1]``: contributions of X to y(+1) and y'(+1).
     t_minus1, dt_minus1 : arrays, shape (N,)
         ``T_n(-1) = (-1)^n`` and ``T_n'(-1) = (-1)^(n+1) n^2``.
@@ -163,7 +163,7 @@ def _build(n_coeffs: int, n_nodes: int, xp, dtype, device, stiff: bool) -> Cheby
     # column.  Going through QR of W^½ D̃ᵀ keeps the condition number at cond(D̃)
     # instead of squaring it as the normal equations would.
     sqrt_w = xp.sqrt(weights)
-    design = sqrt_w[:, None] * xp.matrix_transpose(d_tilde)  # (M, N-2)
+    design = sqrt_w[:, None] * xp.matrix_transpose(d_tilde)  # (M, n_free)
     q, r = xp.linalg.qr(design)
     picard = xp.linalg.solve(r, xp.matrix_transpose(q) * sqrt_w[None, :])
     cast = lambda a: xp.astype(a, dtype)  # noqa: E731

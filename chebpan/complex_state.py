@@ -49,7 +49,7 @@ import functools
 import numpy as np
 import scipy.sparse
 
-from .jacobian import _as_matrix
+from .jacobian import _as_matrix, _jac_shape_error
 from .sparse import SparsityPattern
 from .validation import check_fun_output
 
@@ -258,6 +258,13 @@ def realify(fun, jac, y0, rtol, atol, vectorized, vectorized_jac=False):
         else:
             def real_jac(t, x):
                 return real_block_jacobian(_complex_jac_value(jac(t, to_complex(x, n)), (n, n)))
+    elif scipy.sparse.issparse(jac):
+        # Kept sparse: its pattern drives the sparse Newton steps.
+        if tuple(jac.shape) != (n, n):
+            raise _jac_shape_error((n, n), tuple(jac.shape))
+        j = scipy.sparse.csr_array(jac, dtype=np.complex128)
+        real_jac = scipy.sparse.block_array([[j.real, -j.imag], [j.imag, j.real]],
+                                            format="csr")
     else:
         real_jac = real_block_jacobian(_complex_jac_value(jac, (n, n)))
 

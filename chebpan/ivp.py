@@ -208,7 +208,7 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
         fun, jac, y0, rtol, atol = realify(fun, jac, y0, rtol, atol, vectorized,
                                            vectorized_jac)
         events = realify_events(events, n_complex)
-        if jac_sparsity is not None:
+        if jac_sparsity is not None and jac is None:  # (scipy ignores it with a jac)
             jac_sparsity = realify_sparsity(jac_sparsity, n_complex)
 
     xp = namespace_of(y0)
@@ -217,8 +217,9 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
                           vectorized_jac=vectorized_jac, xp=xp, dtype=y0.dtype,
                           counters=counters, jac_sparsity=jac_sparsity)
     basis = get_basis(n_coeffs, n_nodes, xp=xp, dtype=y0.dtype)
-    # One more node: the residual at τ = −1 is not fitted there.
-    stiff_basis = get_basis(n_coeffs, n_nodes + 1, xp=xp, dtype=y0.dtype, stiff=True)
+    # Square collocation: N − 1 free coefficients on the N − 1 nodes right of
+    # τ = −1 (whatever n_nodes the paper's basis uses).
+    stiff_basis = get_basis(n_coeffs, n_coeffs, xp=xp, dtype=y0.dtype, stiff=True)
     loop = _SegmentLoop(evaluator, basis, stiff_basis, t0, tf, xp.asarray(y0), rtol, atol,
                         max_step, iteration, counters, xp=xp)
     if first_step is not None:
@@ -319,7 +320,10 @@ class _SegmentLoop:
         rejected_here = False
         stiff = False
         stiff_rate = 0.0  # ‖J‖_∞ seen by Newton on the last attempt
-        if self.solver.has_dense_newton(y.shape[-1]):
+        n_comp = y.shape[-1]
+        if not self.solver.newton_available(self.solver.basis_for(True), n_comp):
+            stiff_on = stiff_off = math.inf  # the stiff basis would have no Newton
+        elif self.solver.newton_available(self.solver.basis_for(False), n_comp):
             stiff_on, stiff_off = STIFF_ON, STIFF_OFF
         else:
             # Only the zero-order iteration on the paper's basis, which needs
@@ -339,6 +343,8 @@ class _SegmentLoop:
             # The paper's basis imposes y'(t_a) = f(t_a, y_a), which turns any
             # error of y_a off a stiff slow manifold into a fast slope; past a
             # stiffness of STIFF_ON the value-only (stiff) basis is used.
+            # (stiff_rate is inf after a zero-order failure that only the
+            # sparse stiff basis can take on: switch now.)
             stiff_now = stiff_rate * abs(h) / 2
             stiff = stiff_now > (stiff_off if stiff else stiff_on)
             # Start from the Euler polynomial (X = 0) and, where there is one,
@@ -385,7 +391,7 @@ class _SegmentLoop:
             self.y_end.append(outcome.y_end[0])
             if self.progress is not None:
                 self.progress.update(t_new)
-            if self.tracker is not None and self._events_on_last_segment(y, f, outcome.x):
+            if self.tracker is not None and self._events_on_last_segment(y, f, outcome):
                 self.status = 1
                 return
             previous = (outcome.coeffs, h)
@@ -399,9 +405,9 @@ class _SegmentLoop:
             rejected_here = False
             h_abs *= factor
 
-    def _events_on_last_segment(self, y_a, f_a, x):
+    def _events_on_last_segment(self, y_a, f_a, outcome):
         """Detect events on the segment just accepted; truncate it at a terminal one."""
-        xp, basis = self.xp, self.basis
+        xp, basis, x = self.xp, outcome.basis, outcome.x
         t_a, t_b = self.ts[-2], self.ts[-1]
         half_h = xp.asarray([[(t_b - t_a) / 2]], dtype=y_a.dtype)
         y_nodes = node_values(basis, y_a, f_a, half_h, x, xp=xp)[0]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["make_jacobian"]
+__all__ = ["make_jacobian", "forward_difference_steps"]
 
 
 def _jac_shape_error(expected, actual):
@@ -92,6 +92,16 @@ class _UserJacobian:
         )
 
 
+def forward_difference_steps(y, relative_step, *, xp):
+    """Steps ``relative_step · max(|y|, 1)`` away from zero, exactly representable.
+
+    The returned step is ``(y + step) − y``, the perturbation actually made.
+    """
+    sign = xp.where(y >= 0, 1.0, -1.0)
+    step = relative_step * sign * xp.maximum(xp.abs(y), xp.ones_like(y))
+    return (y + step) - y
+
+
 class _ForwardDifference:
     """Forward differences with all L·P perturbed points in one ``fun`` call."""
 
@@ -105,9 +115,7 @@ class _ForwardDifference:
         n_points = t.shape[0]
         if n == 0 or n_points == 0:
             return xp.zeros((n_points, n, n), dtype=y.dtype)
-        sign = xp.where(y >= 0, 1.0, -1.0)
-        step = self.relative_step * sign * xp.maximum(xp.abs(y), xp.ones_like(y))
-        step = (y + step) - y  # the step actually taken, exactly representable
+        step = forward_difference_steps(y, self.relative_step, xp=xp)
         eye = xp.eye(n, dtype=y.dtype, device=getattr(y, "device", None))
         # perturbed[:, j, p] = y[:, p] + step[j, p] e_j
         perturbed = y[:, None, :] + eye[:, :, None] * step[None, :, :]

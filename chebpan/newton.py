@@ -40,7 +40,7 @@ def objective(basis, r, *, xp):
 
 
 def residual_jacobian(basis, jac_nodes, half_h, *, xp):
-    """Weighted residual Jacobian ``A``: (K, L·M, L·(N-2)).
+    """Weighted residual Jacobian ``A``: (K, L·M, L·n_free).
 
     Parameters
     ----------
@@ -51,11 +51,11 @@ def residual_jacobian(basis, jac_nodes, half_h, *, xp):
     k, m, n_comp, _ = jac_nodes.shape
     n_free = basis.n_free
     eye = xp.eye(n_comp, dtype=jac_nodes.dtype, device=getattr(jac_nodes, "device", None))
-    d_t = xp.matrix_transpose(basis.d_tilde)  # (M, N-2)
+    d_t = xp.matrix_transpose(basis.d_tilde)  # (M, n_free)
     phi_t = xp.matrix_transpose(basis.phi_tilde)
-    identity_part = eye[:, None, :, None] * d_t[None, :, None, :]  # (L, M, L, N-2)
+    identity_part = eye[:, None, :, None] * d_t[None, :, None, :]  # (L, M, L, n_free)
     jac_imj = xp.permute_dims(jac_nodes, (0, 2, 1, 3))  # (K, L, M, L) = [k, i, m, j]
-    coupling = jac_imj[..., None] * phi_t[None, None, :, None, :]  # (K, L, M, L, N-2)
+    coupling = jac_imj[..., None] * phi_t[None, None, :, None, :]  # (K, L, M, L, n_free)
     h5 = xp.reshape(half_h, (k, 1, 1, 1, 1))
     sqrt_w = basis.sqrt_weights[None, None, :, None, None]
     a = sqrt_w * (identity_part[None, ...] - h5 * coupling)
@@ -63,7 +63,7 @@ def residual_jacobian(basis, jac_nodes, half_h, *, xp):
 
 
 def gradient(basis, a, r, *, xp):
-    """``∇ẽ = 2 Aᵀ √W r̃`` in the layout of X: (K, L, N-2)."""
+    """``∇ẽ = 2 Aᵀ √W r̃`` in the layout of X: (K, L, n_free)."""
     k, n_comp, m = r.shape
     weighted = xp.reshape(r * basis.sqrt_weights, (k, n_comp * m, 1))
     g = 2 * xp.matmul(xp.matrix_transpose(a), weighted)[..., 0]
@@ -71,7 +71,7 @@ def gradient(basis, a, r, *, xp):
 
 
 def gauss_newton_matrix(a, *, xp):
-    """``H = 2 AᵀA``: (K, n, n), n = L·(N-2)."""
+    """``H = 2 AᵀA``: (K, n, n), n = L·n_free."""
     with single_threaded_blas(xp):
         return 2 * xp.matmul(xp.matrix_transpose(a), a)
 

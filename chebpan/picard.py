@@ -1,7 +1,8 @@
 """Zero-order (least-squares, Picard-like) iteration of DESIGN §1.
 
-The free coefficients are stored as ``X`` of shape (K, L, N-2) (DESIGN's
-(K, N-2, L) transposed), so that node values are one matrix product.
+The free coefficients are stored as ``X`` of shape (K, L, n_free) (DESIGN's
+(K, N-2, L) transposed), so that node values are one matrix product; n_free is
+N-2 in the paper's basis and N-1 in the stiff basis (:mod:`chebpan.basis`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ def end_value(basis, y_a, f_a, half_h, x, *, xp):
 
 
 def picard_update(basis, f_a, f_nodes, half_h, *, xp):
-    """One zero-order update: ``X = (h/2) P (F - f_a 1ᵀ)ᵀ`` → (K, L, N-2)."""
+    """One zero-order update: ``X = (h/2) P (F - f_a 1ᵀ)ᵀ`` → (K, L, n_free).
+
+    (In the stiff basis the ``f_a`` term is absent: ``slope_factor = 0``.)
+    """
     return half_h[..., None] * xp.matmul(
         f_nodes - basis.slope_factor * f_a[..., None], xp.matrix_transpose(basis.picard)
     )

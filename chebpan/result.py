@@ -27,14 +27,16 @@ class OdeResult(OptimizeResult):
         Values of the solution at ``t``.
     sol : chebpan.OdeSolution or None
         Continuous solution when ``dense_output=True``.
-    t_events, y_events : None
-        Reserved for event detection (not supported yet).
+    t_events, y_events : list of ndarray or None
+        For each event, the times at which it occurred (shape (k,)) and the
+        solution there (shape (k, n)), as in scipy; None without ``events``.
     nfev : int
         Calls of ``fun`` (including those for finite-difference Jacobians).
     njev : int
         Jacobian evaluations.
     nlu : int
-        LDLᵀ factorisations.
+        Factorisations: one per Newton step (modified LDLᵀ, or LU on stiff
+        segments).
     status : int
         -1: the solve failed (see ``message``); 0: reached the end of
         ``t_span``; 1: a termination event occurred.

@@ -245,9 +245,15 @@ class SegmentSolver:
         return ROUNDING_ULPS * self.eps * float(xp.max(magnitude / scale))
 
     # -- the iteration -----------------------------------------------------
-    def has_dense_newton(self, n_comp):
-        """Whether the paper's basis gets (dense) Newton steps for L = n_comp."""
-        return n_comp * self.regular_basis.n_free <= self.options.max_newton_size
+    def dense_newton_fits(self, basis, n_comp):
+        """Whether ``basis`` is small enough for dense Newton with L = n_comp."""
+        return n_comp * basis.n_free <= self.options.max_newton_size
+
+    def newton_available(self, basis, n_comp):
+        """Dense Newton, or sparse Newton on a square stiff basis with a pattern."""
+        square = basis.n_fixed == 1 and basis.n_nodes - 1 == basis.n_free
+        return (self.dense_newton_fits(basis, n_comp)
+                or (self.pattern is not None and square))
 
     def basis_for(self, stiff):
         return self.stiff_basis if stiff else self.regular_basis
@@ -275,10 +281,10 @@ class SegmentSolver:
         h = t_b - t_a
         half_h = xp.asarray([[h / 2]], dtype=y_a.dtype)
         t_nodes = node_times(basis, t_a, t_b, xp=xp)
-        self.dense_newton = y_a.shape[-1] * basis.n_free <= opts.max_newton_size
+        self.dense_newton = self.dense_newton_fits(basis, y_a.shape[-1])
         # Above the dense size, Newton needs a sparsity pattern and the
         # square (stiff-basis) system that SuperLU factorises.
-        newton_allowed = self.dense_newton or (self.pattern is not None and basis.n_fixed == 1)
+        newton_allowed = self.newton_available(basis, y_a.shape[-1])
         use_newton = start_with_newton and newton_allowed
         x, y_nodes, f_nodes, jac = self._best_start(t_nodes, y_a, f_a, half_h, x0, use_newton)
         if f_nodes is None:
@@ -367,11 +373,13 @@ class SegmentSolver:
             norm = float(self.pattern.row_sums(jac).max())
         else:
             norm = float(xp.max(xp.sum(xp.abs(jac), axis=-1)))
-        self.stiffness = float(half_h[0, 0]) * norm
+        self.stiffness = abs(float(half_h[0, 0])) * norm
 
     def _linearize(self, jac, half_h):
         """The residual Jacobian (dense or sparse) of one iterate."""
         if jac.ndim == 3 and not self.dense_newton:
+            if jac.shape[0] != 1:
+                raise NotImplementedError("sparse Newton steps solve one IVP at a time")
             return SparseLinearization(self.basis, self.pattern, jac[0], float(half_h[0, 0]))
         if jac.ndim == 3:
             jac = self.xp.asarray(self.pattern.to_dense(jac))

@@ -1,9 +1,9 @@
 """Sparse Jacobians: the pattern, grouped forward differences, the Newton solve.
 
 A sparse Jacobian is kept as its values on a fixed pattern: ``rows``,
-``cols`` (nnz,) and values of shape (P, nnz) for P points.  Large systems
-(``L (N-1)`` above ``max_newton_size``) then still get Newton steps on stiff
-segments: the square collocation system of the stiff basis is assembled as a
+``cols`` (nnz,) and values of shape (P, nnz) for P points.  Systems too large
+for dense Newton (``L · n_free`` above ``max_newton_size``) then still get
+Newton steps on stiff segments: the square collocation system of the stiff basis is assembled as a
 scipy sparse matrix and factorised by SuperLU.  This module is NumPy/scipy
 only (a NumPy kernel module, like the numba LDLᵀ kernel).
 """
@@ -15,6 +15,8 @@ import math
 import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
+
+from .jacobian import _as_dense, forward_difference_steps
 
 __all__ = ["SparsityPattern", "group_columns", "make_sparse_jacobian", "SparseLinearization"]
 
@@ -59,9 +61,7 @@ class SparsityPattern:
 
     def values_of(self, matrix):
         """Entries of a dense or sparse (n, n) matrix on the pattern: (nnz,)."""
-        if scipy.sparse.issparse(matrix):
-            matrix = matrix.toarray()
-        return np.asarray(matrix)[self.rows, self.cols]
+        return np.asarray(_as_dense(matrix))[self.rows, self.cols]
 
     def row_sums(self, values):
         """``Σ_j |J_ij|`` for values (..., nnz) → (..., n)."""
@@ -145,9 +145,7 @@ class _GroupedForwardDifference:
         n, n_points = y.shape
         if n == 0 or n_points == 0:
             return np.zeros((n_points, pattern.nnz), dtype=y.dtype)
-        sign = np.where(y >= 0, 1.0, -1.0)
-        step = self.relative_step * sign * np.maximum(np.abs(y), 1.0)
-        step = (y + step) - y
+        step = forward_difference_steps(y, self.relative_step, xp=np)
         member = (self.groups[:, None] == np.arange(self.n_groups)[None, :])  # (n, G)
         # perturbed[:, g, p] = y[:, p] + Σ_{j in g} step[j, p] e_j
         perturbed = y[:, None, :] + member[:, :, None] * step[:, None, :]
@@ -224,10 +222,10 @@ class _Layout:
                 + np.arange(n_free)[None, None, :]) + 0 * np.arange(fitted)[None, :, None]
         rows, cols = rows.reshape(-1), cols.reshape(-1)
         self.order = np.lexsort((rows, cols))
-        self.indices = rows[self.order].astype(np.int32)
+        self.indices = rows[self.order].astype(np.int64)
         self.size = pattern.n * n_free
         self.indptr = np.concatenate(
-            [[0], np.cumsum(np.bincount(cols, minlength=self.size))]).astype(np.int32)
+            [[0], np.cumsum(np.bincount(cols, minlength=self.size))]).astype(np.int64)
         self.diagonal = pattern.rows == pattern.cols
 
 

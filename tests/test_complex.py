@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 from numpy.testing import assert_allclose, assert_array_equal
-from scipy.sparse import csc_matrix
+from scipy.sparse import csc_matrix, issparse
 
 import chebpan
 from chebpan.complex_state import (
@@ -514,10 +514,14 @@ def test_realify_jacobians():
     assert_array_equal(block[:2, 2:], -A_COMPLEX.imag)
     assert_array_equal(block[2:, :2], A_COMPLEX.imag)
     assert_array_equal(block[2:, 2:], A_COMPLEX.real)
-    for const in (A_COMPLEX, A_COMPLEX.tolist(), csc_matrix(A_COMPLEX)):
+    for const in (A_COMPLEX, A_COMPLEX.tolist()):
         _, jac, *_ = realify(None, const, y0, 1e-3, 1e-6, True)
         assert isinstance(jac, np.ndarray) and jac.dtype == np.float64
         assert_array_equal(jac, block)
+    # A sparse constant stays sparse (its pattern drives sparse Newton steps).
+    _, jac, *_ = realify(None, csc_matrix(A_COMPLEX), y0, 1e-3, 1e-6, True)
+    assert issparse(jac) and jac.dtype == np.float64
+    assert_array_equal(jac.toarray(), block)
     _, jac, *_ = realify(None, lambda t, y: csc_matrix(A_COMPLEX), y0, 1e-3, 1e-6, False)
     assert_array_equal(jac(0.0, x0), block)
     _, jac, *_ = realify(None, lambda t, y: np.repeat(A_COMPLEX[:, :, None], y.shape[1], 2),

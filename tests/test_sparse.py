@@ -119,3 +119,30 @@ def test_complex_state_with_jac_sparsity():
                             rtol=1e-8, atol=1e-10, jac_sparsity=tridiagonal(n))
     assert res.status == 0 and res.y.dtype == np.complex128
     assert np.max(np.abs(res.y[:, -1] - expm(a * 0.2) @ y0)) < 1e-7
+
+
+def test_sparse_newton_with_more_nodes_than_collocation():
+    n = 50  # above max_newton_size; n_nodes applies to the paper's basis only
+    a = diffusion(n)
+    y0 = np.linspace(1, 2, n)
+    res = chebpan.solve_ivp(lambda t, y: a @ y, (0, 0.2), y0, vectorized=True,
+                            rtol=1e-8, atol=1e-10, jac_sparsity=a != 0, n_nodes=40)
+    assert res.status == 0 and res.nlu > 0
+    assert np.max(np.abs(res.y[:, -1] - expm(a.toarray() * 0.2) @ y0)) < 1e-7
+
+
+def test_complex_state_keeps_a_sparse_constant_jacobian():
+    n = 30
+    a = diffusion(n) * (1 + 0.5j)
+    y0 = np.linspace(1, 2, n) + 1j * np.linspace(0, 1, n)
+    res = chebpan.solve_ivp(lambda t, y: a @ y, (0, 0.2), y0, vectorized=True,
+                            rtol=1e-8, atol=1e-10, jac=a)
+    assert res.status == 0 and res.nlu > 0 and res.nsegments < 30
+    assert np.max(np.abs(res.y[:, -1] - expm(a.toarray() * 0.2) @ y0)) < 1e-7
+
+
+def test_complex_state_ignores_jac_sparsity_when_jac_is_given():
+    # As scipy (and chebpan's real path) do: the sparsity is not even checked.
+    res = chebpan.solve_ivp(lambda t, y: -y, (0, 1), [1 + 1j, 2j], jac=lambda t, y: -np.eye(2),
+                            jac_sparsity=np.ones((3, 3)))
+    assert res.status == 0

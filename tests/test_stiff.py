@@ -85,3 +85,47 @@ def test_robertson_over_1e8(vectorized):
     ref = scipy.integrate.solve_ivp(robertson, (0, 1e8), [1e4, 0, 0], method="Radau",
                                     rtol=1e-10, atol=1e-12)
     assert np.allclose(res.y[:, -1], ref.y[:, -1], rtol=1e-4, atol=1e-6)
+
+
+def test_stiff_backward_integration_uses_the_stiff_basis():
+    # Backward in time the system y' = −A y is stiff the same way (decaying).
+    forward = chebpan.solve_ivp(lambda t, y: STIFF_MATRIX @ y, (0, 20), STIFF_Y0,
+                                vectorized=True, rtol=1e-8, atol=1e-12, jac=STIFF_MATRIX)
+    back = chebpan.solve_ivp(lambda t, y: -STIFF_MATRIX @ y, (20, 0), STIFF_Y0,
+                             vectorized=True, rtol=1e-8, atol=1e-12, jac=-STIFF_MATRIX,
+                             dense_output=True)
+    assert back.status == 0
+    for t in np.linspace(0, 19.5, 30):
+        exact = expm(STIFF_MATRIX * (20 - t)) @ STIFF_Y0
+        assert np.max(np.abs(back.sol(t) - exact) / (1e-12 + 1e-8 * np.abs(exact))) < 1
+    assert back.nsegments <= forward.nsegments + 2
+
+
+def test_events_on_stiff_segments():
+    def slow_half(t, y):
+        return y[0] - 0.5
+
+    slow_half.terminal = True
+    res = chebpan.solve_ivp(lambda t, y: STIFF_MATRIX @ y, (0, 20), STIFF_Y0,
+                            vectorized=True, rtol=1e-10, atol=1e-12, jac=STIFF_MATRIX,
+                            events=slow_half, dense_output=True)
+    assert res.status == 1
+    t_event = res.t_events[0][0]
+    exact = expm(STIFF_MATRIX * t_event) @ STIFF_Y0
+    assert abs(exact[0] - 0.5) < 1e-9
+    assert np.allclose(res.y_events[0][0], exact, rtol=1e-8, atol=1e-12)
+    assert res.t[-1] == t_event
+
+
+@pytest.mark.parametrize("max_newton_size", [62, 61])
+def test_stiff_switch_only_where_the_stiff_basis_has_newton(max_newton_size):
+    # L = 2, N = 32: the paper's basis needs 60 unknowns, the stiff basis 62.
+    res = chebpan.solve_ivp(lambda t, y: STIFF_MATRIX @ y, (0, 20), STIFF_Y0,
+                            vectorized=True, rtol=1e-8, atol=1e-12, jac=STIFF_MATRIX,
+                            max_newton_size=max_newton_size)
+    exact = expm(STIFF_MATRIX * 20) @ STIFF_Y0
+    assert res.status == 0
+    assert np.max(np.abs(res.y[:, -1] - exact) / (1e-12 + 1e-8 * np.abs(exact))) < 1
+    # 61: the stiff basis has no Newton, so the solve stays on the paper's
+    # basis (with Newton); switching would leave it the zero-order iteration.
+    assert res.nsegments < 60
