@@ -7,7 +7,7 @@ import math
 import numpy as np
 import scipy.integrate
 
-from .backend import namespace_of
+from .backend import namespace_of, select_namespace
 from .basis import chebyshev_values, get_basis
 from .complex_state import complexify_result, realify, realify_events, realify_sparsity
 from .counters import Counters
@@ -36,6 +36,7 @@ from .validation import (
     validate_t_span,
     validate_tol,
     validate_y0,
+    validate_y0_array,
     warn_extraneous,
     wrap_args,
     wrap_jac,
@@ -140,6 +141,15 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
             (``jac_sparsity`` or a sparse constant ``jac``).
         progress : bool, optional
             Show a progress bar over ``t`` (needs the optional package tqdm).
+        backend : {None, "numpy", "cupy"}, optional
+            Array library of the solve.  ``None`` (default): the library of
+            ``y0`` when it is an array-API array (a CuPy array selects CuPy,
+            an ``array_api_strict`` or other array-API array runs through
+            the reference kernels), NumPy otherwise.  ``fun`` and ``jac``
+            then receive that library's arrays, and ``t``, ``y`` and
+            ``sol(t)`` come back in it (``numpy.asarray`` / ``.get()`` give
+            host arrays).  ``y0`` of float32 is solved in float32.  Events,
+            complex states and sparse Jacobians need the NumPy backend.
         tol_ls, tol_newton : float, optional
             The paper's stopping rules: stop the zero-order iteration when the
             coefficient change is below ``tol_ls`` and Newton when the
@@ -187,6 +197,7 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
     vectorized_jac = bool(options.pop("vectorized_jac", False))
     jac_sparsity = options.pop("jac_sparsity", None)
     progress = bool(options.pop("progress", False))
+    backend = options.pop("backend", None)
     n_coeffs = int(options.pop("n_coeffs", DEFAULT_N_COEFFS))
     n_nodes = int(options.pop("n_nodes", n_coeffs - 1))
     iteration = IterationOptions(**{
@@ -198,11 +209,17 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
     warn_extraneous(options)
 
     y0_raw = y0
-    y0 = validate_y0(y0, support_complex=True)
+    array_xp = select_namespace(backend, y0)
+    if array_xp is None:
+        y0 = validate_y0(y0, support_complex=True)
+    else:
+        y0 = validate_y0_array(y0, array_xp)
+        _check_numpy_only(array_xp, events=events, jac=jac, jac_sparsity=jac_sparsity)
     max_step = validate_max_step(max_step)
-    rtol, atol = validate_tol(rtol, atol, y0.shape[0])
+    eps = float(np.finfo(np.float32).eps) if _is_float32(y0, array_xp) else None
+    rtol, atol = validate_tol(rtol, atol, y0.shape[0], **({} if eps is None else {"eps": eps}))
     n_complex = None
-    if np.iscomplexobj(y0):
+    if array_xp is None and np.iscomplexobj(y0):
         # Complex state: solve the real system [Re y; Im y] of size 2n.
         n_complex = y0.shape[0]
         fun, jac, y0, rtol, atol = realify(fun, jac, y0, rtol, atol, vectorized,
@@ -211,7 +228,7 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
         if jac_sparsity is not None and jac is None:  # (scipy ignores it with a jac)
             jac_sparsity = realify_sparsity(jac_sparsity, n_complex)
 
-    xp = namespace_of(y0)
+    xp = namespace_of(y0) if array_xp is None else array_xp
     counters = Counters()
     evaluator = Evaluator(fun, jac, y0.shape[0], vectorized=vectorized,
                           vectorized_jac=vectorized_jac, xp=xp, dtype=y0.dtype,
@@ -239,6 +256,23 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
     return res if n_complex is None else complexify_result(res, n_complex)
 
 
+def _is_float32(y0, xp):
+    return y0.dtype == (np.float32 if xp is None else xp.float32)
+
+
+def _check_numpy_only(xp, *, events, jac, jac_sparsity):
+    """Features that run on the NumPy backend only (for now): a clear error."""
+    for name, value in (("events", events), ("jac_sparsity", jac_sparsity)):
+        if value is not None:
+            raise NotImplementedError(
+                f"`{name}` is supported on the NumPy backend only (this solve runs on "
+                f"{xp.__name__}).")
+    if jac is not None and not callable(jac) and hasattr(jac, "tocoo"):
+        raise NotImplementedError(
+            f"A sparse `jac` is supported on the NumPy backend only (this solve runs on "
+            f"{xp.__name__}).")
+
+
 class _SegmentLoop:
     """State of one PAN solve: segments accepted so far, counters, status."""
 
@@ -250,7 +284,8 @@ class _SegmentLoop:
         self.t0, self.tf = t0, tf
         self.direction = 1.0 if tf >= t0 else -1.0
         self.max_step = max_step
-        self.rtol, self.atol = xp.asarray(rtol), xp.asarray(atol)
+        self.rtol = xp.asarray(rtol, dtype=y0.dtype)
+        self.atol = xp.asarray(atol, dtype=y0.dtype)
         self.counters = counters
         self.solver = SegmentSolver(basis, evaluator, self.rtol, self.atol, iteration,
                                     counters, xp=xp, stiff_basis=stiff_basis)
@@ -306,8 +341,8 @@ class _SegmentLoop:
             # scipy's solvers finish at once when n == 0.
             self.ts.append(self.tf)
             self.coeffs.append(xp.zeros((0, self.basis.n_coeffs), dtype=y.dtype))
-            self.y_start.append(y[0])
-            self.y_end.append(y[0])
+            self.y_start.append(y[0, ...])
+            self.y_end.append(y[0, ...])
             self.status = 0
             return
         if not bool(xp.all(xp.isfinite(f))):
@@ -386,9 +421,9 @@ class _SegmentLoop:
                 continue
             self.counters.nsegments += 1
             self.ts.append(t_new)
-            self.coeffs.append(outcome.coeffs[0])
-            self.y_start.append(y[0])
-            self.y_end.append(outcome.y_end[0])
+            self.coeffs.append(outcome.coeffs[0, ...])
+            self.y_start.append(y[0, ...])
+            self.y_end.append(outcome.y_end[0, ...])
             if self.progress is not None:
                 self.progress.update(t_new)
             if self.tracker is not None and self._events_on_last_segment(y, f, outcome):
@@ -410,10 +445,10 @@ class _SegmentLoop:
         xp, basis, x = self.xp, outcome.basis, outcome.x
         t_a, t_b = self.ts[-2], self.ts[-1]
         half_h = xp.asarray([[(t_b - t_a) / 2]], dtype=y_a.dtype)
-        y_nodes = node_values(basis, y_a, f_a, half_h, x, xp=xp)[0]
+        y_nodes = node_values(basis, y_a, f_a, half_h, x, xp=xp)[0, ...]
         y_nodes = xp.concat([y_nodes[:, :-1], self.y_end[-1][:, None]], axis=1)
-        segment = OdeSolution(xp.asarray([t_a, t_b], dtype=xp.float64), self.coeffs[-1][None],
-                              y_a, self.y_end[-1][None], xp=xp)
+        segment = OdeSolution(xp.asarray([t_a, t_b], dtype=xp.float64), self.coeffs[-1][None, ...],
+                              y_a, self.y_end[-1][None, ...], xp=xp)
         t_stop = self.tracker.process(node_times(basis, t_a, t_b, xp=xp), y_nodes, segment)
         if t_stop is None:
             return False
@@ -425,7 +460,7 @@ class _SegmentLoop:
             return True
         if t_stop == t_a:
             constant = xp.zeros_like(self.coeffs[-1])
-            self.coeffs[-1] = xp.concat([y_a[0][:, None], constant[:, 1:]], axis=1)
+            self.coeffs[-1] = xp.concat([y_a[0, ...][:, None], constant[:, 1:]], axis=1)
         else:
             self.coeffs[-1] = restrict(self.coeffs[-1], (t_stop - t_a) / (t_b - t_a), xp=xp,
                                        chebyshev_values=chebyshev_values)
@@ -473,7 +508,7 @@ class _SegmentLoop:
                 ts = xp.asarray([self.t0, self.t0], dtype=xp.float64)
                 ys = xp.concat([self.y0, self.y0], axis=0)
                 if self.status == -1:
-                    ts, ys = ts[:1], ys[:1]
+                    ts, ys = ts[:1], ys[:1, ...]
             ys = xp.matrix_transpose(ys)
         else:
             t_last = self.ts[-1]
@@ -484,7 +519,9 @@ class _SegmentLoop:
             if t_out.shape[0] == 0:
                 ts, ys = [], []
             else:
-                ts = t_out
+                # (t_eval was given on the host; on another backend it is
+                # returned in that backend's arrays, like y.)
+                ts = t_out if xp is np else xp.asarray(t_out)
                 ys = sol(xp.asarray(t_out, dtype=xp.float64))
         status = self.status
         message = self.message if status == -1 else MESSAGES[status]

@@ -97,7 +97,7 @@ def forward_difference_steps(y, relative_step, *, xp):
 
     The returned step is ``(y + step) − y``, the perturbation actually made.
     """
-    sign = xp.where(y >= 0, 1.0, -1.0)
+    sign = xp.where(y >= 0, xp.ones_like(y), -xp.ones_like(y))
     step = relative_step * sign * xp.maximum(xp.abs(y), xp.ones_like(y))
     return (y + step) - y
 

@@ -68,12 +68,14 @@ class Evaluator:
         if self.vectorized:
             self.counters.nfev += 1
             value = self.fun(t, y)
-            return xp.asarray(check_fun_output(value, (self.n, n_points), dtype=self.dtype))
+            return xp.asarray(check_fun_output(value, (self.n, n_points), dtype=self.dtype,
+                                               xp=xp))
         columns = []
         for p in range(n_points):
             self.counters.nfev += 1
             value = self.fun(float(t[p]), y[:, p])
-            columns.append(xp.asarray(check_fun_output(value, (self.n,), dtype=self.dtype)))
+            columns.append(xp.asarray(check_fun_output(value, (self.n,), dtype=self.dtype,
+                                                       xp=xp)))
         if not columns:
             return xp.zeros((self.n, 0), dtype=self.dtype)
         return xp.stack(columns, axis=1)

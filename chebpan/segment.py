@@ -174,13 +174,17 @@ def extrapolated_guess(basis, prev_coeffs, prev_h, h, f_a, *, xp, tau_start=1.0)
     """
     n = basis.n_coeffs
     ratio = h / prev_h
-    tau_prev = tau_start + ratio * (1 + basis.tau)  # new nodes in the other segment's τ
+    # New nodes in the other segment's τ; float64 whatever the working dtype,
+    # since T_n there can exceed float32's range.
+    tau_prev = tau_start + ratio * (1 + xp.astype(basis.tau, xp.float64))
     _, slopes = chebyshev_values(n, tau_prev, xp=xp)  # (N, M)
+    prev_coeffs = xp.astype(prev_coeffs, xp.float64)
     size = xp.max(xp.abs(prev_coeffs), axis=-2) * xp.abs(slopes[:, -1])  # (K, N)
     size = xp.where(xp.arange(n) < 2, xp.inf, size)
     keep = xp.argmin(size, axis=-1)  # (K,)
     mask = xp.astype(xp.arange(n)[None, :] <= keep[:, None], prev_coeffs.dtype)
     derivative = xp.matmul(prev_coeffs * mask[:, None, :], slopes) * (2.0 / prev_h)
+    derivative = xp.astype(derivative, f_a.dtype)
     return picard_update(basis, f_a, derivative, xp.asarray([[h / 2]], dtype=f_a.dtype), xp=xp)
 
 
@@ -352,13 +356,13 @@ class SegmentSolver:
         if jac is not None:
             finite = finite & xp.all(xp.isfinite(jac), axis=tuple(range(1, jac.ndim)))
         if not bool(xp.any(finite)):
-            return x[:1], y_nodes[:1], None, None
+            return x[:1, ...], y_nodes[:1, ...], None, None
         r = residual(basis, repeat(f_a), f_nodes, repeat(half_h), x, xp=xp)
         value = objective(basis, r, xp=xp)
         best = int(xp.argmin(xp.where(finite, value, xp.inf)))
         pick = slice(best, best + 1)
-        return (x[pick], y_nodes[pick], f_nodes[pick],
-                None if jac is None else jac[pick])
+        return (x[pick, ...], y_nodes[pick, ...], f_nodes[pick, ...],
+                None if jac is None else jac[pick, ...])
 
     def _picard_only_failed(self, x):
         if self.pattern is not None:
@@ -380,7 +384,7 @@ class SegmentSolver:
         if jac.ndim == 3 and not self.dense_newton:
             if jac.shape[0] != 1:
                 raise NotImplementedError("sparse Newton steps solve one IVP at a time")
-            return SparseLinearization(self.basis, self.pattern, jac[0], float(half_h[0, 0]))
+            return SparseLinearization(self.basis, self.pattern, jac[0, ...], float(half_h[0, 0]))
         if jac.ndim == 3:
             jac = self.xp.asarray(self.pattern.to_dense(jac))
         return DenseLinearization(self.basis, jac, half_h, xp=self.xp)

@@ -23,6 +23,7 @@ import inspect
 import math
 from warnings import warn
 
+import array_api_compat
 import numpy as np
 from scipy.integrate import BDF, DOP853, LSODA, RK23, RK45, OdeSolver, Radau
 
@@ -137,7 +138,8 @@ def validate_y0(y0, *, support_complex=True):
     Returns
     -------
     numpy.ndarray
-        complex128 if ``y0`` is complex, otherwise float64; shape ``(n,)``.
+        complex128 if ``y0`` is complex, float32 if it is float32, otherwise
+        float64; shape ``(n,)``.
 
     Raises
     ------
@@ -150,6 +152,8 @@ def validate_y0(y0, *, support_complex=True):
             raise ValueError("`y0` is complex, but the chosen solver does "
                              "not support integration in a complex domain.")
         dtype = complex
+    elif y0.dtype == np.float32:
+        dtype = np.float32  # solved in float32 end to end
     else:
         dtype = float
     y0 = y0.astype(dtype, copy=False)
@@ -160,7 +164,25 @@ def validate_y0(y0, *, support_complex=True):
     return y0
 
 
-def validate_tol(rtol, atol, n):
+def validate_y0_array(y0, xp):
+    """:func:`validate_y0` for a non-NumPy backend: a finite 1-D real array of ``xp``.
+
+    float32 and float64 are kept; other real dtypes become float64.  Complex
+    states are solved on the NumPy backend only.
+    """
+    y0 = xp.asarray(y0)
+    if xp.isdtype(y0.dtype, "complex floating"):
+        raise ValueError("A complex `y0` is supported on the NumPy backend only.")
+    if y0.dtype not in (xp.float32, xp.float64):
+        y0 = xp.astype(y0, xp.float64)
+    if y0.ndim != 1:
+        raise ValueError("`y0` must be 1-dimensional.")
+    if not bool(xp.all(xp.isfinite(y0))):
+        raise ValueError("All components of the initial state `y0` must be finite.")
+    return y0
+
+
+def validate_tol(rtol, atol, n, *, eps=EPS):
     """Check and clip the tolerances.
 
     Parameters
@@ -169,6 +191,9 @@ def validate_tol(rtol, atol, n):
         Relative and absolute tolerances, scalars or shape ``(n,)``.
     n : int
         Number of equations.
+    eps : float, optional
+        Machine epsilon of the working dtype (in float32, ``rtol`` is clipped
+        to ``100 eps`` of float32).
 
     Returns
     -------
@@ -186,12 +211,12 @@ def validate_tol(rtol, atol, n):
         positive; SciPy loops forever).
     """
     rtol = np.asarray(rtol)
-    if np.any(rtol < 100 * EPS):
+    if np.any(rtol < 100 * eps):
         # stacklevel=3: validate_tol <- chebpan.solve_ivp <- user code.
         warn("At least one element of `rtol` is too small. "
-             f"Setting `rtol = np.maximum(rtol, {100 * EPS})`.",
+             f"Setting `rtol = np.maximum(rtol, {100 * eps})`.",
              stacklevel=3)
-        rtol = np.maximum(rtol, 100 * EPS)
+        rtol = np.maximum(rtol, 100 * eps)
 
     atol = np.asarray(atol)
     if atol.ndim > 0 and atol.shape != (n,):
@@ -400,7 +425,7 @@ def warn_extraneous(extraneous):
              stacklevel=3)
 
 
-def check_fun_output(value, shape, *, name="fun", dtype=None):
+def check_fun_output(value, shape, *, name="fun", dtype=None, xp=None):
     """Convert a value returned by a user function and check its shape.
 
     Parameters
@@ -431,6 +456,8 @@ def check_fun_output(value, shape, *, name="fun", dtype=None):
         broadcast error or wrong results).
     """
     shape = tuple(shape)
+    if xp is not None and not array_api_compat.is_numpy_namespace(xp):
+        return _check_output_array(value, shape, name=name, dtype=dtype, xp=xp)
     if dtype is None:
         value = np.asarray(value)
         dtype = complex if np.iscomplexobj(value) else float
@@ -442,4 +469,17 @@ def check_fun_output(value, shape, *, name="fun", dtype=None):
     if len(shape) == 2 and shape[1] == 1 and value.shape == shape[:1]:
         return value.reshape(shape)
     raise ValueError(f"`{name}` returned an array of shape {value.shape}; "
+                     f"expected {shape}.")
+
+
+def _check_output_array(value, shape, *, name, dtype, xp):
+    """:func:`check_fun_output` for a non-NumPy namespace (same leniencies)."""
+    value = xp.asarray(value, dtype=dtype)
+    if tuple(value.shape) == shape:
+        return value
+    if value.ndim == 0 and len(shape) >= 1 and shape[0] == 1:
+        return xp.broadcast_to(value, shape)
+    if len(shape) == 2 and shape[1] == 1 and tuple(value.shape) == shape[:1]:
+        return xp.reshape(value, shape)
+    raise ValueError(f"`{name}` returned an array of shape {tuple(value.shape)}; "
                      f"expected {shape}.")

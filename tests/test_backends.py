@@ -1,0 +1,148 @@
+"""Backends: the same core on NumPy and on any array-API library (array_api_strict here).
+
+CuPy runs only where a GPU is present (skipped otherwise, never faked).
+"""
+
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import chebpan
+from chebpan.problems import lorenz, spiral
+
+sx = pytest.importorskip("array_api_strict")
+
+CORE_MODULES = ["basis.py", "picard.py", "newton.py", "linesearch.py", "segment.py",
+                "dense.py", "jacobian.py", "rhs.py", "counters.py", "ldl/reference.py",
+                "ldl/__init__.py"]
+
+
+def _gpu_namespace():
+    try:
+        import cupy
+        if cupy.cuda.runtime.getDeviceCount() > 0:
+            return cupy
+    except Exception:
+        return None
+    return None
+
+
+BACKENDS = ["numpy", "array_api_strict"] + (["cupy"] if _gpu_namespace() else [])
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """(name, namespace) of a backend that can run here."""
+    name = request.param
+    if name == "numpy":
+        return name, np
+    if name == "array_api_strict":
+        return name, sx
+    return name, _gpu_namespace()
+
+
+def _to_numpy(a):
+    return a.get() if hasattr(a, "get") else np.asarray(a)
+
+
+def test_fun_gets_and_result_comes_back_in_the_backend(backend):
+    name, xp = backend
+    seen = []
+
+    def decay(t, y):
+        seen.append((type(t), type(y)))
+        return -0.5 * y
+
+    y0 = xp.asarray([2.0, 4.0])
+    res = chebpan.solve_ivp(decay, (0, 10), y0, vectorized=True, rtol=1e-10, atol=1e-12,
+                            dense_output=True, t_eval=[0.0, 5.0, 10.0])
+    assert res.status == 0
+    assert all(ty is type(y0) for _, ty in seen)
+    assert type(res.y) is type(y0) and type(res.t) is type(y0)
+    assert type(res.sol(1.0)) is type(y0)
+    exact = np.array([2.0, 4.0])[:, None] * np.exp(-0.5 * np.array([0.0, 5.0, 10.0]))
+    assert np.allclose(_to_numpy(res.y), exact, rtol=1e-9, atol=1e-12)
+
+
+def _same_solve_on_both(problem, monkeypatch, t_span=None):
+    # The NumPy backend's numba LDLᵀ rounds differently from the array-API reference
+    # kernel; with the reference on both, the arithmetic is the same.
+    monkeypatch.setenv("CHEBPAN_DISABLE_NUMBA", "1")
+    t_span = t_span or problem.t_span
+    kwargs = dict(vectorized=True, rtol=1e-10, atol=1e-10)
+    on_numpy = chebpan.solve_ivp(problem.fun, t_span, np.asarray(problem.y0), **kwargs)
+    on_strict = chebpan.solve_ivp(problem.fun, t_span, sx.asarray(problem.y0), **kwargs)
+    return on_numpy, on_strict
+
+
+def test_spiral_agrees_on_numpy_and_array_api_strict(monkeypatch):
+    on_numpy, on_strict = _same_solve_on_both(spiral(), monkeypatch)
+    assert np.max(np.abs(np.asarray(on_strict.y)[:, -1] - on_numpy.y[:, -1])) <= 1e-12
+    assert on_numpy.depth == on_strict.depth
+
+
+@pytest.mark.slow
+def test_lorenz_agrees_on_numpy_and_array_api_strict(monkeypatch):
+    on_numpy, on_strict = _same_solve_on_both(lorenz(), monkeypatch)
+    assert np.max(np.abs(np.asarray(on_strict.y)[:, -1] - on_numpy.y[:, -1])) <= 1e-12
+
+
+def test_short_lorenz_agrees_with_numba_kernels_too():
+    problem = lorenz()
+    kwargs = dict(vectorized=True, rtol=1e-10, atol=1e-10)
+    on_numpy = chebpan.solve_ivp(problem.fun, (0, 1), np.asarray(problem.y0), **kwargs)
+    on_strict = chebpan.solve_ivp(problem.fun, (0, 1), sx.asarray(problem.y0), **kwargs)
+    assert np.max(np.abs(np.asarray(on_strict.y)[:, -1] - on_numpy.y[:, -1])) <= 1e-12
+
+
+@pytest.mark.parametrize("where", ["numpy", "array_api_strict"])
+def test_float32_end_to_end(where):
+    xp = np if where == "numpy" else sx
+    y0 = xp.asarray([1.0, -2.0], dtype=xp.float32)
+    with pytest.warns(UserWarning, match="`rtol` is too small"):
+        res = chebpan.solve_ivp(lambda t, y: -y, (0, 3), y0, vectorized=True, rtol=1e-10,
+                                atol=1e-6, dense_output=True)
+    assert res.status == 0
+    assert res.y.dtype == xp.float32 and res.sol(1.0).dtype == xp.float32
+    exact = np.array([1.0, -2.0]) * np.exp(-3.0)
+    assert np.max(np.abs(np.asarray(res.y)[:, -1] - exact)) < 1e-5
+
+
+def test_backend_argument_errors():
+    with pytest.raises(ValueError, match="`backend` must be None, 'numpy' or 'cupy'"):
+        chebpan.solve_ivp(lambda t, y: -y, (0, 1), [1.0], backend="torch")
+    with pytest.raises(ValueError, match="array_api_strict.*backend='numpy'"):
+        chebpan.solve_ivp(lambda t, y: -y, (0, 1), sx.asarray([1.0]), backend="numpy")
+    with pytest.raises(NotImplementedError, match="`events` is supported on the NumPy"):
+        chebpan.solve_ivp(lambda t, y: -y, (0, 1), sx.asarray([1.0]),
+                          events=lambda t, y: y[0] - 0.5)
+
+
+def test_cupy_backend_without_cupy_names_the_extra():
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match=r"chebpan\[cuda12\].*chebpan\[cuda13\]"):
+            chebpan.solve_ivp(lambda t, y: -y, (0, 1), [1.0], backend="cupy")
+    else:
+        pytest.skip("CuPy is installed here: the missing-CuPy message cannot be shown")
+
+
+def _code_lines(path):
+    """Source lines outside docstring examples (``>>>`` / ``...``) and comments."""
+    for line in path.read_text().splitlines():
+        stripped = line.strip()
+        if stripped.startswith((">>>", "...", "#")):
+            continue
+        yield line
+
+
+@pytest.mark.parametrize("module", CORE_MODULES)
+def test_core_numerics_do_not_use_numpy(module):
+    path = Path(chebpan.__file__).parent / module
+    offending = [line for line in _code_lines(path)
+                 if re.search(r"\bimport numpy\b|\bnp\.", line)]
+    assert not offending, f"{module} uses NumPy directly: {offending}"
