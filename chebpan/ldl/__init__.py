@@ -4,11 +4,19 @@
 ``|l_ij| sqrt(d_j) <= β`` and E >= 0 diagonal (zero when H is safely positive definite);
 see :func:`chebpan.ldl.reference.modified_ldl` for the parameters and pivoting rule.
 
-Backends:
+Backends, chosen from the namespace ``xp`` of the arrays:
 
 - NumPy: numba kernels (:mod:`chebpan.ldl.numba_kernel`, imported on first use), unless
   the environment variable ``CHEBPAN_DISABLE_NUMBA=1`` selects the reference code;
-- anything else: the array API reference (:mod:`chebpan.ldl.reference`).
+- CuPy: CUDA kernels, one thread block per batch member
+  (:mod:`chebpan.ldl.cupy_kernel`; compiled with NVRTC on first use per dtype and
+  cached). Results stay on the device of the input;
+- anything else (``array_api_strict``, torch, ...): the array API reference
+  (:mod:`chebpan.ldl.reference`).
+
+The three implementations agree to rounding on the same inputs: the numba and CUDA
+kernels perform the same floating-point operations in the same order, and the reference
+the same algorithm in a different (vectorised) order.
 """
 
 from __future__ import annotations
@@ -29,8 +37,18 @@ def _use_numba(xp) -> bool:
     ).strip() not in ("1", "true", "True", "yes")
 
 
-# TODO: a CuPy kernel (one thread block per batch member) would slot in here, selected by
-# ``array_api_compat.is_cupy_namespace(xp)``; until then CuPy uses the reference code.
+def _kernels(xp):
+    """The kernel module for ``xp`` (numba for NumPy, CUDA for CuPy), or None for the
+    reference code."""
+    if _use_numba(xp):
+        from . import numba_kernel
+
+        return numba_kernel
+    if array_api_compat.is_cupy_namespace(xp):
+        from . import cupy_kernel
+
+        return cupy_kernel
+    return None
 
 
 def modified_ldl(H, *, xp) -> LDLFactors:
@@ -57,10 +75,9 @@ def modified_ldl(H, *, xp) -> LDLFactors:
     >>> [round(float(v), 9) for v in modified_ldl(H, xp=xp).e[0]]
     [0.0, 0.0, 3.008]
     """
-    if _use_numba(xp):
-        from . import numba_kernel
-
-        return numba_kernel.modified_ldl(H)
+    kernels = _kernels(xp)
+    if kernels is not None:
+        return kernels.modified_ldl(H)
     return reference.modified_ldl(H, xp=xp)
 
 
@@ -88,10 +105,9 @@ def ldl_solve(factors: LDLFactors, b, *, xp):
     >>> [round(float(v), 12) for v in x[0]]
     [1.0, 1.0]
     """
-    if _use_numba(xp):
-        from . import numba_kernel
-
-        return numba_kernel.ldl_solve(factors, b)
+    kernels = _kernels(xp)
+    if kernels is not None:
+        return kernels.ldl_solve(factors, b)
     return reference.ldl_solve(factors, b, xp=xp)
 
 
@@ -122,9 +138,8 @@ def modified_ldl_solve(H, b, *, xp):
     >>> [round(float(v), 12) for v in x[0]], [float(v) for v in e[0]]
     ([1.0, 1.0], [0.0, 0.0])
     """
-    if _use_numba(xp):
-        from . import numba_kernel
-
-        return numba_kernel.modified_ldl_solve(H, b)
+    kernels = _kernels(xp)
+    if kernels is not None:
+        return kernels.modified_ldl_solve(H, b)
     factors = reference.modified_ldl(H, xp=xp)
     return reference.ldl_solve(factors, b, xp=xp), factors.e
