@@ -20,7 +20,7 @@ def clenshaw(coeffs, tau, *, xp):
     """
     n = coeffs.shape[-1]
     two_tau = (2 * tau)[:, None]
-    b1 = xp.zeros(coeffs.shape[:-1], dtype=coeffs.dtype)
+    b1 = xp.zeros(coeffs.shape[:-1], dtype=coeffs.dtype, device=coeffs.device)
     b2 = xp.zeros_like(b1)
     for k in range(n - 1, 0, -1):
         b1, b2 = coeffs[..., k] + two_tau * b1 - b2, b1
@@ -119,7 +119,7 @@ class OdeSolution:
         y : array, shape (n,) or (n, k)
         """
         xp = self.xp
-        t = xp.asarray(t, dtype=self.ts.dtype)
+        t = xp.asarray(t, dtype=self.ts.dtype, device=self.ts.device)
         if t.ndim == 0:
             return self.evaluate(xp.reshape(t, (1,)))[:, 0]
         if t.ndim != 1:
@@ -141,10 +141,10 @@ class ChebyshevSegment:
 
     def __call__(self, t):
         xp = self.solution.xp
-        t = xp.asarray(t, dtype=self.solution.ts.dtype)
+        t = xp.asarray(t, dtype=self.solution.ts.dtype, device=self.solution.ts.device)
         if t.ndim > 1:
             raise ValueError("`t` must be a float or a 1-D array.")
         flat = xp.reshape(t, (-1,))
-        index = xp.full(flat.shape, self.index, dtype=xp.int64)
+        index = xp.full(flat.shape, self.index, dtype=xp.int64, device=flat.device)
         y = self.solution.evaluate(flat, index)
         return y[:, 0] if t.ndim == 0 else y

@@ -232,11 +232,14 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
     counters = Counters()
     evaluator = Evaluator(fun, jac, y0.shape[0], vectorized=vectorized,
                           vectorized_jac=vectorized_jac, xp=xp, dtype=y0.dtype,
-                          counters=counters, jac_sparsity=jac_sparsity)
-    basis = get_basis(n_coeffs, n_nodes, xp=xp, dtype=y0.dtype)
+                          counters=counters, jac_sparsity=jac_sparsity,
+                          device=getattr(y0, "device", None))
+    device = getattr(y0, "device", None)
+    basis = get_basis(n_coeffs, n_nodes, xp=xp, dtype=y0.dtype, device=device)
     # Square collocation: N − 1 free coefficients on the N − 1 nodes right of
     # τ = −1 (whatever n_nodes the paper's basis uses).
-    stiff_basis = get_basis(n_coeffs, n_coeffs, xp=xp, dtype=y0.dtype, stiff=True)
+    stiff_basis = get_basis(n_coeffs, n_coeffs, xp=xp, dtype=y0.dtype, device=device,
+                            stiff=True)
     loop = _SegmentLoop(evaluator, basis, stiff_basis, t0, tf, xp.asarray(y0), rtol, atol,
                         max_step, iteration, counters, xp=xp)
     if first_step is not None:
@@ -284,8 +287,8 @@ class _SegmentLoop:
         self.t0, self.tf = t0, tf
         self.direction = 1.0 if tf >= t0 else -1.0
         self.max_step = max_step
-        self.rtol = xp.asarray(rtol, dtype=y0.dtype)
-        self.atol = xp.asarray(atol, dtype=y0.dtype)
+        self.rtol = xp.asarray(rtol, dtype=y0.dtype, device=y0.device)
+        self.atol = xp.asarray(atol, dtype=y0.dtype, device=y0.device)
         self.counters = counters
         self.solver = SegmentSolver(basis, evaluator, self.rtol, self.atol, iteration,
                                     counters, xp=xp, stiff_basis=stiff_basis)
@@ -302,7 +305,7 @@ class _SegmentLoop:
 
     def _f_at(self, t, y):
         xp = self.xp
-        f, _ = self.evaluator.evaluate(xp.asarray([t]), xp.reshape(y, (-1, 1)))
+        f, _ = self.evaluator.evaluate(xp.asarray([t], device=y.device), xp.reshape(y, (-1, 1)))
         return xp.reshape(f, (1, -1))
 
     def _scaled_rms(self, v, scale):
@@ -340,7 +343,7 @@ class _SegmentLoop:
             # Nothing to integrate: one (empty) segment over the whole span, as
             # scipy's solvers finish at once when n == 0.
             self.ts.append(self.tf)
-            self.coeffs.append(xp.zeros((0, self.basis.n_coeffs), dtype=y.dtype))
+            self.coeffs.append(xp.zeros((0, self.basis.n_coeffs), dtype=y.dtype, device=y.device))
             self.y_start.append(y[0, ...])
             self.y_end.append(y[0, ...])
             self.status = 0
@@ -385,7 +388,7 @@ class _SegmentLoop:
             # Start from the Euler polynomial (X = 0) and, where there is one,
             # the previous segment extrapolated; the better one is kept.
             basis = self.solver.basis_for(stiff)
-            half_h = xp.asarray([[h / 2]], dtype=y.dtype)
+            half_h = xp.asarray([[h / 2]], dtype=y.dtype, device=y.device)
             x0 = [euler_start(basis, f, half_h, xp=xp)]
             if previous is not None:
                 x0.append(extrapolated_guess(basis, previous[0], previous[1], h, f, xp=xp))
@@ -444,10 +447,11 @@ class _SegmentLoop:
         """Detect events on the segment just accepted; truncate it at a terminal one."""
         xp, basis, x = self.xp, outcome.basis, outcome.x
         t_a, t_b = self.ts[-2], self.ts[-1]
-        half_h = xp.asarray([[(t_b - t_a) / 2]], dtype=y_a.dtype)
+        half_h = xp.asarray([[(t_b - t_a) / 2]], dtype=y_a.dtype, device=y_a.device)
         y_nodes = node_values(basis, y_a, f_a, half_h, x, xp=xp)[0, ...]
         y_nodes = xp.concat([y_nodes[:, :-1], self.y_end[-1][:, None]], axis=1)
-        segment = OdeSolution(xp.asarray([t_a, t_b], dtype=xp.float64), self.coeffs[-1][None, ...],
+        segment = OdeSolution(xp.asarray([t_a, t_b], dtype=xp.float64, device=y_a.device),
+                              self.coeffs[-1][None, ...],
                               y_a, self.y_end[-1][None, ...], xp=xp)
         t_stop = self.tracker.process(node_times(basis, t_a, t_b, xp=xp), y_nodes, segment)
         if t_stop is None:
@@ -490,11 +494,13 @@ class _SegmentLoop:
         n_comp = self.y0.shape[-1]
         if not self.coeffs:
             # No segment: a constant (zero-length span, or failure at t0).
-            coeffs = xp.zeros((1, n_comp, self.basis.n_coeffs), dtype=self.y0.dtype)
+            coeffs = xp.zeros((1, n_comp, self.basis.n_coeffs), dtype=self.y0.dtype,
+                              device=self.y0.device)
             coeffs = xp.concat([self.y0[:, :, None], coeffs[..., 1:]], axis=-1)
-            ts = xp.asarray([self.t0, self.t0], dtype=xp.float64)
+            ts = xp.asarray([self.t0, self.t0], dtype=xp.float64, device=self.y0.device)
             return OdeSolution(ts, coeffs, self.y0, self.y0, xp=xp)
-        return OdeSolution(xp.asarray(self.ts, dtype=xp.float64), xp.stack(self.coeffs),
+        return OdeSolution(xp.asarray(self.ts, dtype=xp.float64, device=self.y0.device),
+                           xp.stack(self.coeffs),
                            xp.stack(self.y_start), xp.stack(self.y_end), xp=xp)
 
     def result(self, t_eval, dense_output):
@@ -505,7 +511,7 @@ class _SegmentLoop:
                 ts = sol.ts
                 ys = xp.concat([self.y0, xp.stack(self.y_end)], axis=0)
             else:
-                ts = xp.asarray([self.t0, self.t0], dtype=xp.float64)
+                ts = xp.asarray([self.t0, self.t0], dtype=xp.float64, device=self.y0.device)
                 ys = xp.concat([self.y0, self.y0], axis=0)
                 if self.status == -1:
                     ts, ys = ts[:1], ys[:1, ...]
@@ -521,8 +527,8 @@ class _SegmentLoop:
             else:
                 # (t_eval was given on the host; on another backend it is
                 # returned in that backend's arrays, like y.)
-                ts = t_out if xp is np else xp.asarray(t_out)
-                ys = sol(xp.asarray(t_out, dtype=xp.float64))
+                ts = t_out if xp is np else xp.asarray(t_out, device=self.y0.device)
+                ys = sol(xp.asarray(t_out, dtype=xp.float64, device=self.y0.device))
         status = self.status
         message = self.message if status == -1 else MESSAGES[status]
         t_events = y_events = None

@@ -17,7 +17,7 @@ def _jac_shape_error(expected, actual):
     )
 
 
-def make_jacobian(jac, n, *, vectorized_jac=False, xp, dtype):
+def make_jacobian(jac, n, *, vectorized_jac=False, xp, dtype, device=None):
     """Return ``jacobian(t, y, f, evaluator) -> J (P, L, L)``.
 
     Parameters
@@ -35,7 +35,7 @@ def make_jacobian(jac, n, *, vectorized_jac=False, xp, dtype):
         return _ForwardDifference(n, xp=xp, dtype=dtype)
     if callable(jac):
         return _UserJacobian(jac, n, vectorized_jac=vectorized_jac, xp=xp, dtype=dtype)
-    return _ConstantJacobian(jac, n, xp=xp, dtype=dtype)
+    return _ConstantJacobian(jac, n, xp=xp, dtype=dtype, device=device)
 
 
 def _as_dense(value):
@@ -44,13 +44,13 @@ def _as_dense(value):
     return value
 
 
-def _as_matrix(value, expected, *, xp, dtype):
+def _as_matrix(value, expected, *, xp, dtype, device=None):
     """A user's Jacobian value as an array of shape ``expected``.
 
     Like scipy's LSODA, anything with the right number of entries is accepted
     and reshaped (e.g. a scalar when n = 1); other sizes raise scipy's error.
     """
-    value = xp.asarray(_as_dense(value), dtype=dtype)
+    value = xp.asarray(_as_dense(value), dtype=dtype, device=device)
     if tuple(value.shape) == expected:
         return value
     if math.prod(value.shape) == math.prod(expected):
@@ -62,8 +62,8 @@ class _ConstantJacobian:
     #: A constant matrix is not an evaluation (scipy's njev stays 0).
     counts_as_evaluation = False
 
-    def __init__(self, jac, n, *, xp, dtype):
-        self.value = _as_matrix(jac, (n, n), xp=xp, dtype=dtype)
+    def __init__(self, jac, n, *, xp, dtype, device=None):
+        self.value = _as_matrix(jac, (n, n), xp=xp, dtype=dtype, device=device)
         self.xp = xp
 
     def __call__(self, t, y, f, evaluator):
@@ -78,17 +78,18 @@ class _UserJacobian:
         self.xp = xp
         self.dtype = dtype
 
-    def _convert(self, value, expected):
-        return _as_matrix(value, expected, xp=self.xp, dtype=self.dtype)
+    def _convert(self, value, expected, device):
+        return _as_matrix(value, expected, xp=self.xp, dtype=self.dtype, device=device)
 
     def __call__(self, t, y, f, evaluator):
         xp, n = self.xp, self.n
         n_points = t.shape[0]
         if self.vectorized_jac:
-            value = self._convert(self.jac(t, y), (n, n, n_points))
+            value = self._convert(self.jac(t, y), (n, n, n_points), y.device)
             return xp.permute_dims(value, (2, 0, 1))
         return xp.stack(
-            [self._convert(self.jac(float(t[p]), y[:, p]), (n, n)) for p in range(n_points)]
+            [self._convert(self.jac(float(t[p]), y[:, p]), (n, n), y.device)
+             for p in range(n_points)]
         )
 
 
@@ -114,7 +115,7 @@ class _ForwardDifference:
         xp, n = self.xp, self.n
         n_points = t.shape[0]
         if n == 0 or n_points == 0:
-            return xp.zeros((n_points, n, n), dtype=y.dtype)
+            return xp.zeros((n_points, n, n), dtype=y.dtype, device=y.device)
         step = forward_difference_steps(y, self.relative_step, xp=xp)
         eye = xp.eye(n, dtype=y.dtype, device=getattr(y, "device", None))
         # perturbed[:, j, p] = y[:, p] + step[j, p] e_j

@@ -58,7 +58,7 @@ def euler_start(basis, f_a, half_h, *, xp):
     the slope is the coefficient of ``T_1``.
     """
     k, n_comp = f_a.shape
-    x = xp.zeros((k, n_comp, basis.n_free), dtype=f_a.dtype)
+    x = xp.zeros((k, n_comp, basis.n_free), dtype=f_a.dtype, device=f_a.device)
     if basis.n_fixed == 1:
         x = xp.concat([(half_h * f_a)[..., None], x[..., 1:]], axis=-1)
     return x

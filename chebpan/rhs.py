@@ -33,6 +33,8 @@ class Evaluator:
     vectorized : bool
     vectorized_jac : bool
         Call a callable ``jac`` once over all points (see :mod:`chebpan.jacobian`).
+    device : device, optional
+        Where a constant ``jac`` is placed (the device of ``y0``).
     jac_sparsity : array_like or sparse matrix, optional
         As in scipy: the pattern of forward differences when ``jac`` is None.
         Then (or for a sparse constant ``jac``) Jacobians come as values on
@@ -44,7 +46,7 @@ class Evaluator:
 
     def __init__(
         self, fun, jac, n, *, vectorized, vectorized_jac=False, xp, dtype, counters: Counters,
-        jac_sparsity=None,
+        jac_sparsity=None, device=None,
     ):
         self.fun = fun
         self.n = n
@@ -55,7 +57,7 @@ class Evaluator:
         self.jacobian = make_sparse_jacobian(jac, jac_sparsity, n, dtype=dtype)
         if self.jacobian is None:
             self.jacobian = make_jacobian(
-                jac, n, vectorized_jac=vectorized_jac, xp=xp, dtype=dtype
+                jac, n, vectorized_jac=vectorized_jac, xp=xp, dtype=dtype, device=device
             )
         #: The sparsity pattern when Jacobians are sparse, else None.
         self.pattern = getattr(self.jacobian, "pattern", None)
@@ -69,15 +71,15 @@ class Evaluator:
             self.counters.nfev += 1
             value = self.fun(t, y)
             return xp.asarray(check_fun_output(value, (self.n, n_points), dtype=self.dtype,
-                                               xp=xp))
+                                               xp=xp, device=y.device))
         columns = []
         for p in range(n_points):
             self.counters.nfev += 1
             value = self.fun(float(t[p]), y[:, p])
             columns.append(xp.asarray(check_fun_output(value, (self.n,), dtype=self.dtype,
-                                                       xp=xp)))
+                                                       xp=xp, device=y.device)))
         if not columns:
-            return xp.zeros((self.n, 0), dtype=self.dtype)
+            return xp.zeros((self.n, 0), dtype=self.dtype, device=y.device)
         return xp.stack(columns, axis=1)
 
     def evaluate(self, t, y, *, with_jacobian=False):

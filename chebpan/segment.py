@@ -135,7 +135,7 @@ def decay_error_estimate(coeffs, scale, *, xp):
         # (Almost) nothing above rounding: a low-degree polynomial, which
         # says only that the segment can be much longer.
         return 0.0 if count == 0 or float(pairs[-1]) <= floor else None
-    j = xp.astype(xp.arange(1, n_pairs), pairs.dtype)
+    j = xp.astype(xp.arange(1, n_pairs, device=pairs.device), pairs.dtype)
     log_pairs = xp.log(xp.where(pairs > floor, pairs, xp.ones_like(pairs)))
     j_mean = xp.sum(mask * j) / count
     log_mean = xp.sum(mask * log_pairs) / count
@@ -180,12 +180,14 @@ def extrapolated_guess(basis, prev_coeffs, prev_h, h, f_a, *, xp, tau_start=1.0)
     _, slopes = chebyshev_values(n, tau_prev, xp=xp)  # (N, M)
     prev_coeffs = xp.astype(prev_coeffs, xp.float64)
     size = xp.max(xp.abs(prev_coeffs), axis=-2) * xp.abs(slopes[:, -1])  # (K, N)
-    size = xp.where(xp.arange(n) < 2, xp.inf, size)
+    size = xp.where(xp.arange(n, device=size.device) < 2, xp.inf, size)
     keep = xp.argmin(size, axis=-1)  # (K,)
-    mask = xp.astype(xp.arange(n)[None, :] <= keep[:, None], prev_coeffs.dtype)
+    mask = xp.astype(xp.arange(n, device=keep.device)[None, :] <= keep[:, None],
+                     prev_coeffs.dtype)
     derivative = xp.matmul(prev_coeffs * mask[:, None, :], slopes) * (2.0 / prev_h)
     derivative = xp.astype(derivative, f_a.dtype)
-    return picard_update(basis, f_a, derivative, xp.asarray([[h / 2]], dtype=f_a.dtype), xp=xp)
+    half_h = xp.asarray([[h / 2]], dtype=f_a.dtype, device=f_a.device)
+    return picard_update(basis, f_a, derivative, half_h, xp=xp)
 
 
 def node_times(basis, t_a, t_b, *, xp):
@@ -195,7 +197,7 @@ def node_times(basis, t_a, t_b, *, xp):
     ``t_b`` itself so that ``fun`` is never evaluated outside ``t_span``.
     """
     t_nodes = t_a + ((t_b - t_a) / 2) * (1 + basis.tau)
-    return xp.concat([t_nodes[:-1], xp.asarray([t_b], dtype=t_nodes.dtype)])
+    return xp.concat([t_nodes[:-1], xp.asarray([t_b], dtype=t_nodes.dtype, device=t_nodes.device)])
 
 
 class SegmentSolver:
@@ -283,7 +285,7 @@ class SegmentSolver:
     def _solve(self, t_a, t_b, y_a, f_a, x0, *, start_with_newton):
         xp, basis, opts = self.xp, self.basis, self.options
         h = t_b - t_a
-        half_h = xp.asarray([[h / 2]], dtype=y_a.dtype)
+        half_h = xp.asarray([[h / 2]], dtype=y_a.dtype, device=y_a.device)
         t_nodes = node_times(basis, t_a, t_b, xp=xp)
         self.dense_newton = self.dense_newton_fits(basis, y_a.shape[-1])
         # Above the dense size, Newton needs a sparsity pattern and the

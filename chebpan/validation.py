@@ -425,7 +425,7 @@ def warn_extraneous(extraneous):
              stacklevel=3)
 
 
-def check_fun_output(value, shape, *, name="fun", dtype=None, xp=None):
+def check_fun_output(value, shape, *, name="fun", dtype=None, xp=None, device=None):
     """Convert a value returned by a user function and check its shape.
 
     Parameters
@@ -457,7 +457,7 @@ def check_fun_output(value, shape, *, name="fun", dtype=None, xp=None):
     """
     shape = tuple(shape)
     if xp is not None and not array_api_compat.is_numpy_namespace(xp):
-        return _check_output_array(value, shape, name=name, dtype=dtype, xp=xp)
+        return _check_output_array(value, shape, name=name, dtype=dtype, xp=xp, device=device)
     if dtype is None:
         value = np.asarray(value)
         dtype = complex if np.iscomplexobj(value) else float
@@ -472,9 +472,9 @@ def check_fun_output(value, shape, *, name="fun", dtype=None, xp=None):
                      f"expected {shape}.")
 
 
-def _check_output_array(value, shape, *, name, dtype, xp):
+def _check_output_array(value, shape, *, name, dtype, xp, device):
     """:func:`check_fun_output` for a non-NumPy namespace (same leniencies)."""
-    value = xp.asarray(value, dtype=dtype)
+    value = xp.asarray(value, dtype=dtype, device=device)
     if tuple(value.shape) == shape:
         return value
     if value.ndim == 0 and len(shape) >= 1 and shape[0] == 1:

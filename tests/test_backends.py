@@ -146,3 +146,19 @@ def test_core_numerics_do_not_use_numpy(module):
     offending = [line for line in _code_lines(path)
                  if re.search(r"\bimport numpy\b|\bnp\.", line)]
     assert not offending, f"{module} uses NumPy directly: {offending}"
+
+
+def test_arrays_stay_on_the_device_of_y0():
+    device = sx.Device("device1")  # array_api_strict's second (simulated) device
+    problem = lorenz()
+    res = chebpan.solve_ivp(problem.fun, (0, 1), sx.asarray(problem.y0, device=device),
+                            vectorized=True, rtol=1e-10, atol=1e-10, dense_output=True,
+                            jac=problem.jac, vectorized_jac=True, t_eval=[0.5, 1.0])
+    assert res.status == 0 and res.niter_newton > 0
+    assert res.y.device == device and res.t.device == device
+    assert res.sol(0.25).device == device
+    on_numpy = chebpan.solve_ivp(problem.fun, (0, 1), np.asarray(problem.y0), vectorized=True,
+                                 rtol=1e-10, atol=1e-10, jac=problem.jac, vectorized_jac=True,
+                                 t_eval=[0.5, 1.0])
+    assert np.max(np.abs(np.asarray(sx.asarray(res.y, device=sx.Device("CPU_DEVICE")))
+                         - on_numpy.y)) <= 1e-12
