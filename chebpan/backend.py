@@ -75,8 +75,9 @@ def select_namespace(backend, y0):
     ------
     ValueError
         An unknown ``backend``, or a ``y0`` of another library than the
-        backend named (chebpan never copies between libraries or devices
-        behind the user's back).
+        backend named (``y0`` is never copied between libraries or devices
+        behind the user's back; what ``fun`` and ``jac`` return is converted
+        to the solve's library and device).
     ImportError, RuntimeError
         ``backend="cupy"`` without CuPy (naming the extra to install) or
         without a GPU.

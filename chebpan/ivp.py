@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import warnings
 
+import array_api_compat
 import numpy as np
 import scipy.integrate
 
@@ -37,6 +40,7 @@ from .validation import (
     validate_tol,
     validate_y0,
     validate_y0_array,
+    EPS,
     warn_extraneous,
     wrap_args,
     wrap_jac,
@@ -148,7 +152,8 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
             the reference kernels), NumPy otherwise.  ``fun`` and ``jac``
             then receive that library's arrays, and ``t``, ``y`` and
             ``sol(t)`` come back in it (``numpy.asarray`` / ``.get()`` give
-            host arrays).  ``y0`` of float32 is solved in float32.  Events,
+            host arrays).  A float32 ``y0`` of such a library is solved in
+            float32 (a NumPy one is cast to float64, as scipy does).  Events,
             complex states and sparse Jacobians need the NumPy backend.
         tol_ls, tol_newton : float, optional
             The paper's stopping rules: stop the zero-order iteration when the
@@ -216,8 +221,8 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
         y0 = validate_y0_array(y0, array_xp)
         _check_numpy_only(array_xp, events=events, jac=jac, jac_sparsity=jac_sparsity)
     max_step = validate_max_step(max_step)
-    eps = float(np.finfo(np.float32).eps) if _is_float32(y0, array_xp) else None
-    rtol, atol = validate_tol(rtol, atol, y0.shape[0], **({} if eps is None else {"eps": eps}))
+    eps = float(np.finfo(np.float32).eps) if _is_float32(y0, array_xp) else EPS
+    rtol, atol = validate_tol(rtol, atol, y0.shape[0], eps=eps)
     n_complex = None
     if array_xp is None and np.iscomplexobj(y0):
         # Complex state: solve the real system [Re y; Im y] of size 2n.
@@ -229,12 +234,11 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
             jac_sparsity = realify_sparsity(jac_sparsity, n_complex)
 
     xp = namespace_of(y0) if array_xp is None else array_xp
+    device = y0.device
     counters = Counters()
     evaluator = Evaluator(fun, jac, y0.shape[0], vectorized=vectorized,
                           vectorized_jac=vectorized_jac, xp=xp, dtype=y0.dtype,
-                          counters=counters, jac_sparsity=jac_sparsity,
-                          device=getattr(y0, "device", None))
-    device = getattr(y0, "device", None)
+                          counters=counters, jac_sparsity=jac_sparsity, device=device)
     basis = get_basis(n_coeffs, n_nodes, xp=xp, dtype=y0.dtype, device=device)
     # Square collocation: N − 1 free coefficients on the N − 1 nodes right of
     # τ = −1 (whatever n_nodes the paper's basis uses).
@@ -250,8 +254,11 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
                                     vectorized=vectorized)
     if progress:
         loop.progress = ProgressBar(t0, tf)
+    # CuPy launches on the current device: make it y0's for the whole solve.
+    on_device = device if array_api_compat.is_cupy_namespace(xp) else contextlib.nullcontext()
     try:
-        loop.run(first_step)
+        with on_device:
+            loop.run(first_step)
     finally:
         if loop.progress is not None:
             loop.progress.close()
@@ -299,6 +306,7 @@ class _SegmentLoop:
         self.message = None
         self.tracker = None  # an EventTracker when events are given
         self.progress = None  # a ProgressBar with progress=True
+        self.warned_float32 = False
         self.last_failure = ("error", t0, t0)  # (what, t_a, t_b) of the last rejection
         # The first call of fun, in scipy's order: before `first_step` is checked.
         self.f0 = self._f_at(t0, self.y0) if tf != t0 else None
@@ -385,6 +393,12 @@ class _SegmentLoop:
             # sparse stiff basis can take on: switch now.)
             stiff_now = stiff_rate * abs(h) / 2
             stiff = stiff_now > (stiff_off if stiff else stiff_on)
+            if stiff and y.dtype == xp.float32 and not self.warned_float32:
+                self.warned_float32 = True
+                warnings.warn(
+                    f"The solve in float32 has reached a stiff segment at t = {t!r}: "
+                    "float32 is not accurate enough for stiff problems (the result "
+                    "may be wrong); solve in float64.", RuntimeWarning, stacklevel=3)
             # Start from the Euler polynomial (X = 0) and, where there is one,
             # the previous segment extrapolated; the better one is kept.
             basis = self.solver.basis_for(stiff)
@@ -427,9 +441,10 @@ class _SegmentLoop:
             self.coeffs.append(outcome.coeffs[0, ...])
             self.y_start.append(y[0, ...])
             self.y_end.append(outcome.y_end[0, ...])
+            stop = self.tracker is not None and self._events_on_last_segment(y, f, outcome)
             if self.progress is not None:
-                self.progress.update(t_new)
-            if self.tracker is not None and self._events_on_last_segment(y, f, outcome):
+                self.progress.update(self.ts[-1])  # a terminal event may have moved it
+            if stop:
                 self.status = 1
                 return
             previous = (outcome.coeffs, h)

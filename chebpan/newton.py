@@ -122,6 +122,15 @@ class DenseLinearization:
 
     def direction(self, r, grad):
         basis, xp = self.basis, self.xp
+        dtype = r.dtype
+        a = self.a
+        if dtype == xp.float32:
+            # Mixed precision: a float32 state, the linear algebra in float64.  A
+            # stiff segment's matrix has a condition number near (h/2)‖J‖ (its
+            # square for AᵀA), far beyond what float32 solves to any accuracy.
+            a, r, grad = (xp.astype(v, xp.float64) for v in (a, r, grad))
         if basis.n_fixed == 1 and basis.n_nodes - 1 == basis.n_free:
-            return collocation_direction(basis, self.a, r, xp=xp)
-        return newton_direction(gauss_newton_matrix(self.a, xp=xp), grad, xp=xp)
+            step = collocation_direction(basis, a, r, xp=xp)
+        else:
+            step = newton_direction(gauss_newton_matrix(a, xp=xp), grad, xp=xp)
+        return xp.astype(step, dtype)

@@ -70,14 +70,14 @@ class Evaluator:
         if self.vectorized:
             self.counters.nfev += 1
             value = self.fun(t, y)
-            return xp.asarray(check_fun_output(value, (self.n, n_points), dtype=self.dtype,
-                                               xp=xp, device=y.device))
+            return check_fun_output(value, (self.n, n_points), dtype=self.dtype, xp=xp,
+                                    device=y.device)
         columns = []
         for p in range(n_points):
             self.counters.nfev += 1
             value = self.fun(float(t[p]), y[:, p])
-            columns.append(xp.asarray(check_fun_output(value, (self.n,), dtype=self.dtype,
-                                                       xp=xp, device=y.device)))
+            columns.append(check_fun_output(value, (self.n,), dtype=self.dtype, xp=xp,
+                                            device=y.device))
         if not columns:
             return xp.zeros((self.n, 0), dtype=self.dtype, device=y.device)
         return xp.stack(columns, axis=1)

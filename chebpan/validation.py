@@ -138,8 +138,7 @@ def validate_y0(y0, *, support_complex=True):
     Returns
     -------
     numpy.ndarray
-        complex128 if ``y0`` is complex, float32 if it is float32, otherwise
-        float64; shape ``(n,)``.
+        complex128 if ``y0`` is complex, otherwise float64; shape ``(n,)``.
 
     Raises
     ------
@@ -152,10 +151,8 @@ def validate_y0(y0, *, support_complex=True):
             raise ValueError("`y0` is complex, but the chosen solver does "
                              "not support integration in a complex domain.")
         dtype = complex
-    elif y0.dtype == np.float32:
-        dtype = np.float32  # solved in float32 end to end
     else:
-        dtype = float
+        dtype = float  # float32 too, as scipy (float32 solves: an array-API backend)
     y0 = y0.astype(dtype, copy=False)
     if y0.ndim != 1:
         raise ValueError("`y0` must be 1-dimensional.")
@@ -436,6 +433,11 @@ def check_fun_output(value, shape, *, name="fun", dtype=None, xp=None, device=No
         The expected shape, e.g. ``(n,)`` or ``(n, k)``.
     name : str, optional
         The argument to name in the error message.
+    xp : namespace, optional
+        The solve's namespace; for one other than NumPy the value is
+        converted to (and returned as) an array of ``xp`` on ``device``.
+    device : device, optional
+        Where the value is placed (the device of ``y``).
     dtype : dtype, optional
         Target dtype, normally ``y0.dtype`` (as in SciPy: a complex value
         for a real state gives NumPy's ``ComplexWarning`` and loses its
@@ -444,8 +446,8 @@ def check_fun_output(value, shape, *, name="fun", dtype=None, xp=None, device=No
 
     Returns
     -------
-    numpy.ndarray
-        The value with the expected shape.  As in SciPy, a scalar is
+    array
+        The value with the expected shape (a NumPy array, or one of ``xp``).  As in SciPy, a scalar is
         broadcast when ``n == shape[0] == 1``, and an ``(n,)`` value is
         accepted for ``(n, 1)`` (SciPy ravels vectorized single calls).
 
@@ -473,7 +475,12 @@ def check_fun_output(value, shape, *, name="fun", dtype=None, xp=None, device=No
 
 
 def _check_output_array(value, shape, *, name, dtype, xp, device):
-    """:func:`check_fun_output` for a non-NumPy namespace (same leniencies)."""
+    """:func:`check_fun_output` for a non-NumPy namespace (same leniencies).
+
+    A list or tuple (scipy's style, e.g. ``[y[1], -y[0]]``) is stacked.
+    """
+    if isinstance(value, (list, tuple)):
+        value = xp.stack([xp.asarray(v, dtype=dtype, device=device) for v in value])
     value = xp.asarray(value, dtype=dtype, device=device)
     if tuple(value.shape) == shape:
         return value

@@ -98,9 +98,13 @@ def test_short_lorenz_agrees_with_numba_kernels_too():
     assert np.max(np.abs(np.asarray(on_strict.y)[:, -1] - on_numpy.y[:, -1])) <= 1e-12
 
 
-@pytest.mark.parametrize("where", ["numpy", "array_api_strict"])
-def test_float32_end_to_end(where):
-    xp = np if where == "numpy" else sx
+def test_float32_numpy_y0_is_solved_in_float64_as_scipy_does():
+    res = chebpan.solve_ivp(lambda t, y: -y, (0, 1), np.asarray([1.0], dtype=np.float32))
+    assert res.y.dtype == np.float64
+
+
+def test_float32_end_to_end():
+    xp = sx
     y0 = xp.asarray([1.0, -2.0], dtype=xp.float32)
     with pytest.warns(UserWarning, match="`rtol` is too small"):
         res = chebpan.solve_ivp(lambda t, y: -y, (0, 3), y0, vectorized=True, rtol=1e-10,
@@ -162,3 +166,17 @@ def test_arrays_stay_on_the_device_of_y0():
                                  t_eval=[0.5, 1.0])
     assert np.max(np.abs(np.asarray(sx.asarray(res.y, device=sx.Device("CPU_DEVICE")))
                          - on_numpy.y)) <= 1e-12
+
+
+def test_scipy_style_fun_returning_a_list_on_array_api_strict():
+    res = chebpan.solve_ivp(lambda t, y: [y[1], -y[0]], (0, 1), sx.asarray([1.0, 0.0]),
+                            rtol=1e-10, atol=1e-12)
+    assert res.status == 0
+    assert np.allclose(np.asarray(res.y)[:, -1], [np.cos(1.0), -np.sin(1.0)], atol=1e-9)
+
+
+def test_float32_warns_on_a_stiff_segment():
+    a = sx.asarray([[-1.0, 0.3], [0.3, -1e5]], dtype=sx.float32)
+    with pytest.warns(RuntimeWarning, match="float32 is not accurate enough for stiff"):
+        chebpan.solve_ivp(lambda t, y: a @ y, (0, 1), sx.asarray([1.0, 2.0], dtype=sx.float32),
+                          vectorized=True, rtol=1e-4, atol=1e-6)
