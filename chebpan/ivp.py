@@ -9,6 +9,7 @@ import warnings
 import array_api_compat
 import numpy as np
 import scipy.integrate
+import scipy.sparse
 
 from .backend import namespace_of, select_namespace
 from .basis import chebyshev_values, get_basis
@@ -40,7 +41,6 @@ from .validation import (
     validate_tol,
     validate_y0,
     validate_y0_array,
-    EPS,
     warn_extraneous,
     wrap_args,
     wrap_jac,
@@ -221,7 +221,7 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
         y0 = validate_y0_array(y0, array_xp)
         _check_numpy_only(array_xp, events=events, jac=jac, jac_sparsity=jac_sparsity)
     max_step = validate_max_step(max_step)
-    eps = float(np.finfo(np.float32).eps) if _is_float32(y0, array_xp) else EPS
+    eps = float((np if array_xp is None else array_xp).finfo(y0.dtype).eps)
     rtol, atol = validate_tol(rtol, atol, y0.shape[0], eps=eps)
     n_complex = None
     if array_xp is None and np.iscomplexobj(y0):
@@ -266,10 +266,6 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
     return res if n_complex is None else complexify_result(res, n_complex)
 
 
-def _is_float32(y0, xp):
-    return y0.dtype == (np.float32 if xp is None else xp.float32)
-
-
 def _check_numpy_only(xp, *, events, jac, jac_sparsity):
     """Features that run on the NumPy backend only (for now): a clear error."""
     for name, value in (("events", events), ("jac_sparsity", jac_sparsity)):
@@ -277,7 +273,7 @@ def _check_numpy_only(xp, *, events, jac, jac_sparsity):
             raise NotImplementedError(
                 f"`{name}` is supported on the NumPy backend only (this solve runs on "
                 f"{xp.__name__}).")
-    if jac is not None and not callable(jac) and hasattr(jac, "tocoo"):
+    if scipy.sparse.issparse(jac):
         raise NotImplementedError(
             f"A sparse `jac` is supported on the NumPy backend only (this solve runs on "
             f"{xp.__name__}).")

@@ -41,6 +41,8 @@ class SparsityPattern:
         self.cols = np.asarray(cols, dtype=np.intp)[order]
         self.n = n
         self.nnz = self.rows.shape[0]
+        #: CSC layouts of the collocation matrix, by (n_nodes, n_free) of a basis.
+        self.layouts = {}
 
     @classmethod
     def from_matrix(cls, matrix, n, *, name="jac_sparsity"):
@@ -230,8 +232,7 @@ class _Layout:
 
 
 def _collocation_layout(basis, pattern):
-    key = (id(basis), basis.n_nodes, basis.n_free)
-    cache = pattern.__dict__.setdefault("_layouts", {})
-    if key not in cache:
-        cache[key] = _Layout(basis, pattern)
-    return cache[key]
+    key = (basis.n_nodes, basis.n_free)  # all the layout depends on
+    if key not in pattern.layouts:
+        pattern.layouts[key] = _Layout(basis, pattern)
+    return pattern.layouts[key]
