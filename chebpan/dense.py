@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["OdeSolution", "ChebyshevSegment", "clenshaw"]
+__all__ = ["OdeSolution", "ChebyshevSegment", "clenshaw", "segment_values"]
 
 
 def clenshaw(coeffs, tau, *, xp):
@@ -25,6 +25,22 @@ def clenshaw(coeffs, tau, *, xp):
     for k in range(n - 1, 0, -1):
         b1, b2 = coeffs[..., k] + two_tau * b1 - b2, b1
     return coeffs[..., 0] + tau[:, None] * b1 - b2
+
+
+def segment_values(t, t_a, t_b, coeffs, y_start, y_end, *, xp):
+    """Values at times ``t`` (P,) of the segments ``[t_a, t_b]`` (P,) holding them.
+
+    ``coeffs`` (P, L, N), ``y_start``/``y_end`` (P, L) are those segments'
+    coefficients and end values; the ends are reproduced exactly.  Returns
+    (P, L).
+    """
+    length = t_b - t_a
+    safe = xp.where(length == 0, xp.ones_like(length), length)
+    tau = 2 * ((t - t_a) / safe) - 1
+    tau = xp.where(length == 0, -xp.ones_like(tau), tau)
+    y = clenshaw(coeffs, xp.astype(tau, coeffs.dtype), xp=xp)
+    y = xp.where((t == t_a)[:, None], y_start, y)
+    return xp.where(((t == t_b) & (length != 0))[:, None], y_end, y)
 
 
 class OdeSolution:
@@ -94,17 +110,10 @@ class OdeSolution:
         xp = self.xp
         if index is None:
             index = self._segment_index(t)
-        t_a = xp.take(self.ts, index)
-        t_b = xp.take(self.ts, index + 1)
-        length = t_b - t_a
-        safe = xp.where(length == 0, xp.ones_like(length), length)
-        tau = 2 * ((t - t_a) / safe) - 1
-        tau = xp.where(length == 0, -xp.ones_like(tau), tau)
-        c = xp.take(self.coeffs, index, axis=0)
-        y = clenshaw(c, xp.astype(tau, c.dtype), xp=xp)
-        y = xp.where((t == t_a)[:, None], xp.take(self.y_start, index, axis=0), y)
-        y = xp.where(((t == t_b) & (length != 0))[:, None],
-                     xp.take(self.y_end, index, axis=0), y)
+        y = segment_values(t, xp.take(self.ts, index), xp.take(self.ts, index + 1),
+                           xp.take(self.coeffs, index, axis=0),
+                           xp.take(self.y_start, index, axis=0),
+                           xp.take(self.y_end, index, axis=0), xp=xp)
         return xp.matrix_transpose(y)
 
     def __call__(self, t):

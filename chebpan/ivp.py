@@ -13,11 +13,13 @@ import scipy.sparse
 
 from .backend import namespace_of, select_namespace
 from .basis import chebyshev_values, get_basis
+from .batch import DEFAULT_NEWTON_MEMORY, BatchLoop
+from .batch_result import batch_result
 from .complex_state import complexify_result, realify, realify_events, realify_sparsity
 from .counters import Counters
 from .progress import ProgressBar
 from .dense import OdeSolution
-from .result import MESSAGES, TOO_SMALL_STEP, OdeResult
+from .result import MESSAGES, OdeResult, failure_message
 from .rhs import Evaluator
 from .events import EventTracker, prepare_events, restrict
 from .picard import coefficients, euler_start, node_values
@@ -40,6 +42,7 @@ from .validation import (
     validate_t_span,
     validate_tol,
     validate_y0,
+    validate_batch_args,
     validate_y0_array,
     warn_extraneous,
     wrap_args,
@@ -203,6 +206,8 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
     jac_sparsity = options.pop("jac_sparsity", None)
     progress = bool(options.pop("progress", False))
     backend = options.pop("backend", None)
+    batch_args = options.pop("batch_args", None)
+    newton_memory = options.pop("newton_memory", DEFAULT_NEWTON_MEMORY)
     n_coeffs = int(options.pop("n_coeffs", DEFAULT_N_COEFFS))
     n_nodes = int(options.pop("n_nodes", n_coeffs - 1))
     iteration = IterationOptions(**{
@@ -216,10 +221,32 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
     y0_raw = y0
     array_xp = select_namespace(backend, y0)
     if array_xp is None:
-        y0 = validate_y0(y0, support_complex=True)
+        y0 = validate_y0(y0, support_complex=True, batch=True)
     else:
-        y0 = validate_y0_array(y0, array_xp)
+        y0 = validate_y0_array(y0, array_xp, batch=True)
         _check_numpy_only(array_xp, events=events, jac=jac, jac_sparsity=jac_sparsity)
+    if y0.ndim == 2:
+        _check_batch_support(y0, events=events, jac=jac, jac_sparsity=jac_sparsity,
+                             progress=progress, iteration=iteration)
+        xp = namespace_of(y0) if array_xp is None else array_xp
+        eps = float(xp.finfo(y0.dtype).eps)
+        rtol, atol = validate_tol(rtol, atol, y0.shape[1], eps=eps)
+        max_step = validate_max_step(max_step)
+        if first_step is not None:
+            first_step = validate_first_step(first_step, t0, tf)
+        counters = Counters()
+        evaluator = Evaluator(fun, jac, y0.shape[1], vectorized=vectorized,
+                              vectorized_jac=vectorized_jac, xp=xp, dtype=y0.dtype,
+                              counters=counters, device=y0.device,
+                              batch_args=validate_batch_args(batch_args, y0, xp=xp))
+        basis = get_basis(n_coeffs, n_nodes, xp=xp, dtype=y0.dtype, device=y0.device)
+        loop = BatchLoop(evaluator, basis, t0, tf, y0, rtol, atol, max_step, iteration,
+                         counters, xp=xp, newton_memory=newton_memory)
+        with _on_device(xp, y0.device):
+            loop.run(first_step)
+        return batch_result(loop, t_eval, dense_output)
+    if batch_args is not None:
+        raise ValueError("`batch_args` needs a 2-dimensional `y0` (K, n): a batch of IVPs.")
     max_step = validate_max_step(max_step)
     eps = float((np if array_xp is None else array_xp).finfo(y0.dtype).eps)
     rtol, atol = validate_tol(rtol, atol, y0.shape[0], eps=eps)
@@ -254,16 +281,38 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
                                     vectorized=vectorized)
     if progress:
         loop.progress = ProgressBar(t0, tf)
-    # CuPy launches on the current device: make it y0's for the whole solve.
-    on_device = device if array_api_compat.is_cupy_namespace(xp) else contextlib.nullcontext()
     try:
-        with on_device:
+        with _on_device(xp, device):
             loop.run(first_step)
     finally:
         if loop.progress is not None:
             loop.progress.close()
     res = loop.result(t_eval, dense_output)
     return res if n_complex is None else complexify_result(res, n_complex)
+
+
+def _on_device(xp, device):
+    """CuPy launches on the current device: make it y0's for the whole solve."""
+    return device if array_api_compat.is_cupy_namespace(xp) else contextlib.nullcontext()
+
+
+def _check_batch_support(y0, *, events, jac, jac_sparsity, progress, iteration):
+    """What a batched solve cannot do (yet): a clear error."""
+    if np.iscomplexobj(y0):
+        raise NotImplementedError(
+            "A complex batch `y0` is not supported; solve the real system [Re y; Im y].")
+    unsupported = (("events", events is not None),
+                   ("jac_sparsity", jac_sparsity is not None),
+                   ("a sparse `jac`", scipy.sparse.issparse(jac)),
+                   ("progress", progress),
+                   ("tol_ls", iteration.tol_ls is not None),
+                   ("tol_newton", iteration.tol_newton is not None))
+    for name, used in unsupported:
+        if used:
+            name = name if name.startswith("a ") else f"`{name}`"
+            raise NotImplementedError(
+                f"{name[0].upper()}{name[1:]} is not supported with a batch `y0` of shape "
+                "(K, n) (yet): solve the instances one at a time.")
 
 
 def _check_numpy_only(xp, *, events, jac, jac_sparsity):
@@ -485,15 +534,7 @@ class _SegmentLoop:
 
     def _failure_message(self, t):
         what, t_a, t_b = self.last_failure
-        detail = {
-            "nonfinite": "`fun` returned non-finite values",
-            "error": "the error estimate stayed above the tolerance",
-            "no convergence": "the iteration did not converge",
-            "stalled": "the iteration stalled",
-            "line search failed": "the Newton line search found no decrease",
-        }[what]
-        return (f"{TOO_SMALL_STEP} The segment starting at t = {t!r} could not be "
-                f"completed: {detail} on [{t_a!r}, {t_b!r}].")
+        return failure_message(what, t, t_a, t_b)
 
     def _fail(self, message):
         self.status = -1

@@ -85,10 +85,12 @@ class _UserJacobian:
         xp, n = self.xp, self.n
         n_points = t.shape[0]
         if self.vectorized_jac:
-            value = self._convert(self.jac(t, y), (n, n, n_points), y.device)
+            value = self._convert(self.jac(t, y, *evaluator.point_args(n_points)),
+                                  (n, n, n_points), y.device)
             return xp.permute_dims(value, (2, 0, 1))
         return xp.stack(
-            [self._convert(self.jac(float(t[p]), y[:, p]), (n, n), y.device)
+            [self._convert(self.jac(float(t[p]), y[:, p], *evaluator.point_args_at(p)),
+                           (n, n), y.device)
              for p in range(n_points)]
         )
 

@@ -4,13 +4,30 @@ from __future__ import annotations
 
 from scipy.optimize import OptimizeResult
 
-__all__ = ["OdeResult", "MESSAGES", "TOO_SMALL_STEP"]
+__all__ = ["OdeResult", "MESSAGES", "TOO_SMALL_STEP", "failure_message"]
 
 MESSAGES = {
     0: "The solver successfully reached the end of the integration interval.",
     1: "A termination event occurred.",
 }
 TOO_SMALL_STEP = "Required step size is less than spacing between numbers."
+#: Why the last attempt on a segment failed, by the solver's failure code.
+FAILURE_DETAILS = {
+    "nonfinite": "`fun` returned non-finite values",
+    "error": "the error estimate stayed above the tolerance",
+    "no convergence": "the iteration did not converge",
+    "stalled": "the iteration stalled",
+    "line search failed": "the Newton line search found no decrease",
+}
+
+
+def failure_message(what, t, t_a, t_b):
+    """The message of a solve that could not complete the segment starting at ``t``.
+
+    ``what`` is the failure code of the last attempt, on ``[t_a, t_b]``.
+    """
+    return (f"{TOO_SMALL_STEP} The segment starting at t = {t!r} could not be "
+            f"completed: {FAILURE_DETAILS[what]} on [{t_a!r}, {t_b!r}].")
 
 
 class OdeResult(OptimizeResult):

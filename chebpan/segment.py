@@ -16,9 +16,9 @@ from .newton import DenseLinearization, objective, residual
 from .picard import coefficients, end_value, node_values, picard_update
 from .sparse import SparseLinearization
 
-__all__ = ["IterationOptions", "SegmentResult", "solve_segment", "error_estimate",
-           "next_length_factor", "extrapolated_guess", "decay_error_estimate",
-           "node_times"]
+__all__ = ["IterationOptions", "SegmentResult", "SegmentSolver", "error_estimate",
+           "error_estimates", "next_length_factor", "length_factors", "extrapolated_guess",
+           "decay_error_estimate", "decay_error_estimates", "node_times", "converged"]
 
 SAFETY = 0.9
 MIN_FACTOR = 0.2
@@ -89,68 +89,103 @@ class SegmentResult:
     stiffness: float | None = None
 
 
-def scaled_rms_max(delta, scale, *, xp):
-    """RMS over components of ``max_m |delta| / scale``: ``delta`` (K, L, M) → float."""
-    n_comp = delta.shape[-2]
-    if n_comp == 0:
-        return 0.0
+def scaled_rms(delta, scale, *, xp):
+    """RMS over components of ``max_m |delta| / scale``: ``delta`` (K, L, M) → (K,)."""
+    if delta.shape[-2] == 0:
+        return xp.zeros(delta.shape[:1], dtype=delta.dtype, device=delta.device)
     per_component = xp.max(xp.abs(delta), axis=-1) / scale
-    return float(xp.max(xp.sqrt(xp.mean(per_component * per_component, axis=-1))))
+    return xp.sqrt(xp.mean(per_component * per_component, axis=-1))
+
+
+def scaled_rms_max(delta, scale, *, xp):
+    """:func:`scaled_rms`, max over the batch: a float."""
+    return float(xp.max(scaled_rms(delta, scale, xp=xp)))
+
+
+def error_estimates(coeffs, scale, *, xp):
+    """Scaled truncation-error estimate of each batch member: (K,).
+
+    ``|c_{N-2}| + |c_{N-1}|`` per component, divided by ``atol + rtol |y|``,
+    RMS over components (scipy's norm).
+    """
+    if coeffs.shape[-2] == 0:
+        return xp.zeros(coeffs.shape[:1], dtype=coeffs.dtype, device=coeffs.device)
+    tail = xp.abs(coeffs[..., -1]) + xp.abs(coeffs[..., -2])
+    ratio = tail / scale
+    return xp.sqrt(xp.mean(ratio * ratio, axis=-1))
 
 
 def error_estimate(coeffs, scale, *, xp):
-    """Scaled truncation-error estimate from the coefficient tail.
-
-    ``|c_{N-2}| + |c_{N-1}|`` per component, divided by ``atol + rtol |y|``,
-    RMS over components (scipy's norm); max over the batch.
-    """
-    if coeffs.shape[-2] == 0:
-        return 0.0
-    tail = xp.abs(coeffs[..., -1]) + xp.abs(coeffs[..., -2])
-    ratio = tail / scale
-    return float(xp.max(xp.sqrt(xp.mean(ratio * ratio, axis=-1))))
+    """:func:`error_estimates`, max over the batch: a float."""
+    return float(xp.max(error_estimates(coeffs, scale, xp=xp)))
 
 
-def decay_error_estimate(coeffs, scale, *, xp):
-    """Tail estimate from the geometric decay of the coefficients, or None.
+def decay_error_estimates(coeffs, scale, *, xp):
+    """Tail estimate of each batch member from the decay of its coefficients: (K,).
 
     When a segment is short, its last coefficients sit at the rounding floor
     and say nothing about how much longer the segment could be.  Fitting
     ``log(|c_2k| + |c_2k+1|)`` (scaled, max over components) by a line over
     the pairs above the floor and reading the line at the last pair gives
     the tail that the decay rate predicts.  Pairs keep odd/even functions
-    (whose every other coefficient vanishes) from breaking the fit.
+    (whose every other coefficient vanishes) from breaking the fit.  NaN
+    where the fit says nothing (fewer than three pairs above the floor with
+    the last one among them, or no decay).
     """
-    n = coeffs.shape[-1]
-    if coeffs.shape[-2] == 0 or n < 8:
-        return None
+    k, n_comp, n = coeffs.shape
+    nan = xp.full((k,), xp.nan, dtype=coeffs.dtype, device=coeffs.device)
+    if n_comp == 0 or n < 8:
+        return nan
     eps = float(xp.finfo(coeffs.dtype).eps)
-    scaled = xp.max(xp.abs(coeffs) / scale[..., None], axis=(0, 1))  # (N,)
+    scaled = xp.max(xp.abs(coeffs) / scale[..., None], axis=1)  # (K, N)
     n_pairs = n // 2
-    pairs = xp.sum(xp.reshape(scaled[2:2 * n_pairs], (n_pairs - 1, 2)), axis=-1)
-    floor = 100 * eps * xp.max(scaled)
-    mask = xp.astype(pairs > floor, pairs.dtype)
-    count = float(xp.sum(mask))
-    if count < 3:
-        # (Almost) nothing above rounding: a low-degree polynomial, which
-        # says only that the segment can be much longer.
-        return 0.0 if count == 0 or float(pairs[-1]) <= floor else None
+    pairs = xp.sum(xp.reshape(scaled[:, 2:2 * n_pairs], (k, n_pairs - 1, 2)), axis=-1)
+    floor = 100 * eps * xp.max(scaled, axis=-1)
+    above = pairs > floor[:, None]
+    mask = xp.astype(above, pairs.dtype)
+    count = xp.sum(mask, axis=-1)
+    safe_count = xp.maximum(count, xp.ones_like(count))
     j = xp.astype(xp.arange(1, n_pairs, device=pairs.device), pairs.dtype)
-    log_pairs = xp.log(xp.where(pairs > floor, pairs, xp.ones_like(pairs)))
-    j_mean = xp.sum(mask * j) / count
-    log_mean = xp.sum(mask * log_pairs) / count
-    centred = mask * (j - j_mean)
-    slope = float(xp.sum(centred * (log_pairs - log_mean)) / xp.sum(centred * centred))
-    if not slope < 0:
-        return None
-    return math.exp(float(log_mean) + slope * (n_pairs - 1 - float(j_mean)))
+    log_pairs = xp.log(xp.where(above, pairs, xp.ones_like(pairs)))
+    j_mean = xp.sum(mask * j, axis=-1) / safe_count
+    log_mean = xp.sum(mask * log_pairs, axis=-1) / safe_count
+    centred = mask * (j - j_mean[:, None])
+    spread = xp.sum(centred * centred, axis=-1)
+    slope = (xp.sum(centred * (log_pairs - log_mean[:, None]), axis=-1)
+             / xp.where(spread > 0, spread, xp.ones_like(spread)))
+    fitted = xp.where(slope < 0, xp.exp(log_mean + slope * (n_pairs - 1 - j_mean)), nan)
+    # (Almost) nothing above rounding: a low-degree polynomial, which says
+    # only that the segment can be much longer.
+    low = (count == 0) | (pairs[:, -1] <= floor)
+    few = xp.where(low, xp.zeros_like(nan), nan)
+    return xp.where(count < 3, few, fitted)
+
+
+def decay_error_estimate(coeffs, scale, *, xp):
+    """:func:`decay_error_estimates` of a single IVP (K = 1): a float, or None."""
+    value = float(decay_error_estimates(coeffs, scale, xp=xp)[0])
+    return None if math.isnan(value) else value
+
+
+def length_factors(err, n_coeffs: int, max_factor, *, xp):
+    """Growth factors of the segment lengths from scaled error estimates (K,).
+
+    The tail coefficients of a smooth solution scale like ``h^(N-1)``, hence
+    ``SAFETY · err^(−1/(N−1))``, clipped to ``[MIN_FACTOR, max_factor]``.
+    """
+    safe = xp.where((err > 0) & xp.isfinite(err), err, xp.ones_like(err))
+    factor = xp.clip(SAFETY * safe ** (-1.0 / (n_coeffs - 1)), MIN_FACTOR, None)
+    factor = xp.minimum(factor, max_factor)
+    factor = xp.where(err == 0, max_factor * xp.ones_like(err), factor)
+    return xp.where(xp.isfinite(err), factor, MIN_FACTOR * xp.ones_like(err))
 
 
 def next_length_factor(err: float, n_coeffs: int, max_factor: float = MAX_FACTOR) -> float:
     """Growth factor of the segment length from the scaled error estimate.
 
     The tail coefficients of a smooth solution scale like ``h^(N-1)``, hence
-    ``SAFETY · err^(−1/(N−1))``, clipped to ``[MIN_FACTOR, MAX_FACTOR]``.
+    ``SAFETY · err^(−1/(N−1))``, clipped to ``[MIN_FACTOR, MAX_FACTOR]``
+    (the scalar form of :func:`length_factors`).
     """
     if err == 0.0:
         return max_factor
@@ -170,24 +205,47 @@ def extrapolated_guess(basis, prev_coeffs, prev_h, h, f_a, *, xp, tau_start=1.0)
     [-1, 1] the high Chebyshev terms blow up (``T_n(τ)`` grows like
     ``(τ + √(τ²−1))^n``), so the series is truncated where its terms,
     evaluated at the far end, are smallest (optimal truncation of an
-    asymptotic series).
+    asymptotic series).  ``prev_h`` and ``h`` are floats, or arrays (K,)
+    with one length per batch member.
     """
     n = basis.n_coeffs
-    ratio = h / prev_h
+    tau64 = 1 + xp.astype(basis.tau, xp.float64)
     # New nodes in the other segment's τ; float64 whatever the working dtype,
     # since T_n there can exceed float32's range.
-    tau_prev = tau_start + ratio * (1 + xp.astype(basis.tau, xp.float64))
-    _, slopes = chebyshev_values(n, tau_prev, xp=xp)  # (N, M)
+    if isinstance(h, (int, float)):
+        tau_prev = tau_start + (h / prev_h) * tau64
+        _, slopes = chebyshev_values(n, tau_prev, xp=xp)  # (N, M)
+        half_h = xp.asarray([[h / 2]], dtype=f_a.dtype, device=f_a.device)
+        to_time = 2.0 / prev_h
+    else:
+        tau_prev = tau_start + (h / prev_h)[:, None] * tau64
+        _, slopes = chebyshev_values(n, tau_prev, xp=xp)  # (N, K, M)
+        slopes = xp.permute_dims(slopes, (1, 0, 2))
+        half_h = xp.astype(h / 2, f_a.dtype)[:, None]
+        to_time = (2.0 / prev_h)[:, None, None]
     prev_coeffs = xp.astype(prev_coeffs, xp.float64)
-    size = xp.max(xp.abs(prev_coeffs), axis=-2) * xp.abs(slopes[:, -1])  # (K, N)
+    size = xp.max(xp.abs(prev_coeffs), axis=-2) * xp.abs(slopes[..., -1])  # (K, N)
     size = xp.where(xp.arange(n, device=size.device) < 2, xp.inf, size)
     keep = xp.argmin(size, axis=-1)  # (K,)
     mask = xp.astype(xp.arange(n, device=keep.device)[None, :] <= keep[:, None],
                      prev_coeffs.dtype)
-    derivative = xp.matmul(prev_coeffs * mask[:, None, :], slopes) * (2.0 / prev_h)
+    derivative = xp.matmul(prev_coeffs * mask[:, None, :], slopes) * to_time
     derivative = xp.astype(derivative, f_a.dtype)
-    half_h = xp.asarray([[h / 2]], dtype=f_a.dtype, device=f_a.device)
     return picard_update(basis, f_a, derivative, half_h, xp=xp)
+
+
+def converged(change, previous, floor, tolerance, *, xp):
+    """Batched convergence test of :meth:`SegmentSolver._converged`: (K,) bools.
+
+    ``change`` is the scaled size of the last update, ``previous`` the one
+    before (NaN for none): with a contraction ratio ρ < 1 the remaining
+    change is estimated as ``change ρ / (1 − ρ)``.
+    """
+    rho = change / xp.where(previous > 0, previous, xp.nan)
+    contracting = xp.isfinite(rho) & (rho < 1)
+    safe_rho = xp.where(contracting, rho, xp.zeros_like(rho))
+    remaining = xp.where(contracting, change * safe_rho / (1 - safe_rho), change)
+    return (change <= floor) | (remaining <= tolerance)
 
 
 def node_times(basis, t_a, t_b, *, xp):

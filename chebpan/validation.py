@@ -124,7 +124,16 @@ def validate_t_span(t_span):
     return t0, tf
 
 
-def validate_y0(y0, *, support_complex=True):
+def _check_y0_ndim(y0, batch):
+    if y0.ndim == 1 or (batch and y0.ndim == 2):
+        return
+    if batch and y0.ndim > 2:
+        raise ValueError("`y0` must be 1-dimensional, or 2-dimensional (K, n) for a batch "
+                         "of K initial value problems.")
+    raise ValueError("`y0` must be 1-dimensional.")
+
+
+def validate_y0(y0, *, support_complex=True, batch=False):
     """Convert the initial state to a finite 1-D float64/complex128 array.
 
     Parameters
@@ -134,11 +143,14 @@ def validate_y0(y0, *, support_complex=True):
     support_complex : bool, optional
         Whether the chosen solver accepts a complex state (``False`` gives
         SciPy's Radau/LSODA message for a complex ``y0``).
+    batch : bool, optional
+        Whether a 2-D ``y0`` (K, n) (a batch of IVPs) is accepted.
 
     Returns
     -------
     numpy.ndarray
-        complex128 if ``y0`` is complex, otherwise float64; shape ``(n,)``.
+        complex128 if ``y0`` is complex, otherwise float64; shape ``(n,)`` (or
+        ``(K, n)`` with ``batch``).
 
     Raises
     ------
@@ -154,14 +166,13 @@ def validate_y0(y0, *, support_complex=True):
     else:
         dtype = float  # float32 too, as scipy (float32 solves: an array-API backend)
     y0 = y0.astype(dtype, copy=False)
-    if y0.ndim != 1:
-        raise ValueError("`y0` must be 1-dimensional.")
+    _check_y0_ndim(y0, batch)
     if not np.isfinite(y0).all():
         raise ValueError("All components of the initial state `y0` must be finite.")
     return y0
 
 
-def validate_y0_array(y0, xp):
+def validate_y0_array(y0, xp, *, batch=False):
     """:func:`validate_y0` for a non-NumPy backend: a finite 1-D real array of ``xp``.
 
     float32 and float64 are kept; other real dtypes become float64.  Complex
@@ -172,11 +183,30 @@ def validate_y0_array(y0, xp):
         raise ValueError("A complex `y0` is supported on the NumPy backend only.")
     if y0.dtype not in (xp.float32, xp.float64):
         y0 = xp.astype(y0, xp.float64)
-    if y0.ndim != 1:
-        raise ValueError("`y0` must be 1-dimensional.")
+    _check_y0_ndim(y0, batch)
     if not bool(xp.all(xp.isfinite(y0))):
         raise ValueError("All components of the initial state `y0` must be finite.")
     return y0
+
+
+def validate_batch_args(batch_args, y0, *, xp):
+    """Per-instance arguments of a batched solve: a tuple of arrays with K rows.
+
+    Each is placed on ``y0``'s device; a NumPy float/int array keeps its dtype.
+    """
+    if batch_args is None:
+        return ()
+    batch_args = _unpack_args(batch_args)
+    k = y0.shape[0]
+    checked = []
+    for i, value in enumerate(batch_args):
+        value = xp.asarray(value, device=y0.device)
+        if value.ndim == 0 or value.shape[0] != k:
+            raise ValueError(
+                f"`batch_args[{i}]` must have K = {k} rows, one per instance of the "
+                f"batch, but has shape {tuple(value.shape)}.")
+        checked.append(value)
+    return tuple(checked)
 
 
 def validate_tol(rtol, atol, n, *, eps=EPS):
@@ -363,8 +393,9 @@ def wrap_args(fun, args):
         return fun
     args = _unpack_args(args)
 
-    def fun_with_args(t, y, fun=fun):
-        return fun(t, y, *args)
+    def fun_with_args(t, y, *point_args, fun=fun):
+        # (point_args: a batched solve's per-instance arguments, before args)
+        return fun(t, y, *point_args, *args)
 
     return fun_with_args
 
@@ -396,8 +427,8 @@ def wrap_jac(jac, args):
     if not callable(jac):
         return jac
 
-    def jac_with_args(t, y, jac=jac):
-        return jac(t, y, *args)
+    def jac_with_args(t, y, *point_args, jac=jac):
+        return jac(t, y, *point_args, *args)
 
     return jac_with_args
 

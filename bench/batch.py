@@ -1,0 +1,319 @@
+"""Batched IVPs: K Lorenz problems in one call, against a scipy loop and batched peers.
+
+Run from the repository root (after ``pip install ".[bench]"``, or with
+``PYTHONPATH=.``)::
+
+    python bench/batch.py                 # K = 10 000
+    python bench/batch.py --k 2000 --profile
+
+The problem: Lorenz (σ, ρ, β) = (10, 28, 8/3) on t ∈ [0, 2] from K initial
+conditions spread over the attractor (points of one long trajectory at random
+times after its transient).  Error: ``max_i |y_i(2) − y_ref,i|`` over a sample
+of ``--sample`` instances (the first ones of the batch), against the mpmath
+references of :func:`chebpan.problems.lorenz` (verified Taylor series; cached
+on disk after the first run).
+
+Every solver is run at *matched error*: ``rtol = atol`` is lowered over a grid
+(1e-5 … 1e-13) on the sample alone until the sample's error is at most
+``--target`` (1e-8), and the full batch is then timed at that tolerance (best
+of ``--repeat`` runs; its sample error is checked again and printed).
+
+Solvers:
+
+* chebpan: one ``solve_ivp`` call with ``y0`` of shape (K, 3), vectorised
+  ``fun``, analytic vectorised ``jac`` (used by Newton steps), and the
+  settings in ``CHEBPAN_SETTINGS`` (the defaults, and the zero-order-only
+  configuration that suits small non-stiff batched systems);
+* scipy: ``scipy.integrate.solve_ivp(method="DOP853")`` in a Python loop.
+  Its time is linear in K: it is measured on ``--scipy-k`` instances (default
+  1000) and scaled to K (``--scipy-k 0`` loops over all K);
+* torchdiffeq (``odeint``, dopri5 and dopri8; CPU; one step size for the whole
+  batch, as torchdiffeq does) and diffrax (``jax.vmap`` of ``diffeqsolve``
+  with Dopri5 and Dopri8, ``PIDController``; JAX on the CPU, float64; jit
+  compilation excluded from the time), when they can be imported.
+
+Printed: machine, versions, thread settings, the tolerance chosen per solver,
+its sample error, the wall time and the ratio ``solver time / chebpan time``
+(above 1: chebpan is faster).  ``--profile`` adds a cProfile breakdown of the
+chebpan run.  Progress goes to stderr, the report to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import datetime
+import os
+import platform
+import pstats
+import sys
+import time
+
+import numpy as np
+import scipy
+import scipy.integrate
+
+import chebpan
+from chebpan.problems import lorenz
+
+SIGMA, RHO, BETA = 10.0, 28.0, 8.0 / 3.0
+T_END = 2.0
+TOLERANCES = (1e-5, 1e-6, 1e-7, 1e-8, 3e-9, 1e-9, 3e-10, 1e-10, 3e-11, 1e-11, 3e-12, 1e-12,
+              3e-13, 1e-13)
+CHEBPAN_SETTINGS = {
+    "chebpan (defaults)": {},
+    "chebpan (N=12, zero-order only)": {"n_coeffs": 12, "max_newton_size": 0},
+}
+
+
+def lorenz_fun(t, y):
+    return np.stack([SIGMA * (y[1] - y[0]), y[0] * (RHO - y[2]) - y[1],
+                     y[0] * y[1] - BETA * y[2]])
+
+
+def lorenz_jac(t, y):
+    """(3, 3, P) for y of shape (3, P)."""
+    one = np.ones_like(y[0])
+    zero = np.zeros_like(one)
+    return np.array([[-SIGMA * one, SIGMA * one, zero],
+                     [RHO - y[2], -one, -y[0]],
+                     [y[1], y[0], -BETA * one]])
+
+
+def lorenz_scalar(t, y):
+    x1, x2, x3 = y
+    return np.array([SIGMA * (x2 - x1), x1 * (RHO - x3) - x2, x1 * x2 - BETA * x3])
+
+
+def initial_conditions(k, seed=0):
+    """K points of one trajectory on the attractor, at random times in [20, 120]."""
+    rng = np.random.default_rng(seed)
+    trajectory = scipy.integrate.solve_ivp(lorenz_scalar, (0, 120), [1.0, 1.0, 1.0],
+                                           method="DOP853", rtol=1e-12, atol=1e-12,
+                                           dense_output=True)
+    return np.ascontiguousarray(trajectory.sol(rng.uniform(20, 120, k)).T)
+
+
+def references(y0):
+    return np.array([[float(v) for v in lorenz(y0=tuple(map(float, row)),
+                                               t_span=(0.0, T_END)).reference()]
+                     for row in y0])
+
+
+def log(*parts):
+    print(*parts, file=sys.stderr, flush=True)
+
+
+# -- the solvers: each returns y(T_END) of shape (K, 3) -------------------------------
+def run_chebpan(y0, tol, settings):
+    res = chebpan.solve_ivp(lorenz_fun, (0.0, T_END), y0, vectorized=True, rtol=tol,
+                            atol=tol, t_eval=[T_END], jac=lorenz_jac, vectorized_jac=True,
+                            **settings)
+    if not res.success:
+        raise RuntimeError(f"chebpan failed: {set(res.message)}")
+    return res.y[:, :, -1], res
+
+
+def run_scipy(y0, tol):
+    out = np.empty_like(y0)
+    for i, row in enumerate(y0):
+        res = scipy.integrate.solve_ivp(lorenz_scalar, (0.0, T_END), row, method="DOP853",
+                                        rtol=tol, atol=tol)
+        out[i] = res.y[:, -1]
+    return out, None
+
+
+def make_torchdiffeq(method):
+    import torch
+    import torchdiffeq
+
+    class Lorenz(torch.nn.Module):
+        def forward(self, t, y):
+            x1, x2, x3 = y[:, 0], y[:, 1], y[:, 2]
+            return torch.stack([SIGMA * (x2 - x1), x1 * (RHO - x3) - x2,
+                                x1 * x2 - BETA * x3], dim=1)
+
+    func = Lorenz()
+    times = torch.tensor([0.0, T_END], dtype=torch.float64)
+
+    def run(y0, tol):
+        with torch.no_grad():
+            y = torchdiffeq.odeint(func, torch.from_numpy(y0), times, method=method,
+                                   rtol=tol, atol=tol)
+        return y[-1].numpy(), None
+
+    return run
+
+
+def make_diffrax(solver_name):
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import diffrax
+    import jax.numpy as jnp
+
+    def vector_field(t, y, args):
+        x1, x2, x3 = y[0], y[1], y[2]
+        return jnp.stack([SIGMA * (x2 - x1), x1 * (RHO - x3) - x2, x1 * x2 - BETA * x3])
+
+    term = diffrax.ODETerm(vector_field)
+    solver = getattr(diffrax, solver_name)()
+    compiled = {}
+
+    def solve_batch(y0, tol):
+        def one(y):
+            sol = diffrax.diffeqsolve(
+                term, solver, t0=0.0, t1=T_END, dt0=None, y0=y,
+                stepsize_controller=diffrax.PIDController(rtol=tol, atol=tol),
+                saveat=diffrax.SaveAt(t1=True), max_steps=1_000_000)
+            return sol.ys[-1]
+        return jax.vmap(one)(y0)
+
+    def run(y0, tol):
+        key = (tol, y0.shape)
+        if key not in compiled:
+            compiled[key] = jax.jit(lambda y: solve_batch(y, tol))
+            compiled[key](jnp.asarray(y0)).block_until_ready()  # compile: not timed
+        y = compiled[key](jnp.asarray(y0)).block_until_ready()
+        return np.asarray(y), None
+
+    return run
+
+
+def peers():
+    """(name, run(y0, tol)) for the peers that can be imported here."""
+    found = [("scipy DOP853 (loop)", run_scipy)]
+    try:
+        for method in ("dopri5", "dopri8"):
+            found.append((f"torchdiffeq {method}", make_torchdiffeq(method)))
+    except ImportError as exc:
+        log(f"torchdiffeq not available ({exc}); pip install torch torchdiffeq")
+    try:
+        for name in ("Dopri5", "Dopri8"):
+            found.append((f"diffrax {name} (vmap)", make_diffrax(name)))
+    except ImportError as exc:
+        log(f"diffrax not available ({exc}); pip install jax diffrax")
+    return found
+
+
+# -- measurement ----------------------------------------------------------------------
+def error_of(y_end, reference):
+    return float(np.max(np.abs(y_end[: len(reference)] - reference)))
+
+
+def matched_tolerance(run, sample, reference, target):
+    """The loosest grid tolerance whose sample error is at most ``target``."""
+    for tol in TOLERANCES:
+        try:
+            y_end, _ = run(sample, tol)
+        except Exception as exc:  # noqa: BLE001 - a failing tolerance is skipped
+            log(f"    tol {tol:.0e}: failed ({exc})")
+            continue
+        err = error_of(y_end, reference)
+        log(f"    tol {tol:.0e}: sample error {err:.2e}")
+        if err <= target:
+            return tol
+    return None
+
+
+def best_time(run, y0, tol, repeat):
+    best, result = np.inf, None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = run(y0, tol)
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--k", type=int, default=10_000, help="batch size K")
+    parser.add_argument("--sample", type=int, default=20, help="instances with references")
+    parser.add_argument("--target", type=float, default=1e-8, help="error to reach")
+    parser.add_argument("--scipy-k", type=int, default=1000,
+                        help="instances the scipy loop is timed on (0: all K)")
+    parser.add_argument("--repeat", type=int, default=2, help="timed runs (best kept)")
+    parser.add_argument("--profile", action="store_true", help="profile the chebpan run")
+    args = parser.parse_args(argv)
+
+    k = args.k
+    log(f"initial conditions (K = {k}) and {args.sample} mpmath references ...")
+    y0 = initial_conditions(k)
+    sample = y0[: args.sample]
+    reference = references(sample)
+
+    print(f"# Batched Lorenz, K = {k}, t in [0, {T_END}], target error {args.target:g}")
+    print(f"date {datetime.datetime.now().isoformat(timespec='seconds')}, "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"Python {platform.python_version()}, numpy {np.__version__}, "
+          f"scipy {scipy.__version__}, chebpan {chebpan.__version__}")
+    print(f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    rows = []
+    for name, settings in CHEBPAN_SETTINGS.items():
+        log(f"{name}:")
+
+        def run(y, tol, settings=settings):
+            return run_chebpan(y, tol, settings)
+
+        run(sample[:2], 1e-6)  # warm-up (numba compilation)
+        tol = matched_tolerance(run, sample, reference, args.target)
+        if tol is None:
+            rows.append((name, None, None, None, None, ""))
+            continue
+        seconds, (y_end, res) = best_time(run, y0, tol, args.repeat)
+        detail = (f"depth {res.depth}, segments/instance {res.nsegments / k:.1f}, "
+                  f"points/instance {res.npoints / k:.0f}, Newton steps/instance "
+                  f"{res.niter_newton / k:.1f}")
+        rows.append((name, tol, error_of(y_end, reference), seconds, k, detail))
+        if args.profile:
+            profile_chebpan(y0, tol, settings)
+    chebpan_best = min((row[3] for row in rows if row[3] is not None), default=None)
+
+    for name, run in peers():
+        log(f"{name}:")
+        try:
+            run(sample[:2], 1e-6)  # warm-up
+        except Exception as exc:  # noqa: BLE001
+            log(f"    unusable here: {exc}")
+            continue
+        tol = matched_tolerance(run, sample, reference, args.target)
+        if tol is None:
+            rows.append((name, None, None, None, None, ""))
+            continue
+        timed_k = k
+        if name.startswith("scipy") and 0 < args.scipy_k < k:
+            timed_k = args.scipy_k
+        seconds, (y_end, _) = best_time(run, y0[:timed_k], tol,
+                                        1 if name.startswith("scipy") else args.repeat)
+        note = f"timed on K = {timed_k}, scaled to K" if timed_k != k else ""
+        rows.append((name, tol, error_of(y_end, reference), seconds * k / timed_k, timed_k,
+                     note))
+
+    print()
+    print("| solver | rtol = atol | sample error | wall time (s) | time / chebpan | notes |")
+    print("|---|---|---|---|---|---|")
+    for name, tol, err, seconds, _, note in rows:
+        if tol is None:
+            print(f"| {name} | — | never ≤ {args.target:g} | — | — | |")
+            continue
+        ratio = seconds / chebpan_best if chebpan_best else float("nan")
+        print(f"| {name} | {tol:.0e} | {err:.1e} | {seconds:.2f} | {ratio:.1f} | {note} |")
+    print()
+    print("time / chebpan: the solver's wall time over chebpan's best configuration's "
+          "(above 1: chebpan is faster).")
+
+
+def profile_chebpan(y0, tol, settings):
+    """Where chebpan's time goes: cProfile, top entries by own time."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    run_chebpan(y0, tol, settings)
+    profiler.disable()
+    print(f"\nProfile of chebpan {settings} at tol {tol:.0e} (top 15 by own time):")
+    stats = pstats.Stats(profiler, stream=sys.stdout)
+    stats.sort_stats("tottime").print_stats(15)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,617 @@
+"""Batched IVPs: K independent solves in lock step, one ``fun`` call per round.
+
+Each instance has its own segments: its own length, acceptance and
+convergence.  What the instances share is the *round*: in each one, ``fun``
+is called once on the nodes of every active instance (and the Jacobian on
+those of the instances in a Newton phase), and then every instance takes one
+step of its own iteration:
+
+- ``PICARD``: a zero-order update; converged → the segment is finished, too
+  slow → Newton, otherwise another update;
+- ``NEWTON_START``: f and J at the iterate give the Gauss–Newton direction
+  (modified LDLᵀ, batched and chunked to bound memory), and the full step
+  is tried;
+- ``NEWTON_TRIAL``: a backtracking (Armijo) line search on the objective;
+  an accepted step either converges or yields the next direction.
+
+A finished segment is accepted or rejected on its error estimate, as in a
+single solve; an instance that reaches ``tf`` (or fails) leaves the active
+set, so no work is spent on it.  The per-instance state is a table of arrays
+over the active instances (:class:`_Table`); every round splits it by phase
+and concatenates the outcomes, so instances are never looped over in Python.
+
+Differences from a single solve (:mod:`chebpan.ivp`), chosen for work rather
+than depth: one start per attempt (the rejected attempt's polynomial, else
+the previous segment's, else Euler's) instead of the best of all of them,
+and a backtracking line search instead of the strong Wolfe search (which
+needs a gradient, hence a matrix product, at every trial).  Stiff segments
+keep the paper's basis (see ``docs/user-guide.md``).
+"""
+
+from __future__ import annotations
+
+import math
+
+from .newton import DenseLinearization, objective, residual
+from .picard import coefficients, end_value, euler_start, node_values, picard_update
+from .result import failure_message
+from .segment import (
+    MAX_FACTOR,
+    PICARD_ONLY_FACTOR,
+    PICARD_ONLY_RHO,
+    ROUNDING_ULPS,
+    converged,
+    decay_error_estimates,
+    error_estimates,
+    extrapolated_guess,
+    length_factors,
+    scaled_rms,
+)
+
+__all__ = ["BatchLoop", "DEFAULT_NEWTON_MEMORY"]
+
+PICARD, NEWTON_START, NEWTON_TRIAL = 0, 1, 2
+FAILURES = ("nonfinite", "no convergence", "stalled", "line search failed", "error")
+NONFINITE, NO_CONVERGENCE, STALLED, LINE_SEARCH, ERROR = range(len(FAILURES))
+
+#: Bytes of Newton workspace (residual Jacobians and Gauss–Newton matrices)
+#: per chunk of instances; see ``newton_memory`` in :func:`chebpan.solve_ivp`.
+DEFAULT_NEWTON_MEMORY = 2**28
+#: Armijo's sufficient-decrease constant and the smallest step tried.
+ARMIJO = 1e-4
+MIN_ALPHA = 1e-4
+#: As in :mod:`chebpan.ivp`: the first segment may grow more (its length
+#: comes from a heuristic), a near-final segment is stretched to the end,
+#: a rejected one shrinks at least by SAFETY_REJECT.
+FIRST_MAX_FACTOR = 20.0
+STRETCH = 1.25
+SAFETY_REJECT = 0.9
+
+#: The per-instance state carried from round to round ...
+STATE_FIELDS = (
+    "ids", "t_a", "t_b", "h_abs", "y_a", "f_a", "x", "phase", "n_iter", "prev_change",
+    "prev_coeffs", "prev_h", "att_coeffs", "att_h", "start_newton", "rejected_here",
+    "fail_what", "fail_ta", "fail_tb", "nsegments", "nrejected", "depth",
+)
+#: ... and that of the line search, when Newton steps are possible.
+NEWTON_FIELDS = ("x_base", "direction", "value", "slope", "alpha", "change", "floor",
+                 "f_base_end")
+
+
+class _Table:
+    """Arrays sharing a leading axis: one row per active instance.
+
+    Tables are never modified in place, only rebound field by field, so a
+    selection of all rows can share the arrays.
+    """
+
+    def __init__(self, xp, **fields):
+        object.__setattr__(self, "xp", xp)
+        object.__setattr__(self, "fields", dict(fields))
+
+    def __getattr__(self, name):
+        try:
+            return self.fields[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name, value):
+        self.fields[name] = value
+
+    def __len__(self):
+        return self.fields["ids"].shape[0]
+
+    def select(self, mask):
+        """The rows where ``mask`` (bools, one per row) holds."""
+        xp = self.xp
+        count = int(xp.sum(xp.astype(mask, xp.int64)))
+        if count == mask.shape[0]:
+            return _Table(xp, **self.fields)
+        if count == 0:
+            return _Table(xp, **{name: value[:0, ...] for name, value in self.fields.items()})
+        index = xp.nonzero(mask)[0]
+        return _Table(xp, **{name: xp.take(value, index, axis=0)
+                             for name, value in self.fields.items()})
+
+    @staticmethod
+    def concat(tables, xp, names):
+        """One table of the rows of ``tables`` (None or empty ones skipped).
+
+        Only the fields ``names`` are kept; None when there are no rows.
+        """
+        tables = [table for table in tables if table is not None and len(table)]
+        if not tables:
+            return None
+        if len(tables) == 1:
+            return _Table(xp, **{name: tables[0].fields[name] for name in names})
+        return _Table(xp, **{name: xp.concat([table.fields[name] for table in tables])
+                             for name in names})
+
+
+class BatchLoop:
+    """State of a batched PAN solve: K instances of one IVP family.
+
+    Parameters
+    ----------
+    evaluator : chebpan.rhs.Evaluator
+        Its ``batch_args`` (if any) are gathered by instance.
+    basis : ChebyshevBasis
+    t0, tf : float
+    y0 : array, shape (K, L)
+    rtol, atol : float or array (L,)
+    max_step : float
+    iteration : chebpan.segment.IterationOptions
+    counters : chebpan.counters.Counters
+        Summed over the instances (``depth`` counts rounds).
+    xp : namespace
+    newton_memory : int
+        Bytes of Newton workspace per chunk of instances.
+    """
+
+    def __init__(self, evaluator, basis, t0, tf, y0, rtol, atol, max_step, iteration,
+                 counters, *, xp, newton_memory=DEFAULT_NEWTON_MEMORY):
+        self.xp = xp
+        self.evaluator = evaluator
+        self.basis = basis
+        self.t0, self.tf = t0, tf
+        self.direction = 1.0 if tf >= t0 else -1.0
+        self.max_step = max_step
+        self.y0 = y0
+        self.dtype = y0.dtype
+        self.device = y0.device
+        self.rtol = xp.asarray(rtol, dtype=y0.dtype, device=y0.device)
+        self.atol = xp.asarray(atol, dtype=y0.dtype, device=y0.device)
+        self.options = iteration
+        self.counters = counters
+        self.newton_memory = int(newton_memory)
+        self.eps = float(xp.finfo(y0.dtype).eps)
+        self.tau64 = xp.astype(basis.tau, xp.float64)
+        n_comp = y0.shape[1]
+        self.newton_allowed = n_comp * basis.n_free <= iteration.max_newton_size
+        self.fields = STATE_FIELDS + (NEWTON_FIELDS if self.newton_allowed else ())
+        if self.newton_allowed:
+            self.max_picard, self.rho_limit = iteration.max_picard, iteration.rho_newton
+        else:
+            self.max_picard = PICARD_ONLY_FACTOR * iteration.max_picard
+            self.rho_limit = PICARD_ONLY_RHO
+        #: Accepted segments, one tuple of arrays per round that accepted any:
+        #: (ids, t_a, t_b, coeffs, y_start, y_end).
+        self.segments = []
+        #: Ended instances: (ids, status, messages or None, nsegments, nrejected, depth).
+        self.ended = []
+
+    # -- helpers -----------------------------------------------------------
+    def _float64(self, value, size):
+        return self.xp.full((size,), value, dtype=self.xp.float64, device=self.device)
+
+    def _scale(self, *values):
+        xp = self.xp
+        magnitude = xp.abs(values[0])
+        for v in values[1:]:
+            magnitude = xp.maximum(magnitude, xp.abs(v))
+        return self.atol + self.rtol * magnitude
+
+    def _floor(self, y_nodes, scale):
+        """The convergence test's rounding floor of each instance, scaled."""
+        xp = self.xp
+        if y_nodes.shape[1] == 0:
+            return xp.zeros(y_nodes.shape[:1], dtype=y_nodes.dtype, device=self.device)
+        return ROUNDING_ULPS * self.eps * xp.max(xp.max(xp.abs(y_nodes), axis=-1) / scale,
+                                                 axis=-1)
+
+    def _half_h(self, table):
+        return self.xp.astype((table.t_b - table.t_a) / 2, self.dtype)[:, None]
+
+    def _node_times(self, t_a, t_b):
+        """(K, M) float64 node times, the last exactly ``t_b``."""
+        xp = self.xp
+        t = t_a[:, None] + ((t_b - t_a) / 2)[:, None] * (1 + self.tau64)[None, :]
+        return xp.concat([t[:, :-1], t_b[:, None]], axis=1)
+
+    def _f_at_points(self, t, y, ids):
+        """``fun`` at one point per instance: t (K,), y (K, L) → (K, L), one round."""
+        xp = self.xp
+        f, _ = self.evaluator.evaluate(t, xp.matrix_transpose(y), instances=ids)
+        return xp.matrix_transpose(f)
+
+    def _end(self, table, status, messages=None):
+        self.ended.append((table.ids, status, messages, table.nsegments, table.nrejected,
+                           table.depth))
+
+    def _fail(self, table, messages):
+        if len(table):
+            self._end(table, -1, messages)
+
+    # -- the loop ----------------------------------------------------------
+    def run(self, first_step):
+        xp = self.xp
+        k, n_comp = self.y0.shape
+        ids = xp.arange(k, dtype=xp.int64, device=self.device)
+        zeros_int = xp.zeros((k,), dtype=xp.int64, device=self.device)
+        if self.tf == self.t0 or k == 0:
+            self.ended.append((ids, 0, None, zeros_int, zeros_int, zeros_int))
+            return
+        if n_comp == 0:
+            # Nothing to integrate: one empty segment over the span each.
+            coeffs = xp.zeros((k, 0, self.basis.n_coeffs), dtype=self.dtype, device=self.device)
+            self.segments.append((ids, self._float64(self.t0, k), self._float64(self.tf, k),
+                                  coeffs, self.y0, self.y0))
+            self.ended.append((ids, 0, None, zeros_int + 1, zeros_int, zeros_int))
+            return
+        f0 = self._f_at_points(self._float64(self.t0, k), self.y0, ids)
+        finite = xp.all(xp.isfinite(f0), axis=1)
+        state = self._initial_state(ids, f0)
+        bad = state.select(~finite)
+        self._fail(bad, [f"`fun` returned non-finite values at t = {self.t0!r}."] * len(bad))
+        state = state.select(finite)
+        if not len(state):
+            return
+        if first_step is None:
+            state.h_abs = self._initial_lengths(state)
+        else:
+            state.h_abs = self._float64(first_step, len(state))
+        state = self._start(state)
+        while state is not None:
+            state = self._round(state)
+
+    def _initial_state(self, ids, f0):
+        xp, basis = self.xp, self.basis
+        k, n_comp = self.y0.shape
+        dtype, device = self.dtype, self.device
+        nan = self._float64(math.nan, k)
+        zeros_int = xp.zeros((k,), dtype=xp.int64, device=device)
+        x = xp.zeros((k, n_comp, basis.n_free), dtype=dtype, device=device)
+        coeffs = xp.zeros((k, n_comp, basis.n_coeffs), dtype=dtype, device=device)
+        values = xp.zeros((k,), dtype=dtype, device=device)
+        false = xp.zeros((k,), dtype=xp.bool, device=device)
+        table = _Table(
+            xp, ids=ids, t_a=self._float64(self.t0, k), t_b=nan, h_abs=nan, y_a=self.y0,
+            f_a=f0, x=x, phase=zeros_int, n_iter=zeros_int, prev_change=values + math.nan,
+            prev_coeffs=coeffs, prev_h=nan, att_coeffs=coeffs, att_h=nan, start_newton=false,
+            rejected_here=false, fail_what=zeros_int, fail_ta=nan, fail_tb=nan,
+            nsegments=zeros_int, nrejected=zeros_int, depth=zeros_int)
+        if self.newton_allowed:
+            for name in NEWTON_FIELDS:
+                setattr(table, name, {"x_base": x, "direction": x, "f_base_end": f0}.get(
+                    name, values))
+        return table
+
+    def _initial_lengths(self, state):
+        """scipy's ``select_initial_step`` per instance (order 15), one extra round."""
+        xp = self.xp
+        interval = abs(self.tf - self.t0)
+        y0, f0 = state.y_a, state.f_a
+        scale = self._scale(y0)
+        d0 = xp.astype(scaled_rms(y0[..., None], scale, xp=xp), xp.float64)
+        d1 = xp.astype(scaled_rms(f0[..., None], scale, xp=xp), xp.float64)
+        small = (d0 < 1e-5) | (d1 < 1e-5)
+        h0 = xp.where(small, 1e-6, 0.01 * d0 / xp.where(small, 1.0, d1))
+        h0 = xp.minimum(h0, interval)
+        step = xp.astype(self.direction * h0, self.dtype)[:, None]
+        f1 = self._f_at_points(state.t_a + self.direction * h0, y0 + step * f0, state.ids)
+        d2 = xp.astype(scaled_rms((f1 - f0)[..., None], scale, xp=xp), xp.float64) / h0
+        flat = (d1 <= 1e-15) & (d2 <= 1e-15)
+        largest = xp.maximum(d1, d2)
+        h1 = xp.where(flat, xp.maximum(1e-6 + 0 * h0, h0 * 1e-3),
+                      (0.01 / xp.where(flat, 1.0, largest)) ** (1 / 16))
+        h = xp.minimum(xp.minimum(100 * h0, h1), interval)
+        finite = xp.all(xp.isfinite(f1), axis=1)
+        return xp.where(finite, h, h0)
+
+    def _start(self, table):
+        """New attempts from each row's ``t_a`` with length ``h_abs``."""
+        xp, basis = self.xp, self.basis
+        if table is None or not len(table):
+            return None
+        remaining = xp.abs(self.tf - table.t_a)
+        h_abs = xp.minimum(xp.minimum(table.h_abs, self.max_step), remaining)
+        toward = xp.full_like(table.t_a, self.direction * math.inf)
+        min_step = 10 * xp.abs(xp.nextafter(table.t_a, toward) - table.t_a)
+        too_small = h_abs < min_step
+        if bool(xp.any(too_small)):
+            stuck = table.select(too_small)
+            self._fail(stuck, [
+                failure_message(FAILURES[int(what)], float(t), float(t_a), float(t_b))
+                for what, t, t_a, t_b in zip(stuck.fail_what, stuck.t_a, stuck.fail_ta,
+                                             stuck.fail_tb)])
+            keep = ~too_small
+            table, h_abs, remaining = table.select(keep), h_abs[keep], remaining[keep]
+            if not len(table):
+                return None
+        stretch = (STRETCH * h_abs >= remaining) & (remaining <= self.max_step)
+        table.h_abs = h_abs
+        table.t_b = xp.where((h_abs >= remaining) | stretch, self.tf,
+                             table.t_a + self.direction * h_abs)
+        h = table.t_b - table.t_a
+        half_h = self._half_h(table)
+        x = euler_start(basis, table.f_a, half_h, xp=xp)
+        for has, coeffs, length, tau_start in (
+                (xp.isfinite(table.prev_h), table.prev_coeffs, table.prev_h, 1.0),
+                (xp.isfinite(table.att_h), table.att_coeffs, table.att_h, -1.0)):
+            if bool(xp.any(has)):
+                x[has] = extrapolated_guess(basis, coeffs[has], length[has],
+                                                 h[has], table.f_a[has], xp=xp,
+                                                 tau_start=tau_start)
+        table.x = x
+        newton = table.start_newton & self.newton_allowed
+        table.phase = xp.where(newton, xp.full_like(table.n_iter, NEWTON_START), PICARD)
+        table.n_iter = xp.zeros_like(table.n_iter)
+        table.prev_change = xp.full_like(table.prev_change, math.nan)
+        return table
+
+    def _round(self, state):
+        """One evaluation round and one iteration step of every active instance."""
+        xp, basis = self.xp, self.basis
+        state.depth = state.depth + 1
+        k, n_comp, m = len(state), state.y_a.shape[1], basis.n_nodes
+        state.half_h = self._half_h(state)
+        state.y_nodes = node_values(basis, state.y_a, state.f_a, state.half_h, state.x, xp=xp)
+        t_nodes = xp.reshape(self._node_times(state.t_a, state.t_b), (k * m,))
+        flat_y = xp.reshape(xp.permute_dims(state.y_nodes, (1, 0, 2)), (n_comp, k * m))
+        instances = xp.reshape(xp.broadcast_to(state.ids[:, None], (k, m)), (k * m,))
+        needs_jac = state.phase != PICARD
+        jac_points = xp.reshape(xp.broadcast_to(needs_jac[:, None], (k, m)), (k * m,))
+        f, jac = self.evaluator.evaluate_some_jacobians(t_nodes, flat_y, jac_points,
+                                                        instances=instances)
+        state.f_nodes = xp.permute_dims(xp.reshape(f, (n_comp, k, m)), (1, 0, 2))
+        state.finite = xp.all(xp.isfinite(state.f_nodes), axis=(1, 2))
+
+        going, finished, failed = [], [], []
+        outcome = self._picard(state.select(~needs_jac))
+        going.append(outcome[0]), finished.append(outcome[1]), failed.append(outcome[2])
+        if jac is not None:
+            newton = state.select(needs_jac)
+            newton.jac = xp.reshape(jac, (len(newton), m, n_comp, n_comp))
+            newton.finite = newton.finite & xp.all(xp.isfinite(newton.jac), axis=(1, 2, 3))
+            for phase, step in ((NEWTON_START, self._newton_start),
+                                (NEWTON_TRIAL, self._newton_trial)):
+                outcome = step(newton.select(newton.phase == phase))
+                going.append(outcome[0]), finished.append(outcome[1])
+                failed.append(outcome[2])
+        restarts = [self._finish(table) for table in finished if table is not None and len(table)]
+        restarts += [self._reject(table) for table in failed if table is not None and len(table)]
+        going.append(self._start(_Table.concat(restarts, xp, self.fields)))
+        return _Table.concat(going, xp, self.fields)
+
+    # -- the phases --------------------------------------------------------
+    def _split_nonfinite(self, table):
+        bad = table.select(~table.finite)
+        bad.fail_what = xp_full_like(self.xp, bad.fail_what, NONFINITE)
+        return table.select(table.finite), bad
+
+    def _picard(self, table):
+        """Zero-order step: returns (going on, finished, failed) tables."""
+        xp, basis = self.xp, self.basis
+        table, nonfinite = self._split_nonfinite(table)
+        if not len(table):
+            return table, table, nonfinite
+        self.counters.niter_picard += len(table)
+        x_new = picard_update(basis, table.f_a, table.f_nodes, table.half_h, xp=xp)
+        scale = self._scale(table.y_a, table.y_nodes[..., -1])
+        change = scaled_rms(xp.matmul(x_new - table.x, basis.phi_tilde), scale, xp=xp)
+        floor = self._floor(table.y_nodes, scale)
+        table.n_iter = table.n_iter + 1
+        finite = xp.isfinite(change)
+        done = converged(change, table.prev_change, floor, self.options.convergence, xp=xp)
+        slow = (table.prev_change > 0) & (change > self.rho_limit * table.prev_change)
+        stop = ~done & (slow | (table.n_iter >= self.max_picard))
+        table.x = xp.where(finite[:, None, None], x_new, table.x)
+        table.f_end = table.f_nodes[..., -1]
+        table.used_newton = xp.zeros_like(done)
+        table.prev_change = xp.astype(change, table.prev_change.dtype)
+        for name in ("y_nodes", "f_nodes"):  # not needed further: not copied below
+            del table.fields[name]
+        failed = [nonfinite]
+        bad = table.select(~finite)
+        bad.fail_what = xp_full_like(xp, bad.fail_what, NONFINITE)
+        failed.append(bad)
+        table = table.select(finite)
+        done, stop = done[finite], stop[finite]
+        finished = table.select(done)
+        going = table.select(~done & ~stop)
+        turning = table.select(stop)
+        if self.newton_allowed:
+            turning.phase = xp_full_like(xp, turning.phase, NEWTON_START)
+            turning.n_iter = xp.zeros_like(turning.n_iter)
+            turning.prev_change = xp.full_like(turning.prev_change, math.nan)
+            going = _Table.concat([going, turning], xp, self.fields)
+        else:
+            turning.fail_what = xp_full_like(xp, turning.fail_what, NO_CONVERGENCE)
+            failed.append(turning)
+        return going, finished, self._failures(failed)
+
+    def _directions(self, jac, half_h, r):
+        """Gradient and Gauss–Newton direction, in chunks bounded by ``newton_memory``."""
+        xp, basis = self.xp, self.basis
+        k, n_comp, m = r.shape
+        n = n_comp * basis.n_free
+        itemsize = 8  # the linear algebra runs in float64
+        per_instance = itemsize * (2 * n_comp * m * n + 3 * n * n)
+        chunk = max(1, self.newton_memory // per_instance)
+        grads, directions = [], []
+        for start in range(0, k, chunk):
+            part = slice(start, min(k, start + chunk))
+            linear = DenseLinearization(basis, jac[part, ...], half_h[part, ...], xp=xp)
+            grad = linear.gradient(r[part, ...])
+            grads.append(grad)
+            directions.append(linear.direction(r[part, ...], grad))
+        if len(grads) == 1:
+            return grads[0], directions[0]
+        return xp.concat(grads), xp.concat(directions)
+
+    def _newton_start(self, table):
+        """A Gauss–Newton direction at each row's iterate, and its full step to try."""
+        xp, basis, opts = self.xp, self.basis, self.options
+        table, nonfinite = self._split_nonfinite(table)
+        if not len(table):
+            return table, table, nonfinite
+        k = len(table)
+        self.counters.niter_newton += k
+        self.counters.nlu += k
+        r = residual(basis, table.f_a, table.f_nodes, table.half_h, table.x, xp=xp)
+        grad, direction = self._directions(table.jac, table.half_h, r)
+        table.n_iter = table.n_iter + 1
+        scale = self._scale(table.y_a, table.y_nodes[..., -1])
+        change = scaled_rms(xp.matmul(direction, basis.phi_tilde), scale, xp=xp)
+        floor = self._floor(table.y_nodes, scale)
+        slope = xp.sum(grad * direction, axis=(1, 2))
+        finite = xp.isfinite(change)
+        flat = finite & ((change <= floor) | ~(slope < 0))
+        # Nothing left to gain above rounding (a direction that is not
+        # downhill only happens there, through rounding in H or ∇e).
+        small = flat & (change <= xp.maximum(floor, xp.full_like(floor, opts.convergence)))
+        table.f_end = table.f_nodes[..., -1]
+        table.used_newton = xp.ones_like(finite)
+        finished = table.select(small)
+        finished.x = finished.x + direction[small]
+        failed = [nonfinite]
+        for mask, why in ((~finite, NONFINITE), (flat & ~small, STALLED)):
+            bad = table.select(mask)
+            bad.fail_what = xp_full_like(xp, bad.fail_what, why)
+            failed.append(bad)
+        trying = ~flat & finite
+        going = table.select(trying)
+        going.x_base = going.x
+        going.direction = direction[trying]
+        going.x = going.x_base + going.direction
+        going.value = xp.astype(objective(basis, r[trying], xp=xp), self.dtype)
+        going.slope = slope[trying]
+        going.alpha = xp.ones_like(going.slope)
+        going.change = change[trying]
+        going.floor = floor[trying]
+        going.f_base_end = going.f_end
+        going.phase = xp_full_like(xp, going.phase, NEWTON_TRIAL)
+        return going, finished, self._failures(failed)
+
+    def _newton_trial(self, table):
+        """Armijo test of each row's trial point; backtrack, converge or go on."""
+        xp, basis, opts = self.xp, self.basis, self.options
+        if not len(table):
+            return table, table, table
+        r = residual(basis, table.f_a, table.f_nodes, table.half_h, table.x, xp=xp)
+        value = xp.where(table.finite, objective(basis, r, xp=xp), xp.inf)
+        accept = table.finite & (value <= table.value + ARMIJO * table.alpha * table.slope)
+        table.f_end = table.f_nodes[..., -1]
+        table.used_newton = xp.ones_like(accept)
+        failed = []
+        # Accepted: converged, out of iterations, or the next direction.
+        moved = table.select(accept)
+        step = moved.change * moved.alpha
+        done = converged(step, moved.prev_change, moved.floor, opts.convergence, xp=xp)
+        moved.prev_change = step
+        finished = [moved.select(done)]
+        moved = moved.select(~done)
+        out = moved.n_iter >= opts.max_newton
+        tired = moved.select(out)
+        tired.fail_what = xp_full_like(xp, tired.fail_what, NO_CONVERGENCE)
+        failed.append(tired)
+        going, finished_next, failed_next = self._newton_start(moved.select(~out))
+        going = [going]
+        finished.append(finished_next)
+        failed.append(failed_next)
+        # Rejected: backtrack by quadratic interpolation, within [0.1, 0.5] α.
+        back = table.select(~accept)
+        tried = xp.where(xp.isfinite(value[~accept]), value[~accept], xp.inf)
+        alpha = back.alpha
+        curvature = tried - back.value - back.slope * alpha
+        usable = xp.isfinite(curvature) & (curvature > 0)
+        guess = -back.slope * alpha * alpha / (2 * xp.where(usable, curvature, 1.0))
+        guess = xp.where(usable, guess, 0.5 * alpha)
+        back.alpha = xp.clip(guess, 0.1 * alpha, 0.5 * alpha)
+        give_up = back.alpha < MIN_ALPHA
+        close = give_up & (back.change <= opts.convergence)
+        stay = back.select(close)  # converged enough at the base point
+        stay.x = stay.x_base
+        stay.f_end = stay.f_base_end
+        finished.append(stay)
+        lost = back.select(give_up & ~close)
+        lost.x = lost.x_base
+        lost.fail_what = xp_full_like(xp, lost.fail_what, LINE_SEARCH)
+        failed.append(lost)
+        retry = back.select(~give_up)
+        retry.x = retry.x_base + retry.alpha[:, None, None] * retry.direction
+        going.append(retry)
+        return (_Table.concat(going, xp, self.fields), self._finished(finished),
+                self._failures(failed))
+
+    def _failures(self, tables):
+        """Failed rows of several phases in one table (with ``fail_what`` set)."""
+        return _Table.concat(tables, self.xp, self.fields + ("half_h",))
+
+    def _finished(self, tables):
+        """Converged rows of several phases in one table (with ``f_end`` set)."""
+        return _Table.concat(tables, self.xp, self.fields + ("half_h", "f_end", "used_newton"))
+
+    # -- ends of attempts ---------------------------------------------------
+    def _finish(self, table):
+        """Accept or reject converged attempts on their error estimate."""
+        xp, basis = self.xp, self.basis
+        half_h = table.half_h
+        y_end = end_value(basis, table.y_a, table.f_a, half_h, table.x, xp=xp)
+        coeffs = coefficients(basis, table.y_a, table.f_a, half_h, table.x, xp=xp)
+        scale = self._scale(table.y_a, y_end)
+        err = xp.astype(error_estimates(coeffs, scale, xp=xp), xp.float64)
+        predicted = xp.astype(decay_error_estimates(coeffs, scale, xp=xp), xp.float64)
+        estimate = xp.where(xp.isnan(predicted), err, xp.minimum(err, predicted))
+        h = table.t_b - table.t_a
+        growth = xp.where(xp.isfinite(table.prev_h), xp.full_like(h, MAX_FACTOR),
+                          FIRST_MAX_FACTOR)
+        factor = length_factors(estimate, basis.n_coeffs, growth, xp=xp)
+        good = err <= 1
+        table.prev_coeffs_new = coeffs
+        table.y_end = y_end
+        table.factor = factor
+        table.h = h
+
+        rejected = table.select(~good)
+        rejected.nrejected = rejected.nrejected + 1
+        rejected.att_coeffs = rejected.prev_coeffs_new
+        rejected.att_h = rejected.h
+        rejected.fail_what = xp_full_like(xp, rejected.fail_what, ERROR)
+        rejected.fail_ta, rejected.fail_tb = rejected.t_a, rejected.t_b
+        rejected.h_abs = rejected.h_abs * xp.minimum(rejected.factor, SAFETY_REJECT)
+        rejected.rejected_here = xp.ones_like(rejected.rejected_here)
+        self.counters.nrejected += len(rejected)
+
+        accepted = table.select(good)
+        if len(accepted):
+            self.counters.nsegments += len(accepted)
+            self.segments.append((accepted.ids, accepted.t_a, accepted.t_b,
+                                  accepted.prev_coeffs_new, accepted.y_a, accepted.y_end))
+        accepted.nsegments = accepted.nsegments + 1
+        accepted.prev_coeffs = accepted.prev_coeffs_new
+        accepted.prev_h = accepted.h
+        accepted.att_h = xp.full_like(accepted.att_h, math.nan)
+        accepted.start_newton = accepted.used_newton
+        accepted.t_a = accepted.t_b
+        accepted.y_a = accepted.y_end
+        accepted.f_a = accepted.f_end
+        factor = xp.where(accepted.rejected_here, xp.minimum(accepted.factor, 1.0),
+                          accepted.factor)
+        accepted.h_abs = accepted.h_abs * factor
+        accepted.rejected_here = xp.zeros_like(accepted.rejected_here)
+        at_end = accepted.t_a == self.tf
+        done = accepted.select(at_end)
+        if len(done):
+            self._end(done, 0)
+        return _Table.concat([rejected, accepted.select(~at_end)], self.xp, self.fields)
+
+    def _reject(self, table):
+        """Failed attempts: keep the last iterate's polynomial, halve the length."""
+        xp, basis = self.xp, self.basis
+        self.counters.nrejected += len(table)
+        table.nrejected = table.nrejected + 1
+        coeffs = coefficients(basis, table.y_a, table.f_a, table.half_h, table.x, xp=xp)
+        keep = table.fail_what != NONFINITE
+        table.att_coeffs = xp.where(keep[:, None, None], coeffs, table.att_coeffs)
+        h = table.t_b - table.t_a
+        table.att_h = xp.where(keep, h, math.nan)
+        table.fail_ta, table.fail_tb = table.t_a, table.t_b
+        table.h_abs = 0.5 * table.h_abs
+        table.rejected_here = xp.ones_like(table.rejected_here)
+        table.start_newton = xp.ones_like(table.start_newton)
+        return table
+
+
+def xp_full_like(xp, array, value):
+    return xp.full_like(array, value)

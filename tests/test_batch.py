@@ -1,0 +1,278 @@
+"""Batched IVPs: y0 of shape (K, n), per-instance segments, parameters and failures.
+
+Accuracy is checked against exact solutions and mpmath references; agreement with
+single solves is checked to within the tolerance (the batch engine's iteration
+differs in its starts and line search, so not bit for bit).
+"""
+
+import numpy as np
+import pytest
+
+import chebpan
+from chebpan.problems import lorenz
+
+sx = pytest.importorskip("array_api_strict")
+
+
+def decay(t, y, rate):
+    return -rate * y
+
+
+def last_values(res):
+    """Each instance's value at its last segment end (t_eval None): (K, n)."""
+    last = np.sum(~np.isnan(res.t), axis=1) - 1
+    return res.y[np.arange(res.y.shape[0]), :, last]
+
+
+def lorenz_fun(t, y, sigma=10.0, rho=28.0, beta=8 / 3):
+    return np.stack([sigma * (y[1] - y[0]), y[0] * (rho - y[2]) - y[1], y[0] * y[1] - beta * y[2]])
+
+
+def lorenz_params(t, y, p):
+    """Lorenz with per-instance parameters p = (sigma, rho, beta), each of shape (P,)."""
+    return lorenz_fun(t, y, p[0], p[1], p[2])
+
+
+LORENZ_Y0 = [(2.0, 1.0, 1.0), (-5.0, 3.0, 20.0), (1.5, -2.0, 30.0)]
+
+
+@pytest.fixture(scope="module")
+def lorenz_references():
+    return np.array([[float(v) for v in lorenz(y0=y0, t_span=(0.0, 2.0)).reference()]
+                     for y0 in LORENZ_Y0])
+
+
+def test_decay_with_per_instance_rates_against_exact():
+    y0 = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [-1.0, 0.5]])
+    rate = np.array([0.5, 1.0, 2.0, 8.0])
+    res = chebpan.solve_ivp(decay, (0, 3), y0, vectorized=True, batch_args=(rate,),
+                            rtol=1e-10, atol=1e-12, dense_output=True)
+    assert res.success and res.status.tolist() == [0, 0, 0, 0]
+    assert res.message == [chebpan.result.MESSAGES[0]] * 4
+    exact_end = y0 * np.exp(-3 * rate)[:, None]
+    np.testing.assert_allclose(last_values(res), exact_end, rtol=1e-9, atol=1e-12)
+    # t: each row starts at t0, ends at tf, NaN after; y padded the same way.
+    assert res.t.shape[0] == 4 and res.y.shape[:2] == (4, 2)
+    assert np.all(res.t[:, 0] == 0)
+    assert np.all(np.nanmax(res.t, axis=1) == 3.0)
+    assert np.array_equal(np.isnan(res.t), np.isnan(res.y[:, 0, :]))
+    assert res.per_instance["nsegments"].tolist() == list(np.sum(~np.isnan(res.t), 1) - 1)
+    # dense output: scalar and array times, per instance
+    t = np.linspace(0, 3, 7)
+    values = res.sol(t)
+    assert values.shape == (4, 2, 7) and res.sol(1.5).shape == (4, 2)
+    exact = y0[:, :, None] * np.exp(-rate[:, None, None] * t)
+    np.testing.assert_allclose(values, exact, rtol=1e-9, atol=1e-12)
+    # sol reproduces the segment ends exactly
+    for k in range(4):
+        ok = ~np.isnan(res.t[k])
+        assert np.array_equal(res.sol(res.t[k, ok])[k], res.y[k][:, ok])
+
+
+def test_counters_sum_over_instances():
+    y0 = np.array([[1.0], [2.0], [3.0]])
+    res = chebpan.solve_ivp(decay, (0, 2), y0, vectorized=True, batch_args=([1.0, 5.0, 25.0],))
+    per = res.per_instance
+    assert per["nsegments"].sum() == res.nsegments
+    assert per["nrejected"].sum() == res.nrejected
+    assert per["depth"].max() <= res.depth
+    # one vectorised call per round, one more per forward-difference Jacobian
+    assert res.nfev == res.depth + res.njev
+
+
+def test_lorenz_batch_against_mpmath_and_single_solves(lorenz_references):
+    y0 = np.array(LORENZ_Y0)
+    opts = dict(rtol=1e-10, atol=1e-10, t_eval=[2.0])
+    res = chebpan.solve_ivp(lorenz_fun, (0, 2), y0, vectorized=True, **opts)
+    assert res.success
+    np.testing.assert_allclose(res.y[:, :, -1], lorenz_references, rtol=0, atol=1e-7)
+    for k in range(3):
+        single = chebpan.solve_ivp(lorenz_fun, (0, 2), y0[k], vectorized=True, **opts)
+        np.testing.assert_allclose(res.y[k, :, -1], single.y[:, -1], rtol=0, atol=1e-7)
+
+
+def test_picard_only_batch_against_mpmath(lorenz_references):
+    res = chebpan.solve_ivp(lorenz_fun, (0, 2), np.array(LORENZ_Y0), vectorized=True,
+                            rtol=1e-10, atol=1e-10, t_eval=[2.0], n_coeffs=12,
+                            max_newton_size=0)
+    assert res.success and res.niter_newton == 0
+    np.testing.assert_allclose(res.y[:, :, -1], lorenz_references, rtol=0, atol=1e-7)
+
+
+def test_parameter_sweep_matches_single_solves():
+    """batch_args of shape (K, p): each point gets its instance's row, like y."""
+    params = np.array([[10.0, 28.0, 8 / 3], [10.0, 15.0, 8 / 3], [16.0, 45.0, 4.0],
+                       [10.0, 0.5, 8 / 3]])
+    y0 = np.tile([1.0, 1.0, 1.0], (4, 1))
+    opts = dict(rtol=1e-10, atol=1e-10, t_eval=np.linspace(0, 1, 5))
+    res = chebpan.solve_ivp(lorenz_params, (0, 1), y0, vectorized=True,
+                            batch_args=(params,), **opts)
+    assert res.success and res.y.shape == (4, 3, 5)
+    for k in range(4):
+        single = chebpan.solve_ivp(lorenz_fun, (0, 1), y0[k], vectorized=True,
+                                   args=tuple(params[k]), **opts)
+        np.testing.assert_allclose(res.y[k], single.y, rtol=1e-8, atol=1e-8)
+
+
+def test_point_wise_fun_and_jac_get_the_instance_row():
+    """vectorized=False: fun(t, y, a) with y (n,) and a the instance's row."""
+    calls = []
+
+    def fun(t, y, a, offset):
+        calls.append(np.shape(a))
+        return -a[0] * y + offset
+
+    def jac(t, y, a, offset):
+        return -a[0] * np.eye(2)
+
+    a = np.array([[1.0, 0.0], [3.0, 0.0]])
+    y0 = np.array([[1.0, 2.0], [2.0, 1.0]])
+    res = chebpan.solve_ivp(fun, (0, 1), y0, batch_args=(a,), args=(0.0,), jac=jac,
+                            rtol=1e-10, atol=1e-12, t_eval=[1.0])
+    assert set(calls) == {(2,)}
+    np.testing.assert_allclose(res.y[:, :, -1], y0 * np.exp(-a[:, :1]), rtol=1e-9)
+
+
+@pytest.mark.parametrize("jac_kind", ["forward differences", "vectorized jac", "jac"])
+def test_newton_with_per_instance_jacobians(jac_kind):
+    """A stiff-ish linear batch y' = -λ_k (y - cos t) - sin t: Newton on every instance."""
+    lam = np.array([1.0, 50.0, 400.0])
+
+    def fun(t, y, lam):
+        return -lam * (y - np.cos(t)) - np.sin(t)
+
+    options = {}
+    if jac_kind == "vectorized jac":
+        options = dict(jac=lambda t, y, lam: -lam[None, None, :] * np.ones((1, 1, t.size)),
+                       vectorized_jac=True)
+    elif jac_kind == "jac":
+        options = dict(jac=lambda t, y, lam: np.array([[-lam]]))
+    y0 = np.array([[2.0], [2.0], [2.0]])
+    res = chebpan.solve_ivp(fun, (0, 2), y0, vectorized=True, batch_args=(lam,),
+                            rtol=1e-9, atol=1e-12, t_eval=np.linspace(0, 2, 9), **options)
+    assert res.success and res.niter_newton > 0
+    t = np.linspace(0, 2, 9)
+    exact = np.cos(t)[None, :] + np.exp(-lam[:, None] * t)
+    np.testing.assert_allclose(res.y[:, 0, :], exact, rtol=1e-7, atol=1e-9)
+
+
+def test_easy_hard_and_failing_instances():
+    """y' = y²: blows up at 1/y0.  The instance with y0 = 2 fails near t = 0.5 with its
+    partial solution; the others are unaffected."""
+    def square(t, y):
+        return y * y
+
+    y0 = np.array([[0.0], [0.25], [0.5], [2.0]])
+    t_eval = np.array([0.25, 0.45, 0.75, 1.0])
+    res = chebpan.solve_ivp(square, (0, 1), y0, vectorized=True, rtol=1e-9, atol=1e-12,
+                            t_eval=t_eval, dense_output=True)
+    assert res.status.tolist() == [0, 0, 0, -1]
+    assert not res.success
+    assert "t = 0.4" in res.message[3] and "could not be completed" in res.message[3]
+    exact = y0 / (1 - y0 * t_eval[None, :])
+    np.testing.assert_allclose(res.y[:3, 0, :], exact[:3], rtol=1e-8)
+    # The failed instance: values up to where it got, NaN beyond.
+    assert np.isnan(res.y[3, 0, 2:]).all()
+    np.testing.assert_allclose(res.y[3, 0, :2], exact[3, :2], rtol=1e-6)
+    # it failed just before the blow-up, at the start of the segment it could not complete
+    reached = float(res.message[3].split("starting at t = ")[1].split(" ")[0])
+    assert 0.499 < reached < 0.5
+    assert abs(res.sol(0.4)[3, 0] - 2 / (1 - 0.8)) < 1e-6
+
+
+def test_nan_in_one_instance():
+    """fun returns NaN for one instance after t = 0.3: only that instance fails."""
+    def fun(t, y, bad):
+        return np.where(bad & (t > 0.3), np.nan, -y)
+
+    y0 = np.array([[1.0], [1.0], [1.0]])
+    res = chebpan.solve_ivp(fun, (0, 1), y0, vectorized=True,
+                            batch_args=(np.array([False, True, False]),), t_eval=[0.2, 1.0])
+    assert res.status.tolist() == [0, -1, 0]
+    assert "non-finite" in res.message[1]
+    np.testing.assert_allclose(res.y[[0, 2], 0, 1], np.exp(-1.0), rtol=1e-5)
+    np.testing.assert_allclose(res.y[1, 0, 0], np.exp(-0.2), rtol=1e-5)
+    assert np.isnan(res.y[1, 0, 1])
+
+
+def test_nonfinite_at_t0_fails_that_instance_only():
+    def fun(t, y):
+        return np.log(y)
+
+    res = chebpan.solve_ivp(fun, (0, 1), np.array([[1.0], [-1.0]]), vectorized=True)
+    assert res.status.tolist() == [0, -1]
+    assert res.message[1] == "`fun` returned non-finite values at t = 0.0."
+    assert np.isnan(res.t[1, 1:]).all() and res.t[1, 0] == 0.0
+
+
+def test_backward_batch():
+    y0 = np.array([[1.0], [2.0]])
+    res = chebpan.solve_ivp(decay, (2, -1), y0, vectorized=True, batch_args=([1.0, 0.5],),
+                            rtol=1e-10, atol=1e-12, t_eval=[1.0, 0.0, -1.0])
+    assert res.success
+    exact = y0 * np.exp(-np.array([[1.0], [0.5]]) * (np.array([1.0, 0.0, -1.0]) - 2))
+    np.testing.assert_allclose(res.y[:, 0, :], exact, rtol=1e-9)
+
+
+def test_newton_chunks_do_not_change_the_result():
+    y0 = np.array(LORENZ_Y0 * 3)
+    opts = dict(rtol=1e-9, atol=1e-9, t_eval=[1.0])
+    whole = chebpan.solve_ivp(lorenz_fun, (0, 1), y0, vectorized=True, **opts)
+    chunked = chebpan.solve_ivp(lorenz_fun, (0, 1), y0, vectorized=True, newton_memory=1, **opts)
+    assert whole.niter_newton > 0
+    np.testing.assert_allclose(chunked.y, whole.y, rtol=0, atol=1e-13)
+
+
+def test_single_instance_batch_matches_1d_solve():
+    y0 = np.array([[2.0, 1.0, 1.0]])
+    batch = chebpan.solve_ivp(lorenz_fun, (0, 1), y0, vectorized=True, rtol=1e-10, atol=1e-10,
+                              t_eval=[1.0])
+    single = chebpan.solve_ivp(lorenz_fun, (0, 1), y0[0], vectorized=True, rtol=1e-10,
+                               atol=1e-10, t_eval=[1.0])
+    assert batch.y.shape == (1, 3, 1) and single.y.shape == (3, 1)
+    np.testing.assert_allclose(batch.y[0], single.y, atol=1e-8)
+
+
+def test_degenerate_batches():
+    empty_state = chebpan.solve_ivp(decay, (0, 1), np.zeros((3, 0)), vectorized=True,
+                                    batch_args=([1.0, 2.0, 3.0],))
+    assert empty_state.success and empty_state.y.shape[:2] == (3, 0)
+    same_time = chebpan.solve_ivp(decay, (1, 1), np.ones((2, 2)), vectorized=True,
+                                  batch_args=([1.0, 2.0],), dense_output=True)
+    assert same_time.success and same_time.t.shape == (2, 2)
+    np.testing.assert_array_equal(same_time.sol(1.0), np.ones((2, 2)))
+
+
+def test_batch_input_errors():
+    with pytest.raises(ValueError, match="`batch_args` needs a 2-dimensional `y0`"):
+        chebpan.solve_ivp(decay, (0, 1), [1.0], batch_args=([1.0],))
+    with pytest.raises(ValueError, match=r"`batch_args\[0\]` must have K = 2 rows"):
+        chebpan.solve_ivp(decay, (0, 1), np.ones((2, 1)), batch_args=([1.0, 2.0, 3.0],))
+    with pytest.raises(ValueError, match="`y0` must be 1-dimensional, or 2-dimensional"):
+        chebpan.solve_ivp(decay, (0, 1), np.ones((2, 1, 1)))
+    with pytest.raises(NotImplementedError, match="`events` is not supported with a batch"):
+        chebpan.solve_ivp(decay, (0, 1), np.ones((2, 1)), events=lambda t, y: y[0])
+    with pytest.raises(NotImplementedError, match="complex batch"):
+        chebpan.solve_ivp(decay, (0, 1), np.ones((2, 1), dtype=complex))
+    # scipy's own methods keep scipy's check
+    with pytest.raises(ValueError, match="`y0` must be 1-dimensional."):
+        chebpan.solve_ivp(decay, (0, 1), np.ones((2, 1)), method="RK45", args=(1.0,))
+
+
+def test_batch_on_array_api_strict_agrees_with_numpy():
+    def fun(t, y, p):
+        xp = sx if not isinstance(y, np.ndarray) else np
+        (y1, y2, y3), (sigma, rho, beta) = (y[i, ...] for i in range(3)), (p[i, ...] for i in range(3))
+        return xp.stack([sigma * (y2 - y1), y1 * (rho - y3) - y2, y1 * y2 - beta * y3])
+
+    y0 = np.array([[2.0, 1.0, 1.0], [1.0, 1.0, 1.0]])
+    params = np.array([[10.0, 28.0, 8 / 3], [10.0, 15.0, 8 / 3]])
+    opts = dict(rtol=1e-9, atol=1e-9, t_eval=[0.5], dense_output=True)
+    on_numpy = chebpan.solve_ivp(fun, (0, 0.5), y0, vectorized=True, batch_args=(params,),
+                                 **opts)
+    on_strict = chebpan.solve_ivp(fun, (0, 0.5), sx.asarray(y0), vectorized=True,
+                                  batch_args=(sx.asarray(params),), **opts)
+    assert on_strict.success
+    assert isinstance(on_strict.y, type(sx.asarray(1.0)))
+    np.testing.assert_allclose(np.asarray(on_strict.y), on_numpy.y, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(on_strict.sol(0.25)), on_numpy.sol(0.25), atol=1e-12)
