@@ -51,6 +51,9 @@ from .segment import (
 __all__ = ["BatchLoop", "DEFAULT_NEWTON_MEMORY"]
 
 PICARD, NEWTON_START, NEWTON_TRIAL = 0, 1, 2
+#: What a row's iteration step led to, and the fields that say how.
+GOING, FINISHED, FAILED = 0, 1, 2
+OUTCOME_FIELDS = ("outcome", "half_h", "f_end", "used_newton")
 FAILURES = ("nonfinite", "no convergence", "stalled", "line search failed", "error")
 NONFINITE, NO_CONVERGENCE, STALLED, LINE_SEARCH, ERROR = range(len(FAILURES))
 
@@ -110,6 +113,12 @@ class _Table:
         if count == 0:
             return _Table(xp, **{name: value[:0, ...] for name, value in self.fields.items()})
         index = xp.nonzero(mask)[0]
+        return _Table(xp, **{name: xp.take(value, index, axis=0)
+                             for name, value in self.fields.items()})
+
+    def select_in_order(self, index):
+        """The rows ``index`` (integers), in that order."""
+        xp = self.xp
         return _Table(xp, **{name: xp.take(value, index, axis=0)
                              for name, value in self.fields.items()})
 
@@ -215,8 +224,11 @@ class BatchLoop:
         return xp.matrix_transpose(f)
 
     def _end(self, table, status, messages=None):
-        self.ended.append((table.ids, status, messages, table.nsegments, table.nrejected,
-                           table.depth))
+        # (copies: the table's arrays are updated in place later)
+        xp = self.xp
+        self.ended.append((xp.asarray(table.ids, copy=True), status, messages,
+                           *(xp.asarray(value, copy=True)
+                             for value in (table.nsegments, table.nrejected, table.depth))))
 
     def _fail(self, table, messages):
         if len(table):
@@ -255,25 +267,36 @@ class BatchLoop:
             state = self._round(state)
 
     def _initial_state(self, ids, f0):
+        """Every field its own array: rows are later written in place."""
         xp, basis = self.xp, self.basis
         k, n_comp = self.y0.shape
         dtype, device = self.dtype, self.device
-        nan = self._float64(math.nan, k)
-        zeros_int = xp.zeros((k,), dtype=xp.int64, device=device)
-        x = xp.zeros((k, n_comp, basis.n_free), dtype=dtype, device=device)
-        coeffs = xp.zeros((k, n_comp, basis.n_coeffs), dtype=dtype, device=device)
-        values = xp.zeros((k,), dtype=dtype, device=device)
-        false = xp.zeros((k,), dtype=xp.bool, device=device)
+
+        def floats(value):
+            return self._float64(value, k)
+
+        def ints():
+            return xp.zeros((k,), dtype=xp.int64, device=device)
+
+        def values(shape=()):
+            return xp.zeros((k, *shape), dtype=dtype, device=device)
+
         table = _Table(
-            xp, ids=ids, t_a=self._float64(self.t0, k), t_b=nan, h_abs=nan, y_a=self.y0,
-            f_a=f0, x=x, phase=zeros_int, n_iter=zeros_int, prev_change=values + math.nan,
-            prev_coeffs=coeffs, prev_h=nan, att_coeffs=coeffs, att_h=nan, start_newton=false,
-            rejected_here=false, fail_what=zeros_int, fail_ta=nan, fail_tb=nan,
-            nsegments=zeros_int, nrejected=zeros_int, depth=zeros_int)
+            xp, ids=ids, t_a=floats(self.t0), t_b=floats(math.nan), h_abs=floats(math.nan),
+            y_a=xp.asarray(self.y0, copy=True), f_a=f0, x=values((n_comp, basis.n_free)),
+            phase=ints(), n_iter=ints(), prev_change=values() + math.nan,
+            prev_coeffs=values((n_comp, basis.n_coeffs)), prev_h=floats(math.nan),
+            att_coeffs=values((n_comp, basis.n_coeffs)), att_h=floats(math.nan),
+            start_newton=xp.zeros((k,), dtype=xp.bool, device=device),
+            rejected_here=xp.zeros((k,), dtype=xp.bool, device=device), fail_what=ints(),
+            fail_ta=floats(math.nan), fail_tb=floats(math.nan), nsegments=ints(),
+            nrejected=ints(), depth=ints())
         if self.newton_allowed:
-            for name in NEWTON_FIELDS:
-                setattr(table, name, {"x_base": x, "direction": x, "f_base_end": f0}.get(
-                    name, values))
+            table.x_base = values((n_comp, basis.n_free))
+            table.direction = values((n_comp, basis.n_free))
+            for name in ("value", "slope", "alpha", "change", "floor"):
+                setattr(table, name, values())
+            table.f_base_end = xp.asarray(f0, copy=True)
         return table
 
     def _initial_lengths(self, state):
@@ -356,22 +379,52 @@ class BatchLoop:
         state.f_nodes = xp.permute_dims(xp.reshape(f, (n_comp, k, m)), (1, 0, 2))
         state.finite = xp.all(xp.isfinite(state.f_nodes), axis=(1, 2))
 
-        going, finished, failed = [], [], []
-        outcome = self._picard(state.select(~needs_jac))
-        going.append(outcome[0]), finished.append(outcome[1]), failed.append(outcome[2])
-        if jac is not None:
+        if jac is None:
+            table = self._picard(state)
+        else:
+            parts = [self._picard(state.select(~needs_jac))]
             newton = state.select(needs_jac)
             newton.jac = xp.reshape(jac, (len(newton), m, n_comp, n_comp))
             newton.finite = newton.finite & xp.all(xp.isfinite(newton.jac), axis=(1, 2, 3))
             for phase, step in ((NEWTON_START, self._newton_start),
                                 (NEWTON_TRIAL, self._newton_trial)):
-                outcome = step(newton.select(newton.phase == phase))
-                going.append(outcome[0]), finished.append(outcome[1])
-                failed.append(outcome[2])
-        restarts = [self._finish(table) for table in finished if table is not None and len(table)]
-        restarts += [self._reject(table) for table in failed if table is not None and len(table)]
-        going.append(self._start(_Table.concat(restarts, xp, self.fields)))
-        return _Table.concat(going, xp, self.fields)
+                for outcome, part in zip((GOING, FINISHED, FAILED),
+                                         step(newton.select(newton.phase == phase))):
+                    if part is not None and len(part):
+                        part.outcome = xp.full_like(part.n_iter, outcome)
+                        parts.append(part)
+            table = _Table.concat(parts, xp, self.fields + OUTCOME_FIELDS)
+        return self._restart_ended_attempts(table)
+
+    def _restart_ended_attempts(self, table):
+        """Finished and failed attempts: accept/reject, start anew in their rows.
+
+        The (few) restarted rows are written back in place, so the rows that
+        go on are never copied; instances that ended leave the table.
+        """
+        xp = self.xp
+        ended = table.outcome != GOING
+        if not bool(xp.any(ended)):
+            return _Table(xp, **{name: table.fields[name] for name in self.fields})
+        table.row = xp.arange(len(table), dtype=xp.int64, device=self.device)
+        restarts = []
+        for outcome, handle in ((FINISHED, self._finish), (FAILED, self._reject)):
+            mask = table.outcome == outcome
+            if bool(xp.any(mask)):
+                restarts.append(handle(table.select(mask)))
+        started = self._start(_Table.concat(restarts, xp, self.fields + ("row",)))
+        keep = ~ended
+        if started is not None:
+            started = started.select_in_order(xp.argsort(started.row))
+            hit = _rows_hit(started.row, len(table), xp)
+            for name in self.fields:
+                value = table.fields[name]
+                value[hit] = started.fields[name]
+            keep = keep | hit
+        table = _Table(xp, **{name: table.fields[name] for name in self.fields})
+        if bool(xp.all(keep)):
+            return table
+        return table.select(keep) if bool(xp.any(keep)) else None
 
     # -- the phases --------------------------------------------------------
     def _split_nonfinite(self, table):
@@ -380,45 +433,38 @@ class BatchLoop:
         return table.select(table.finite), bad
 
     def _picard(self, table):
-        """Zero-order step: returns (going on, finished, failed) tables."""
+        """Zero-order step of every row; ``outcome`` says which rows finished or failed."""
         xp, basis = self.xp, self.basis
-        table, nonfinite = self._split_nonfinite(table)
-        if not len(table):
-            return table, table, nonfinite
-        self.counters.niter_picard += len(table)
+        if len(table):
+            self.counters.niter_picard += int(xp.sum(xp.astype(table.finite, xp.int64)))
         x_new = picard_update(basis, table.f_a, table.f_nodes, table.half_h, xp=xp)
         scale = self._scale(table.y_a, table.y_nodes[..., -1])
         change = scaled_rms(xp.matmul(x_new - table.x, basis.phi_tilde), scale, xp=xp)
         floor = self._floor(table.y_nodes, scale)
         table.n_iter = table.n_iter + 1
-        finite = xp.isfinite(change)
-        done = converged(change, table.prev_change, floor, self.options.convergence, xp=xp)
+        ok = table.finite & xp.isfinite(change)
+        done = ok & converged(change, table.prev_change, floor, self.options.convergence,
+                              xp=xp)
         slow = (table.prev_change > 0) & (change > self.rho_limit * table.prev_change)
-        stop = ~done & (slow | (table.n_iter >= self.max_picard))
-        table.x = xp.where(finite[:, None, None], x_new, table.x)
+        stop = ok & ~done & (slow | (table.n_iter >= self.max_picard))
+        table.x = xp.where(ok[:, None, None], x_new, table.x)
         table.f_end = table.f_nodes[..., -1]
         table.used_newton = xp.zeros_like(done)
         table.prev_change = xp.astype(change, table.prev_change.dtype)
-        for name in ("y_nodes", "f_nodes"):  # not needed further: not copied below
+        for name in ("y_nodes", "f_nodes"):  # not needed further
             del table.fields[name]
-        failed = [nonfinite]
-        bad = table.select(~finite)
-        bad.fail_what = xp_full_like(xp, bad.fail_what, NONFINITE)
-        failed.append(bad)
-        table = table.select(finite)
-        done, stop = done[finite], stop[finite]
-        finished = table.select(done)
-        going = table.select(~done & ~stop)
-        turning = table.select(stop)
+        outcome = xp.where(done, xp.full_like(table.n_iter, FINISHED), GOING)
+        outcome = xp.where(ok, outcome, FAILED)
+        table.fail_what = xp.where(ok, table.fail_what, NONFINITE)
         if self.newton_allowed:
-            turning.phase = xp_full_like(xp, turning.phase, NEWTON_START)
-            turning.n_iter = xp.zeros_like(turning.n_iter)
-            turning.prev_change = xp.full_like(turning.prev_change, math.nan)
-            going = _Table.concat([going, turning], xp, self.fields)
+            table.phase = xp.where(stop, NEWTON_START, table.phase)
+            table.n_iter = xp.where(stop, 0, table.n_iter)
+            table.prev_change = xp.where(stop, xp.nan, table.prev_change)
         else:
-            turning.fail_what = xp_full_like(xp, turning.fail_what, NO_CONVERGENCE)
-            failed.append(turning)
-        return going, finished, self._failures(failed)
+            outcome = xp.where(stop, FAILED, outcome)
+            table.fail_what = xp.where(stop, NO_CONVERGENCE, table.fail_what)
+        table.outcome = outcome
+        return table
 
     def _directions(self, jac, half_h, r):
         """Gradient and Gauss–Newton direction, in chunks bounded by ``newton_memory``."""
@@ -442,6 +488,8 @@ class BatchLoop:
     def _newton_start(self, table):
         """A Gauss–Newton direction at each row's iterate, and its full step to try."""
         xp, basis, opts = self.xp, self.basis, self.options
+        table.f_end = table.f_nodes[..., -1]
+        table.used_newton = xp.ones_like(table.finite)
         table, nonfinite = self._split_nonfinite(table)
         if not len(table):
             return table, table, nonfinite
@@ -460,8 +508,6 @@ class BatchLoop:
         # Nothing left to gain above rounding (a direction that is not
         # downhill only happens there, through rounding in H or ∇e).
         small = flat & (change <= xp.maximum(floor, xp.full_like(floor, opts.convergence)))
-        table.f_end = table.f_nodes[..., -1]
-        table.used_newton = xp.ones_like(finite)
         finished = table.select(small)
         finished.x = finished.x + direction[small]
         failed = [nonfinite]
@@ -481,18 +527,18 @@ class BatchLoop:
         going.floor = floor[trying]
         going.f_base_end = going.f_end
         going.phase = xp_full_like(xp, going.phase, NEWTON_TRIAL)
-        return going, finished, self._failures(failed)
+        return going, finished, self._rows(failed)
 
     def _newton_trial(self, table):
         """Armijo test of each row's trial point; backtrack, converge or go on."""
         xp, basis, opts = self.xp, self.basis, self.options
+        table.f_end = table.f_nodes[..., -1]
+        table.used_newton = xp.ones_like(table.finite)
         if not len(table):
             return table, table, table
         r = residual(basis, table.f_a, table.f_nodes, table.half_h, table.x, xp=xp)
         value = xp.where(table.finite, objective(basis, r, xp=xp), xp.inf)
         accept = table.finite & (value <= table.value + ARMIJO * table.alpha * table.slope)
-        table.f_end = table.f_nodes[..., -1]
-        table.used_newton = xp.ones_like(accept)
         failed = []
         # Accepted: converged, out of iterations, or the next direction.
         moved = table.select(accept)
@@ -531,15 +577,11 @@ class BatchLoop:
         retry = back.select(~give_up)
         retry.x = retry.x_base + retry.alpha[:, None, None] * retry.direction
         going.append(retry)
-        return (_Table.concat(going, xp, self.fields), self._finished(finished),
-                self._failures(failed))
+        return (self._rows(going), self._rows(finished),
+                self._rows(failed))
 
-    def _failures(self, tables):
-        """Failed rows of several phases in one table (with ``fail_what`` set)."""
-        return _Table.concat(tables, self.xp, self.fields + ("half_h",))
-
-    def _finished(self, tables):
-        """Converged rows of several phases in one table (with ``f_end`` set)."""
+    def _rows(self, tables):
+        """Rows of several tables in one, with what the end of an attempt needs."""
         return _Table.concat(tables, self.xp, self.fields + ("half_h", "f_end", "used_newton"))
 
     # -- ends of attempts ---------------------------------------------------
@@ -576,8 +618,10 @@ class BatchLoop:
         accepted = table.select(good)
         if len(accepted):
             self.counters.nsegments += len(accepted)
-            self.segments.append((accepted.ids, accepted.t_a, accepted.t_b,
-                                  accepted.prev_coeffs_new, accepted.y_a, accepted.y_end))
+            # (copies: the table's arrays are updated in place later)
+            self.segments.append(tuple(xp.asarray(value, copy=True) for value in (
+                accepted.ids, accepted.t_a, accepted.t_b, accepted.prev_coeffs_new,
+                accepted.y_a, accepted.y_end)))
         accepted.nsegments = accepted.nsegments + 1
         accepted.prev_coeffs = accepted.prev_coeffs_new
         accepted.prev_h = accepted.h
@@ -594,7 +638,8 @@ class BatchLoop:
         done = accepted.select(at_end)
         if len(done):
             self._end(done, 0)
-        return _Table.concat([rejected, accepted.select(~at_end)], self.xp, self.fields)
+        return _Table.concat([rejected, accepted.select(~at_end)], self.xp,
+                             self.fields + ("row",))
 
     def _reject(self, table):
         """Failed attempts: keep the last iterate's polynomial, halve the length."""
@@ -615,3 +660,15 @@ class BatchLoop:
 
 def xp_full_like(xp, array, value):
     return xp.full_like(array, value)
+
+
+def _rows_hit(rows, n_rows, xp):
+    """(n_rows,) bools: True at the (sorted, distinct) integer positions ``rows``.
+
+    (The array API has no integer-array assignment; a boolean mask with the
+    rows in ascending order does the same.)
+    """
+    position = xp.arange(n_rows, dtype=rows.dtype, device=rows.device)
+    found = xp.searchsorted(rows, position)
+    found = xp.clip(found, 0, max(rows.shape[0] - 1, 0))
+    return (xp.take(rows, found) == position) & (rows.shape[0] > 0)
