@@ -3,6 +3,7 @@
 ``chebpan.solve_ivp`` is a drop-in for :func:`scipy.integrate.solve_ivp`.
 """
 
+from .batch_result import BatchOdeSolution
 from .citation import cite
 from .dense import OdeSolution
 from .ivp import solve_ivp
@@ -10,4 +11,4 @@ from .result import OdeResult
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["solve_ivp", "OdeResult", "OdeSolution", "cite", "__version__"]
+__all__ = ["solve_ivp", "OdeResult", "OdeSolution", "BatchOdeSolution", "cite", "__version__"]

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 
 from .newton import DenseLinearization, objective, residual
-from .picard import coefficients, end_value, euler_start, node_values, picard_update
+from .picard import coefficients, end_value, euler_start, node_values, picard_step
 from .result import failure_message
 from .segment import (
     MAX_FACTOR,
@@ -437,10 +437,10 @@ class BatchLoop:
         xp, basis = self.xp, self.basis
         if len(table):
             self.counters.niter_picard += int(xp.sum(xp.astype(table.finite, xp.int64)))
-        x_new = picard_update(basis, table.f_a, table.f_nodes, table.half_h, xp=xp)
-        scale = self._scale(table.y_a, table.y_nodes[..., -1])
-        change = scaled_rms(xp.matmul(x_new - table.x, basis.phi_tilde), scale, xp=xp)
-        floor = self._floor(table.y_nodes, scale)
+        x_new, change, size = picard_step(basis, table.y_a, table.f_a, table.half_h, table.x,
+                                          table.y_nodes, table.f_nodes, self.atol, self.rtol,
+                                          xp=xp)
+        floor = ROUNDING_ULPS * self.eps * size
         table.n_iter = table.n_iter + 1
         ok = table.finite & xp.isfinite(change)
         done = ok & converged(change, table.prev_change, floor, self.options.convergence,

@@ -80,11 +80,15 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
         ``y`` of shape (n,): correct, but slow for this method.
     t_span : 2-sequence of floats
         Interval of integration ``(t0, tf)``; ``tf < t0`` integrates backward.
-    y0 : array_like, shape (n,)
+    y0 : array_like, shape (n,) or (K, n)
         Initial state.  A complex ``y0`` is solved as the real system
         ``[Re y; Im y]`` of size 2n and the results are complex (as scipy's
         explicit methods support it); a callable ``jac`` is then assumed to be
-        the complex derivative of a complex-analytic ``fun``.
+        the complex derivative of a complex-analytic ``fun``.  A 2-D ``y0``
+        is a *batch*: K independent IVPs sharing ``fun``, ``t_span`` and
+        ``t_eval``, each with its own segments, solved in lock step with one
+        call of ``fun`` per round on the nodes of all active instances (see
+        ``batch_args`` and "Returns"; the user guide's "Batched IVPs").
     method : str or OdeSolver class, optional
         ``"PAN"`` (default), or one of scipy's (``"RK45"``, ``"RK23"``,
         ``"DOP853"``, ``"Radau"``, ``"BDF"``, ``"LSODA"``) or an ``OdeSolver``
@@ -158,6 +162,18 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
             host arrays).  A float32 ``y0`` of such a library is solved in
             float32 (a NumPy one is cast to float64, as scipy does).  Events,
             complex states and sparse Jacobians need the NumPy backend.
+        batch_args : tuple of arrays, optional
+            Per-instance arguments of a batch (2-D ``y0``): each has K rows
+            (shape (K,) or (K, ...)).  They reach ``fun`` and a callable
+            ``jac`` after ``y`` and before ``args``, laid out like ``y``: in a
+            vectorised call with points ``t`` (P,), ``y`` (n, P), an argument
+            of shape (K,) arrives as (P,) and one of shape (K, p) as (p, P),
+            each column its point's instance's row; in a point-wise call the
+            instance's row itself.
+        newton_memory : int, optional
+            Bytes of workspace for the dense Newton systems of a batch
+            (default 2**28): instances in a Newton step are processed in
+            chunks that fit.
         tol_ls, tol_newton : float, optional
             The paper's stopping rules: stop the zero-order iteration when the
             coefficient change is below ``tol_ls`` and Newton when the
@@ -173,6 +189,19 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
         (``status = -1``) ``t``, ``y`` and ``sol`` hold the solution up to the
         last accepted segment.
 
+        For a batch (``y0`` of shape (K, n)): ``y`` has shape (K, n, n_t)
+        with ``t = t_eval``, NaN where an instance failed before reaching
+        that time; without ``t_eval``, ``t`` (K, S+1) holds each instance's
+        t0 and segment ends and ``y`` (K, n, S+1) the values there, both
+        padded with NaN after the instance's last end.  ``sol(t)``
+        (:class:`chebpan.BatchOdeSolution`) gives (K, n) or (K, n, k).
+        ``status`` is a NumPy array (K,) and ``message`` a list of K
+        strings; ``success`` is True when every instance succeeded.  The
+        counters are totals over the batch (``depth`` and ``nfev`` count
+        the shared rounds and calls); ``per_instance`` holds arrays (K,) of
+        ``nsegments``, ``nrejected`` and ``depth`` (rounds in which the
+        instance was active).
+
     Examples
     --------
     >>> import numpy as np
@@ -184,6 +213,19 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
     >>> res.status
     0
     >>> bool(np.allclose(res.y[:, -1], [2 * np.exp(-5), 4 * np.exp(-5)], rtol=1e-10))
+    True
+
+    A batch of three IVPs with a decay rate each (``rate`` arrives with one
+    entry per point, like a row of ``y``):
+
+    >>> def decay_at(t, y, rate):
+    ...     return -rate * y
+    >>> y0 = np.array([[1.0], [1.0], [1.0]])
+    >>> res = chebpan.solve_ivp(decay_at, (0, 2), y0, vectorized=True, t_eval=[1.0, 2.0],
+    ...                         batch_args=([0.5, 1.0, 2.0],), rtol=1e-10, atol=1e-12)
+    >>> res.y.shape, res.status.tolist()
+    ((3, 1, 2), [0, 0, 0])
+    >>> bool(np.allclose(res.y[:, 0, 1], np.exp(-2 * np.array([0.5, 1.0, 2.0])), rtol=1e-9))
     True
     """
     kind = validate_method(method)

@@ -7,7 +7,8 @@ N-2 in the paper's basis and N-1 in the stiff basis (:mod:`chebpan.basis`).
 
 from __future__ import annotations
 
-__all__ = ["node_values", "picard_update", "coefficients", "end_value", "euler_start"]
+__all__ = ["node_values", "picard_update", "coefficients", "end_value", "euler_start",
+           "picard_step"]
 
 
 def node_values(basis, y_a, f_a, half_h, x, *, xp):
@@ -62,3 +63,30 @@ def euler_start(basis, f_a, half_h, *, xp):
     if basis.n_fixed == 1:
         x = xp.concat([(half_h * f_a)[..., None], x[..., 1:]], axis=-1)
     return x
+
+
+def picard_step(basis, y_a, f_a, half_h, x, y_nodes, f_nodes, atol, rtol, *, xp):
+    """One zero-order update of a batch, with what its convergence test needs.
+
+    Returns ``x_new`` (K, L, n_free) (:func:`picard_update`), ``change`` (K,):
+    the RMS over components of ``max_m |(x_new − x) Φ̃| / scale`` with
+    ``scale = atol + rtol max(|y_a|, |y(t_b)|)``, and ``size`` (K,): the
+    largest ``max_m |y_m| / scale`` (the rounding floor is ``eps`` times it).
+    On NumPy a numba kernel does it in one pass over the nodes
+    (``CHEBPAN_DISABLE_NUMBA=1``: this code).
+    """
+    from .ldl import _use_numba
+
+    if _use_numba(xp):
+        from .picard_numba import picard_step as kernel
+
+        return kernel(basis, y_a, f_a, half_h, x, y_nodes, f_nodes, atol, rtol)
+    x_new = picard_update(basis, f_a, f_nodes, half_h, xp=xp)
+    scale = atol + rtol * xp.maximum(xp.abs(y_a), xp.abs(y_nodes[..., -1]))
+    if y_a.shape[-1] == 0:
+        zeros = xp.zeros(y_a.shape[:1], dtype=y_a.dtype, device=y_a.device)
+        return x_new, zeros, zeros
+    moved = xp.max(xp.abs(xp.matmul(x_new - x, basis.phi_tilde)), axis=-1) / scale
+    change = xp.sqrt(xp.mean(moved * moved, axis=-1))
+    size = xp.max(xp.max(xp.abs(y_nodes), axis=-1) / scale, axis=-1)
+    return x_new, change, size

@@ -69,6 +69,11 @@ class OdeResult(OptimizeResult):
         Accepted and rejected segments.
     niter_picard, niter_newton : int
         Zero-order and Newton iterations.
+    per_instance : dict of ndarray, batches only
+        For ``y0`` of shape (K, n): ``nsegments``, ``nrejected`` and
+        ``depth`` of each instance, arrays of shape (K,).  (``status`` is
+        then an array (K,) and ``message`` a list of K strings; see
+        :func:`chebpan.solve_ivp`.)
 
     Examples
     --------

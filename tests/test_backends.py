@@ -16,8 +16,8 @@ from chebpan.problems import lorenz, spiral
 sx = pytest.importorskip("array_api_strict")
 
 CORE_MODULES = ["basis.py", "picard.py", "newton.py", "linesearch.py", "segment.py",
-                "dense.py", "jacobian.py", "rhs.py", "counters.py", "ldl/reference.py",
-                "ldl/__init__.py"]
+                "dense.py", "jacobian.py", "rhs.py", "counters.py", "batch.py",
+                "ldl/reference.py", "ldl/__init__.py"]
 
 
 def _gpu_namespace():

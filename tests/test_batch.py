@@ -276,3 +276,25 @@ def test_batch_on_array_api_strict_agrees_with_numpy():
     assert isinstance(on_strict.y, type(sx.asarray(1.0)))
     np.testing.assert_allclose(np.asarray(on_strict.y), on_numpy.y, rtol=0, atol=1e-12)
     np.testing.assert_allclose(np.asarray(on_strict.sol(0.25)), on_numpy.sol(0.25), atol=1e-12)
+
+
+def test_picard_step_kernel_matches_array_api_code(monkeypatch):
+    """The numba kernel of the batched zero-order step against the array-API code."""
+    from chebpan.basis import get_basis
+    from chebpan.picard import picard_step
+
+    rng = np.random.default_rng(3)
+    basis = get_basis(12, 11, xp=np, dtype=np.float64)
+    k, n = 7, 3
+    y_a, f_a = rng.normal(size=(k, n)), rng.normal(size=(k, n))
+    half_h = rng.uniform(0.01, 0.1, size=(k, 1))
+    x = rng.normal(size=(k, n, basis.n_free)) * 1e-3
+    y_nodes, f_nodes = rng.normal(size=(k, n, 11)), rng.normal(size=(k, n, 11))
+    f_nodes[2, 1, 4] = np.nan  # propagates to that instance's change only
+    atol, rtol = np.array([1e-9, 1e-8, 1e-7]), 1e-6
+    kernel = picard_step(basis, y_a, f_a, half_h, x, y_nodes, f_nodes, atol, rtol, xp=np)
+    monkeypatch.setenv("CHEBPAN_DISABLE_NUMBA", "1")
+    reference = picard_step(basis, y_a, f_a, half_h, x, y_nodes, f_nodes, atol, rtol, xp=np)
+    for got, want in zip(kernel, reference):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=0)
+    assert np.isnan(kernel[1][2]) and np.isfinite(np.delete(kernel[1], 2)).all()
