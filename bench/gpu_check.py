@@ -16,9 +16,13 @@ What it does, within a wall-clock budget (``--budget``, default 280 s):
    with the largest relative difference of the solutions;
 3. a Picard round (node values and zero-order update: two batched matrix products) on
    NumPy and on CuPy;
-4. if :func:`chebpan.solve_ivp` accepts ``backend="cupy"`` (and returns CuPy arrays), a
-   Lorenz solve with CuPy vs NumPy arrays, float64 and float32; a batched Lorenz solve
-   only if chebpan offers batching (it does not yet).
+4. if :func:`chebpan.solve_ivp` accepts ``backend="cupy"`` (and returns CuPy arrays):
+   a batched Lorenz solve (``y0`` of shape (K, 3), t ∈ [0, 2], ``n_coeffs=12``,
+   ``max_newton_size=0``), K = 10⁴ on NumPy vs K = 10⁵ and 10⁶ on CuPy, timed per
+   instance, with the error of y(2) on a few instances against scipy's DOP853; float64,
+   then float32 on CuPy if time allows (10⁶ only when the time extrapolated from 10⁵
+   fits in the budget);
+5. a single Lorenz solve with CuPy vs NumPy arrays, float64 and float32.
 
 Everything that could not be done is listed at the end, with the reason. On a machine
 without CuPy or without a GPU the script says so, prints ``no GPU: nothing to check`` and
@@ -238,7 +242,7 @@ def lorenz_rhs(t, y):
     import array_api_compat
 
     xp = array_api_compat.array_namespace(y)
-    u, v, w = y[0], y[1], y[2]
+    u, v, w = y[0, ...], y[1, ...], y[2, ...]
     return xp.stack([10.0 * (v - u), u * (28.0 - w) - v, u * v - (8.0 / 3.0) * w])
 
 
@@ -258,6 +262,164 @@ def probe_cupy_backend(cupy):
         return (f"solve_ivp(..., backend='cupy') returned y as {type(res.y).__name__}, "
                 "not cupy.ndarray")
     return None
+
+
+BATCH_T_END = 2.0
+BATCH_OPTIONS = {"n_coeffs": 12, "max_newton_size": 0}  # zero-order only: no dense Newton
+BATCH_SAMPLE = 5
+#: Seconds the batched step leaves for the single Lorenz solves after it, and the least
+#: time it wants for its first CuPy batch (K = 10⁵: a few seconds are expected).
+BATCH_RESERVE = 60.0
+BATCH_FIRST_GUESS = 10.0
+
+
+def lorenz_scalar(t, y):
+    x1, x2, x3 = y
+    return [10.0 * (x2 - x1), x1 * (28.0 - x3) - x2, x1 * x2 - (8.0 / 3.0) * x3]
+
+
+def attractor_points(k, seed=0):
+    """``k`` initial conditions spread over the Lorenz attractor, shape (k, 3), float64:
+    one trajectory (scipy DOP853, rtol=atol=1e-10) at random times in [20, 120], read
+    from its dense output at all k times (under a second for k = 10⁶)."""
+    import numpy as np
+    import scipy.integrate
+
+    rng = np.random.default_rng(seed)
+    trajectory = scipy.integrate.solve_ivp(lorenz_scalar, (0.0, 120.0), [1.0, 1.0, 1.0],
+                                           method="DOP853", rtol=1e-10, atol=1e-10,
+                                           dense_output=True)
+    return np.ascontiguousarray(trajectory.sol(rng.uniform(20.0, 120.0, k)).T)
+
+
+def batched_solve(y0, tol):
+    """The batched Lorenz solve; ``y0`` (K, 3) on NumPy or CuPy (the solve follows it)."""
+    import chebpan
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return chebpan.solve_ivp(lorenz_rhs, (0.0, BATCH_T_END), y0, vectorized=True,
+                                 t_eval=[BATCH_T_END], rtol=tol, atol=tol, **BATCH_OPTIONS)
+
+
+def run_batch(y0_host, tol, seconds, cupy=None):
+    """One timed batched solve from ``y0_host`` (NumPy, (K, 3)), on CuPy if ``cupy`` is
+    given, else on NumPy, within ``seconds``; returns a dict of scalars: time, rounds,
+    segments, success, the error of y(2) (see :func:`sample_error`) and the CuPy
+    memory pool's size after the solve (about its peak)."""
+    import numpy as np
+
+    k = y0_host.shape[0]
+    if cupy is None:
+        y0 = y0_host
+    else:
+        cupy.get_default_memory_pool().free_all_blocks()
+        y0 = cupy.asarray(y0_host)
+    with time_limit(seconds):
+        t, res = best_time(lambda: batched_solve(y0, tol), cupy=cupy, repeats=1)
+    ends = res.y[:, :, -1]
+    memory = None
+    if cupy is not None:
+        if not isinstance(res.y, cupy.ndarray):
+            raise TypeError(f"res.y is {type(res.y).__name__}, not cupy.ndarray")
+        ends = cupy.asnumpy(ends)
+        memory = cupy.get_default_memory_pool().total_bytes()
+    failed = {int(s): int(c) for s, c in zip(*np.unique(res.status, return_counts=True))
+              if s < 0}
+    return {"k": k, "t": t, "depth": int(res.depth), "nsegments": int(res.nsegments),
+            "success": bool(res.success), "failed": failed, "memory": memory,
+            "err": sample_error(y0_host, np.asarray(ends, dtype=np.float64))}
+
+
+def sample_error(y0_host, ends):
+    """max |y(2) − y_ref(2)| over BATCH_SAMPLE instances spread over the batch, y_ref
+    from scipy's DOP853 at rtol=atol=1e-12 (from the same, possibly float32, y0)."""
+    import numpy as np
+    import scipy.integrate
+
+    err = 0.0
+    for i in np.linspace(0, len(y0_host) - 1, BATCH_SAMPLE).astype(int):
+        ref = scipy.integrate.solve_ivp(lorenz_scalar, (0.0, BATCH_T_END),
+                                        y0_host[i].astype(np.float64), method="DOP853",
+                                        rtol=1e-12, atol=1e-12)
+        err = max(err, float(np.abs(ends[i] - ref.y[:, -1]).max()))
+    return err
+
+
+def describe_batch(run):
+    text = (f"K={run['k']:,}: {run['t']:.2f} s, {run['depth']} rounds, "
+            f"{run['nsegments']:,} segments, error {run['err']:.1e}")
+    if run["memory"] is not None:
+        text += f", memory pool {run['memory'] / 2**30:.1f} GiB"
+    if not run["success"]:
+        text += f", FAILED instances by status {run['failed']}"
+    return text
+
+
+def bench_batched_lorenz(cupy, rows, notes, budget, *, k_numpy=10**4,
+                         k_cupy=(10**5, 10**6), k_warm=1000):
+    import numpy as np
+
+    reason = probe_cupy_backend(cupy)
+    if reason is not None:
+        notes.append(f"batched Lorenz solve: not available ({reason})")
+        return
+    y0_all = attractor_points(max(k_numpy, *k_cupy))
+    for dtype, tol in ((np.float64, 1e-9), (np.float32, 1e-5)):
+        label = np.dtype(dtype).name
+        name = (f"batched Lorenz (0, {BATCH_T_END:g}), rtol=atol={tol:g}, N=12, zero-order "
+                "only: time per instance")
+        host = y0_all.astype(dtype)
+        numpy_run = None
+        if dtype is np.float32:
+            numpy_note = "NumPy: not run (it solves a float32 y0 in float64, as scipy)"
+        elif budget.left() - BATCH_RESERVE < 30:
+            numpy_note = "NumPy: not run (time budget spent)"
+        else:
+            try:
+                batched_solve(host[:100], tol)  # warm-up
+                numpy_run = run_batch(host[:k_numpy], tol,
+                                      min(60.0, budget.left() - BATCH_RESERVE))
+                numpy_note = "NumPy " + describe_batch(numpy_run)
+            except TimeLimit as err:
+                numpy_note = f"NumPy K={k_numpy:,}: not finished ({err})"
+            except Exception as err:
+                numpy_note = f"NumPy K={k_numpy:,}: failed ({type(err).__name__}: {err})"
+        cupy_runs = []
+        allowed = budget.left() - BATCH_RESERVE
+        if allowed < 20:
+            notes.append(f"{name} {label} on CuPy: not run (time budget spent)")
+        else:
+            try:
+                with time_limit(min(60.0, allowed)):
+                    batched_solve(cupy.asarray(host[:k_warm]), tol)  # warm-up: compiles kernels
+                sync(cupy)
+                for k in k_cupy:
+                    allowed = budget.left() - BATCH_RESERVE
+                    # linear in K: pessimistic while the GPU is not yet saturated
+                    estimate = (cupy_runs[-1]["t"] * k / cupy_runs[-1]["k"] if cupy_runs
+                                else BATCH_FIRST_GUESS)
+                    if estimate > allowed:
+                        notes.append(f"{name} {label}, CuPy K={k:,}: not run (about "
+                                     f"{estimate:.0f} s expected, {max(allowed, 0):.0f} s left)")
+                        break
+                    cupy_runs.append(run_batch(host[:k], tol, allowed, cupy=cupy))
+            except TimeLimit as err:
+                notes.append(f"{name} {label} on CuPy: not finished ({err})")
+            except Exception as err:
+                notes.append(f"{name} {label} on CuPy: failed ({type(err).__name__}: {err})")
+            finally:
+                cupy.get_default_memory_pool().free_all_blocks()
+        t_numpy = None if numpy_run is None else numpy_run["t"] / numpy_run["k"]
+        if numpy_run is None and not cupy_runs:
+            notes.append(f"{name} {label}: {numpy_note}")
+            continue
+        for run in cupy_runs or [None]:
+            t_cupy = None if run is None else run["t"] / run["k"]
+            note = numpy_note if run is None else f"{numpy_note}; CuPy {describe_batch(run)}"
+            rows.append((name, label, t_numpy, t_cupy,
+                         note + f" (one run each, after a warm-up; error: max |Δy(2)| on "
+                         f"{BATCH_SAMPLE} instances vs DOP853 at rtol=atol=1e-12)"))
 
 
 def bench_lorenz(cupy, rows, notes, budget):
@@ -308,8 +470,6 @@ def bench_lorenz(cupy, rows, notes, budget):
                 diff = np.abs(ends[0] - ends[1]).max() / np.abs(ends[0]).max()
                 rows.append((name, np.dtype(dtype).name, times[0], times[1],
                              f"rel. diff of y(15) NumPy vs CuPy {diff:.1e}"))
-    notes.append("batched Lorenz solve: not available (chebpan has no batched solve_ivp "
-                 "yet; extend this script when it has)")
 
 
 def print_table(rows):
@@ -369,7 +529,7 @@ def main(argv=None):
         status |= rc not in (0, 5)
 
     rows = []
-    for step in (bench_ldl, bench_picard, bench_lorenz):
+    for step in (bench_ldl, bench_picard, bench_batched_lorenz, bench_lorenz):
         try:
             step(cupy, rows, notes, budget)
         except Exception as err:  # report and go on: the table is the point
