@@ -22,8 +22,8 @@ Solvers:
 
 * chebpan: one ``solve_ivp`` call with ``y0`` of shape (K, 3), vectorised
   ``fun``, analytic vectorised ``jac`` (used by Newton steps), and the
-  settings in ``CHEBPAN_SETTINGS`` (the defaults, and the zero-order-only
-  configuration that suits small non-stiff batched systems);
+  settings in ``CHEBPAN_SETTINGS`` (a batch's defaults, and the zero-order
+  iteration alone);
 * scipy: ``scipy.integrate.solve_ivp(method="DOP853")`` in a Python loop.
   Its time is linear in K: it is measured on ``--scipy-k`` instances (default
   1000) and scaled to K (``--scipy-k 0`` loops over all K);
@@ -61,8 +61,8 @@ T_END = 2.0
 TOLERANCES = (1e-5, 1e-6, 1e-7, 1e-8, 3e-9, 1e-9, 3e-10, 1e-10, 3e-11, 1e-11, 3e-12, 1e-12,
               3e-13, 1e-13)
 CHEBPAN_SETTINGS = {
-    "chebpan (defaults)": {},
-    "chebpan (N=12, zero-order only)": {"n_coeffs": 12, "max_newton_size": 0},
+    "chebpan (batch defaults)": {},
+    "chebpan (zero-order only)": {"max_newton_size": 0},
 }
 
 

@@ -48,7 +48,7 @@ from .segment import (
     scaled_rms,
 )
 
-__all__ = ["BatchLoop", "DEFAULT_NEWTON_MEMORY"]
+__all__ = ["BatchLoop", "DEFAULT_NEWTON_MEMORY", "BATCH_DEFAULTS"]
 
 PICARD, NEWTON_START, NEWTON_TRIAL = 0, 1, 2
 #: What a row's iteration step led to, and the fields that say how.
@@ -68,12 +68,17 @@ MIN_ALPHA = 1e-4
 #: a rejected one shrinks at least by SAFETY_REJECT.
 FIRST_MAX_FACTOR = 20.0
 STRETCH = 1.25
+#: Largest length factor after a segment that needed Newton steps.
+AFTER_NEWTON = 0.5
+#: Defaults of a batched solve (chosen for work: ``bench/batch.py``); a single
+#: solve's are in :mod:`chebpan.ivp` and :class:`chebpan.segment.IterationOptions`.
+BATCH_DEFAULTS = {"n_coeffs": 12, "rho_newton": 0.9, "max_picard": 30}
 SAFETY_REJECT = 0.9
 
 #: The per-instance state carried from round to round ...
 STATE_FIELDS = (
     "ids", "t_a", "t_b", "h_abs", "y_a", "f_a", "x", "phase", "n_iter", "prev_change",
-    "prev_coeffs", "prev_h", "att_coeffs", "att_h", "start_newton", "rejected_here",
+    "prev_coeffs", "prev_h", "att_coeffs", "att_h", "rejected_here",
     "fail_what", "fail_ta", "fail_tb", "nsegments", "nrejected", "depth",
 )
 #: ... and that of the line search, when Newton steps are possible.
@@ -287,7 +292,6 @@ class BatchLoop:
             phase=ints(), n_iter=ints(), prev_change=values() + math.nan,
             prev_coeffs=values((n_comp, basis.n_coeffs)), prev_h=floats(math.nan),
             att_coeffs=values((n_comp, basis.n_coeffs)), att_h=floats(math.nan),
-            start_newton=xp.zeros((k,), dtype=xp.bool, device=device),
             rejected_here=xp.zeros((k,), dtype=xp.bool, device=device), fail_what=ints(),
             fail_ta=floats(math.nan), fail_tb=floats(math.nan), nsegments=ints(),
             nrejected=ints(), depth=ints())
@@ -356,8 +360,10 @@ class BatchLoop:
                                                  h[has], table.f_a[has], xp=xp,
                                                  tau_start=tau_start)
         table.x = x
-        newton = table.start_newton & self.newton_allowed
-        table.phase = xp.where(newton, xp.full_like(table.n_iter, NEWTON_START), PICARD)
+        # Every attempt starts with the zero-order iteration: unlike a single
+        # solve's, a batch's cost is work, and a Newton step costs as much as
+        # tens of zero-order steps.
+        table.phase = xp.zeros_like(table.phase) + PICARD
         table.n_iter = xp.zeros_like(table.n_iter)
         table.prev_change = xp.full_like(table.prev_change, math.nan)
         return table
@@ -379,13 +385,17 @@ class BatchLoop:
         state.f_nodes = xp.permute_dims(xp.reshape(f, (n_comp, k, m)), (1, 0, 2))
         state.finite = xp.all(xp.isfinite(state.f_nodes), axis=(1, 2))
 
-        if jac is None:
-            table = self._picard(state)
-        else:
-            parts = [self._picard(state.select(~needs_jac))]
+        newton = None
+        if jac is not None:
             newton = state.select(needs_jac)
+            newton.row = xp.nonzero(needs_jac)[0]
+        # The zero-order step runs on every row (cheap); the rows in a Newton
+        # phase (usually few) then overwrite theirs in place.
+        table = self._picard(state, counted=None if jac is None else ~needs_jac)
+        if newton is not None:
             newton.jac = xp.reshape(jac, (len(newton), m, n_comp, n_comp))
             newton.finite = newton.finite & xp.all(xp.isfinite(newton.jac), axis=(1, 2, 3))
+            parts = []
             for phase, step in ((NEWTON_START, self._newton_start),
                                 (NEWTON_TRIAL, self._newton_trial)):
                 for outcome, part in zip((GOING, FINISHED, FAILED),
@@ -393,7 +403,13 @@ class BatchLoop:
                     if part is not None and len(part):
                         part.outcome = xp.full_like(part.n_iter, outcome)
                         parts.append(part)
-            table = _Table.concat(parts, xp, self.fields + OUTCOME_FIELDS)
+            names = self.fields + OUTCOME_FIELDS
+            done = _Table.concat(parts, xp, names + ("row",))
+            done = done.select_in_order(xp.argsort(done.row))
+            hit = _rows_hit(done.row, len(table), xp)
+            for name in names:
+                value = table.fields[name]
+                value[hit] = done.fields[name]
         return self._restart_ended_attempts(table)
 
     def _restart_ended_attempts(self, table):
@@ -432,11 +448,14 @@ class BatchLoop:
         bad.fail_what = xp_full_like(self.xp, bad.fail_what, NONFINITE)
         return table.select(table.finite), bad
 
-    def _picard(self, table):
-        """Zero-order step of every row; ``outcome`` says which rows finished or failed."""
+    def _picard(self, table, counted=None):
+        """Zero-order step of every row; ``outcome`` says which rows finished or failed.
+
+        ``counted``: the rows whose step counts as an iteration (default all).
+        """
         xp, basis = self.xp, self.basis
-        if len(table):
-            self.counters.niter_picard += int(xp.sum(xp.astype(table.finite, xp.int64)))
+        counted = table.finite if counted is None else table.finite & counted
+        self.counters.niter_picard += int(xp.sum(xp.astype(counted, xp.int64)))
         x_new, change, size = picard_step(basis, table.y_a, table.f_a, table.half_h, table.x,
                                           table.y_nodes, table.f_nodes, self.atol, self.rtol,
                                           xp=xp)
@@ -582,7 +601,8 @@ class BatchLoop:
 
     def _rows(self, tables):
         """Rows of several tables in one, with what the end of an attempt needs."""
-        return _Table.concat(tables, self.xp, self.fields + ("half_h", "f_end", "used_newton"))
+        return _Table.concat(tables, self.xp,
+                             self.fields + ("half_h", "f_end", "used_newton", "row"))
 
     # -- ends of attempts ---------------------------------------------------
     def _finish(self, table):
@@ -626,12 +646,14 @@ class BatchLoop:
         accepted.prev_coeffs = accepted.prev_coeffs_new
         accepted.prev_h = accepted.h
         accepted.att_h = xp.full_like(accepted.att_h, math.nan)
-        accepted.start_newton = accepted.used_newton
         accepted.t_a = accepted.t_b
         accepted.y_a = accepted.y_end
         accepted.f_a = accepted.f_end
         factor = xp.where(accepted.rejected_here, xp.minimum(accepted.factor, 1.0),
                           accepted.factor)
+        # Where the zero-order iteration needed Newton's help, shorter segments
+        # let it converge alone (cheaper per unit of time).
+        factor = xp.where(accepted.used_newton, xp.minimum(factor, AFTER_NEWTON), factor)
         accepted.h_abs = accepted.h_abs * factor
         accepted.rejected_here = xp.zeros_like(accepted.rejected_here)
         at_end = accepted.t_a == self.tf
@@ -654,7 +676,6 @@ class BatchLoop:
         table.fail_ta, table.fail_tb = table.t_a, table.t_b
         table.h_abs = 0.5 * table.h_abs
         table.rejected_here = xp.ones_like(table.rejected_here)
-        table.start_newton = xp.ones_like(table.start_newton)
         return table
 
 

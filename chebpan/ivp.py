@@ -13,7 +13,7 @@ import scipy.sparse
 
 from .backend import namespace_of, select_namespace
 from .basis import chebyshev_values, get_basis
-from .batch import DEFAULT_NEWTON_MEMORY, BatchLoop
+from .batch import BATCH_DEFAULTS, DEFAULT_NEWTON_MEMORY, BatchLoop
 from .batch_result import batch_result
 from .complex_state import complexify_result, realify, realify_events, realify_sparsity
 from .counters import Counters
@@ -135,16 +135,19 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
             share no row together, and systems above ``max_newton_size`` get
             sparse (SuperLU) Newton steps on stiff segments.
         n_coeffs : int, optional
-            Chebyshev coefficients per component and segment (N, default 32).
+            Chebyshev coefficients per component and segment (N, default 32;
+            12 for a batch).
         n_nodes : int, optional
             Nodes per segment (M ≥ N − 1, default N − 1: collocation).  With
             M > N − 1 the zero-order and Newton steps solve least-squares
             problems.
         max_picard, max_newton : int, optional
-            Iteration bounds per segment attempt (defaults 12 and 8).
+            Iteration bounds per segment attempt (defaults 12 and 8; for a
+            batch 30 and 8).
         rho_newton : float, optional
             Zero-order contraction ratio above which Newton takes over
-            (default 0.2).
+            (default 0.2; 0.9 for a batch, whose cost is work rather than
+            depth).
         max_newton_size : int, optional
             Largest dense Newton system ``n·(n_coeffs − 2)`` (default 1200);
             larger systems use the zero-order iteration, and sparse Newton
@@ -250,14 +253,10 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
     backend = options.pop("backend", None)
     batch_args = options.pop("batch_args", None)
     newton_memory = options.pop("newton_memory", DEFAULT_NEWTON_MEMORY)
-    n_coeffs = int(options.pop("n_coeffs", DEFAULT_N_COEFFS))
-    n_nodes = int(options.pop("n_nodes", n_coeffs - 1))
-    iteration = IterationOptions(**{
-        name: options.pop(name)
-        for name in ("max_picard", "max_newton", "rho_newton", "tol_ls", "tol_newton",
-                     "max_newton_size")
-        if name in options
-    })
+    given = {name: options.pop(name)
+             for name in ("n_coeffs", "n_nodes", "max_picard", "max_newton", "rho_newton",
+                          "tol_ls", "tol_newton", "max_newton_size")
+             if name in options}
     warn_extraneous(options)
 
     y0_raw = y0
@@ -267,6 +266,9 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
     else:
         y0 = validate_y0_array(y0, array_xp, batch=True)
         _check_numpy_only(array_xp, events=events, jac=jac, jac_sparsity=jac_sparsity)
+    # A batch's defaults are chosen for work, a single solve's for depth.
+    n_coeffs, n_nodes, iteration = _iteration_options(
+        dict(BATCH_DEFAULTS, **given) if y0.ndim == 2 else given)
     if y0.ndim == 2:
         _check_batch_support(y0, events=events, jac=jac, jac_sparsity=jac_sparsity,
                              progress=progress, iteration=iteration)
@@ -331,6 +333,13 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
             loop.progress.close()
     res = loop.result(t_eval, dense_output)
     return res if n_complex is None else complexify_result(res, n_complex)
+
+
+def _iteration_options(given):
+    """``(n_coeffs, n_nodes, IterationOptions)`` from the options given (and defaults)."""
+    n_coeffs = int(given.pop("n_coeffs", DEFAULT_N_COEFFS))
+    n_nodes = int(given.pop("n_nodes", n_coeffs - 1))
+    return n_coeffs, n_nodes, IterationOptions(**given)
 
 
 def _on_device(xp, device):
