@@ -334,7 +334,7 @@ class BatchLoop:
         h_abs = xp.minimum(xp.minimum(table.h_abs, self.max_step), remaining)
         toward = xp.full_like(table.t_a, self.direction * math.inf)
         min_step = 10 * xp.abs(xp.nextafter(table.t_a, toward) - table.t_a)
-        too_small = h_abs < min_step
+        too_small = ~(h_abs >= min_step)  # (a NaN length too: never loop on it)
         if bool(xp.any(too_small)):
             stuck = table.select(too_small)
             self._fail(stuck, [
