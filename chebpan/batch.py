@@ -68,8 +68,6 @@ MIN_ALPHA = 1e-4
 #: a rejected one shrinks at least by SAFETY_REJECT.
 FIRST_MAX_FACTOR = 20.0
 STRETCH = 1.25
-#: Largest length factor after a segment that needed Newton steps.
-AFTER_NEWTON = 0.5
 #: Defaults of a batched solve (chosen for work: ``bench/batch.py``); a single
 #: solve's are in :mod:`chebpan.ivp` and :class:`chebpan.segment.IterationOptions`.
 BATCH_DEFAULTS = {"n_coeffs": 12, "rho_newton": 0.9, "max_picard": 30}
@@ -253,12 +251,14 @@ class BatchLoop:
             coeffs = xp.zeros((k, 0, self.basis.n_coeffs), dtype=self.dtype, device=self.device)
             self.segments.append((ids, self._float64(self.t0, k), self._float64(self.tf, k),
                                   coeffs, self.y0, self.y0))
-            self.ended.append((ids, 0, None, zeros_int + 1, zeros_int, zeros_int))
+            self.ended.append((ids, 0, None, zeros_int, zeros_int, zeros_int))
             return
         f0 = self._f_at_points(self._float64(self.t0, k), self.y0, ids)
         finite = xp.all(xp.isfinite(f0), axis=1)
-        state = self._initial_state(ids, f0)
+        # (depth: f0's round, and the initial length's unless first_step is given)
+        state = self._initial_state(ids, f0, 1 if first_step is not None else 2)
         bad = state.select(~finite)
+        bad.depth = xp.ones_like(bad.depth)
         self._fail(bad, [f"`fun` returned non-finite values at t = {self.t0!r}."] * len(bad))
         state = state.select(finite)
         if not len(state):
@@ -271,7 +271,7 @@ class BatchLoop:
         while state is not None:
             state = self._round(state)
 
-    def _initial_state(self, ids, f0):
+    def _initial_state(self, ids, f0, setup_rounds):
         """Every field its own array: rows are later written in place."""
         xp, basis = self.xp, self.basis
         k, n_comp = self.y0.shape
@@ -288,13 +288,15 @@ class BatchLoop:
 
         table = _Table(
             xp, ids=ids, t_a=floats(self.t0), t_b=floats(math.nan), h_abs=floats(math.nan),
-            y_a=xp.asarray(self.y0, copy=True), f_a=f0, x=values((n_comp, basis.n_free)),
+            y_a=xp.asarray(self.y0, copy=True), f_a=xp.asarray(f0, copy=True),
+            x=values((n_comp, basis.n_free)),
             phase=ints(), n_iter=ints(), prev_change=values() + math.nan,
             prev_coeffs=values((n_comp, basis.n_coeffs)), prev_h=floats(math.nan),
             att_coeffs=values((n_comp, basis.n_coeffs)), att_h=floats(math.nan),
-            rejected_here=xp.zeros((k,), dtype=xp.bool, device=device), fail_what=ints(),
-            fail_ta=floats(math.nan), fail_tb=floats(math.nan), nsegments=ints(),
-            nrejected=ints(), depth=ints())
+            rejected_here=xp.zeros((k,), dtype=xp.bool, device=device),
+            # (a single solve's "last failure" before any: an error on [t0, t0])
+            fail_what=ints() + ERROR, fail_ta=floats(self.t0), fail_tb=floats(self.t0),
+            nsegments=ints(), nrejected=ints(), depth=ints() + setup_rounds)
         if self.newton_allowed:
             table.x_base = values((n_comp, basis.n_free))
             table.direction = values((n_comp, basis.n_free))
@@ -467,7 +469,9 @@ class BatchLoop:
         slow = (table.prev_change > 0) & (change > self.rho_limit * table.prev_change)
         stop = ok & ~done & (slow | (table.n_iter >= self.max_picard))
         table.x = xp.where(ok[:, None, None], x_new, table.x)
-        table.f_end = table.f_nodes[..., -1]
+        # (a copy: rows of it are overwritten in place, and fun's output may be
+        # the caller's array or read-only)
+        table.f_end = xp.asarray(table.f_nodes[..., -1], copy=True)
         table.used_newton = xp.zeros_like(done)
         table.prev_change = xp.astype(change, table.prev_change.dtype)
         for name in ("y_nodes", "f_nodes"):  # not needed further
@@ -651,9 +655,6 @@ class BatchLoop:
         accepted.f_a = accepted.f_end
         factor = xp.where(accepted.rejected_here, xp.minimum(accepted.factor, 1.0),
                           accepted.factor)
-        # Where the zero-order iteration needed Newton's help, shorter segments
-        # let it converge alone (cheaper per unit of time).
-        factor = xp.where(accepted.used_newton, xp.minimum(factor, AFTER_NEWTON), factor)
         accepted.h_abs = accepted.h_abs * factor
         accepted.rejected_here = xp.zeros_like(accepted.rejected_here)
         at_end = accepted.t_a == self.tf

@@ -75,7 +75,8 @@ def test_counters_sum_over_instances():
     per = res.per_instance
     assert per["nsegments"].sum() == res.nsegments
     assert per["nrejected"].sum() == res.nrejected
-    assert per["depth"].max() <= res.depth
+    # the instance active longest took part in every round, setup rounds included
+    assert per["depth"].max() == res.depth
     # one vectorised call per round, one more per forward-difference Jacobian
     assert res.nfev == res.depth + res.njev
 
@@ -127,9 +128,18 @@ def test_point_wise_fun_and_jac_get_the_instance_row():
 
     a = np.array([[1.0, 0.0], [3.0, 0.0]])
     y0 = np.array([[1.0, 2.0], [2.0, 1.0]])
-    res = chebpan.solve_ivp(fun, (0, 1), y0, batch_args=(a,), args=(0.0,), jac=jac,
-                            rtol=1e-10, atol=1e-12, t_eval=[1.0])
+    jac_calls = []
+
+    def counted_jac(t, y, a, offset):
+        jac_calls.append(a[0])
+        return jac(t, y, a, offset)
+
+    # (a single solve's settings, so that Newton steps call jac)
+    res = chebpan.solve_ivp(fun, (0, 1), y0, batch_args=(a,), args=(0.0,), jac=counted_jac,
+                            rtol=1e-10, atol=1e-12, t_eval=[1.0], n_coeffs=32,
+                            rho_newton=0.01)
     assert set(calls) == {(2,)}
+    assert res.niter_newton > 0 and set(jac_calls) == {1.0, 3.0}
     np.testing.assert_allclose(res.y[:, :, -1], y0 * np.exp(-a[:, :1]), rtol=1e-9)
 
 
@@ -299,3 +309,71 @@ def test_picard_step_kernel_matches_array_api_code(monkeypatch):
     for got, want in zip(kernel, reference):
         np.testing.assert_allclose(got, want, rtol=1e-13, atol=0)
     assert np.isnan(kernel[1][2]) and np.isfinite(np.delete(kernel[1], 2)).all()
+
+
+@pytest.mark.parametrize("kind", ["forward differences", "vectorized jac", "point-wise jac"])
+def test_jacobians_of_a_subset_get_their_instances_arguments(kind):
+    """J at some points of a round, each with its own instance's batch_args."""
+    from chebpan.counters import Counters
+    from chebpan.rhs import Evaluator
+
+    def fun(t, y, a):  # y' = a0 y0 y1, a1 y1: J = [[a0 y1, a0 y0], [0, a1]]
+        return np.stack([a[0] * y[0] * y[1], a[1] * y[1]])
+
+    jac = None
+    if kind == "vectorized jac":
+        def jac(t, y, a):
+            zero = np.zeros_like(y[0])
+            return np.array([[a[0] * y[1], a[0] * y[0]], [zero, a[1] + zero]])
+    elif kind == "point-wise jac":
+        def jac(t, y, a):
+            return np.array([[a[0] * y[1], a[0] * y[0]], [0.0, a[1]]])
+    params = np.array([[1.0, 2.0], [-3.0, 5.0], [7.0, -11.0]])
+    evaluator = Evaluator(fun, jac, 2, vectorized=True,
+                          vectorized_jac=kind == "vectorized jac", xp=np, dtype=np.float64,
+                          counters=Counters(), batch_args=(params,))
+    instances = np.array([0, 0, 1, 2, 2, 1])
+    y = np.array([[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [0.5, -1.0, 2.0, 1.5, -2.5, 3.0]])
+    t = np.zeros(6)
+    wanted = np.array([True, False, True, True, False, True])
+    f, j = evaluator.evaluate_some_jacobians(t, y, wanted, instances=instances)
+    a = params[instances]
+    np.testing.assert_allclose(f, [a[:, 0] * y[0] * y[1], a[:, 1] * y[1]])
+    expected = np.array([[[a[p, 0] * y[1, p], a[p, 0] * y[0, p]], [0.0, a[p, 1]]]
+                         for p in np.nonzero(wanted)[0]])
+    tolerance = 1e-6 if kind == "forward differences" else 0
+    np.testing.assert_allclose(j, expected, rtol=tolerance, atol=tolerance)
+
+
+def test_fun_returning_its_input_or_a_read_only_array():
+    """The solver never writes into fun's output (nor into y0)."""
+    y0 = np.array([[1.0], [2.0], [3.0]])
+    kept = y0.copy()
+    res = chebpan.solve_ivp(lambda t, y: y, (0, 1), y0, vectorized=True, rtol=1e-10,
+                            atol=1e-12, t_eval=[0.0, 1.0])
+    np.testing.assert_array_equal(y0, kept)
+    np.testing.assert_allclose(res.y[:, 0, :], kept * np.exp([0.0, 1.0]), rtol=1e-9)
+    rate = np.array([[1.0], [2.0]])
+    res = chebpan.solve_ivp(lambda t, y: np.broadcast_to(rate[:, :1], y.shape), (0, 1),
+                            np.zeros((2, 2)), vectorized=True, t_eval=[1.0])
+    assert res.success
+    # (y' = (1, 2) for every instance: y(1) = (1, 2))
+    np.testing.assert_allclose(res.y[:, :, -1], [[1.0, 2.0], [1.0, 2.0]], rtol=1e-12)
+
+
+def test_first_step_and_max_step_in_a_batch():
+    y0 = np.array([[1.0], [2.0]])
+    res = chebpan.solve_ivp(decay, (0, 1), y0, vectorized=True, batch_args=([1.0, 2.0],),
+                            first_step=0.01, max_step=0.2, rtol=1e-10, atol=1e-12)
+    assert res.success
+    np.testing.assert_allclose(res.t[:, 1], 0.01)
+    steps = np.diff(res.t, axis=1)
+    assert np.nanmax(steps) <= 0.2 + 1e-15
+    # below the spacing of numbers near t0 = 1: no attempt is possible (as scipy)
+    tiny = chebpan.solve_ivp(decay, (1, 2), y0, vectorized=True, batch_args=([1.0, 2.0],),
+                             max_step=1e-300)
+    single = chebpan.solve_ivp(decay, (1, 2), y0[0], vectorized=True, args=(1.0,),
+                               max_step=1e-300)
+    assert tiny.status.tolist() == [-1, -1]
+    assert tiny.message[0] == single.message
+    assert "could not be completed: the error estimate" in tiny.message[0]
