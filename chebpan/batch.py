@@ -17,15 +17,18 @@ step of its own iteration:
 A finished segment is accepted or rejected on its error estimate, as in a
 single solve; an instance that reaches ``tf`` (or fails) leaves the active
 set, so no work is spent on it.  The per-instance state is a table of arrays
-over the active instances (:class:`_Table`); every round splits it by phase
-and concatenates the outcomes, so instances are never looped over in Python.
+over the active instances (:class:`_Table`): the zero-order step runs on all
+rows at once, and the (usually few) rows in a Newton phase or starting a new
+attempt are computed apart and written back in place, so instances are never
+looped over in Python and the rows that go on are never copied.
 
 Differences from a single solve (:mod:`chebpan.ivp`), chosen for work rather
-than depth: one start per attempt (the rejected attempt's polynomial, else
-the previous segment's, else Euler's) instead of the best of all of them,
-and a backtracking line search instead of the strong Wolfe search (which
-needs a gradient, hence a matrix product, at every trial).  Stiff segments
-keep the paper's basis (see ``docs/user-guide.md``).
+than depth: the defaults (``BATCH_DEFAULTS``), every attempt starting with
+the zero-order iteration, one start per attempt (the rejected attempt's
+polynomial, else the previous segment's, else Euler's) instead of the best
+of several, and a backtracking line search instead of the strong Wolfe
+search (which needs a gradient, hence a matrix product, at every trial).
+Stiff segments keep the paper's basis (see ``docs/user-guide.md``).
 """
 
 from __future__ import annotations
@@ -36,10 +39,13 @@ from .newton import DenseLinearization, objective, residual
 from .picard import coefficients, end_value, euler_start, node_values, picard_step
 from .result import failure_message
 from .segment import (
+    FIRST_MAX_FACTOR,
     MAX_FACTOR,
     PICARD_ONLY_FACTOR,
     PICARD_ONLY_RHO,
     ROUNDING_ULPS,
+    SAFETY_REJECT,
+    STRETCH,
     converged,
     decay_error_estimates,
     error_estimates,
@@ -63,15 +69,9 @@ DEFAULT_NEWTON_MEMORY = 2**28
 #: Armijo's sufficient-decrease constant and the smallest step tried.
 ARMIJO = 1e-4
 MIN_ALPHA = 1e-4
-#: As in :mod:`chebpan.ivp`: the first segment may grow more (its length
-#: comes from a heuristic), a near-final segment is stretched to the end,
-#: a rejected one shrinks at least by SAFETY_REJECT.
-FIRST_MAX_FACTOR = 20.0
-STRETCH = 1.25
 #: Defaults of a batched solve (chosen for work: ``bench/batch.py``); a single
 #: solve's are in :mod:`chebpan.ivp` and :class:`chebpan.segment.IterationOptions`.
 BATCH_DEFAULTS = {"n_coeffs": 12, "rho_newton": 0.9, "max_picard": 30}
-SAFETY_REJECT = 0.9
 
 #: The per-instance state carried from round to round ...
 STATE_FIELDS = (

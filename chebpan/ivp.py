@@ -24,8 +24,10 @@ from .rhs import Evaluator
 from .events import EventTracker, prepare_events, restrict
 from .picard import coefficients, euler_start, node_values
 from .segment import (
+    FIRST_MAX_FACTOR,
     MAX_FACTOR,
-    MIN_FACTOR,
+    SAFETY_REJECT,
+    STRETCH,
     IterationOptions,
     SegmentSolver,
     decay_error_estimate,
@@ -655,9 +657,3 @@ STIFF_OFF = 25.0
 #: The same where the paper's basis has no Newton (systems above max_newton_size).
 STIFF_ON_PICARD_ONLY = 1.0
 STIFF_OFF_PICARD_ONLY = 0.25
-#: Largest growth of the length after the first segment (sized by a heuristic).
-FIRST_MAX_FACTOR = 20.0
-#: A segment within this factor of the end is stretched to reach it.
-STRETCH = 1.25
-#: Largest factor applied to the length after an error rejection.
-SAFETY_REJECT = 0.9

@@ -23,6 +23,12 @@ __all__ = ["IterationOptions", "SegmentResult", "SegmentSolver", "error_estimate
 SAFETY = 0.9
 MIN_FACTOR = 0.2
 MAX_FACTOR = 4.0
+#: Largest growth of the length after the first segment (sized by a heuristic).
+FIRST_MAX_FACTOR = 20.0
+#: A segment within this factor of the end is stretched to reach it.
+STRETCH = 1.25
+#: Largest factor applied to the length after an error rejection.
+SAFETY_REJECT = 0.9
 #: Without Newton: this many times ``max_picard`` iterations, and the
 #: contraction ratio above which the segment is given up (and shortened).
 PICARD_ONLY_FACTOR = 4

@@ -320,14 +320,14 @@ def test_jacobians_of_a_subset_get_their_instances_arguments(kind):
     def fun(t, y, a):  # y' = a0 y0 y1, a1 y1: J = [[a0 y1, a0 y0], [0, a1]]
         return np.stack([a[0] * y[0] * y[1], a[1] * y[1]])
 
-    jac = None
-    if kind == "vectorized jac":
-        def jac(t, y, a):
-            zero = np.zeros_like(y[0])
-            return np.array([[a[0] * y[1], a[0] * y[0]], [zero, a[1] + zero]])
-    elif kind == "point-wise jac":
-        def jac(t, y, a):
-            return np.array([[a[0] * y[1], a[0] * y[0]], [0.0, a[1]]])
+    def vectorized_jac(t, y, a):
+        zero = np.zeros_like(y[0])
+        return np.array([[a[0] * y[1], a[0] * y[0]], [zero, a[1] + zero]])
+
+    def point_jac(t, y, a):
+        return np.array([[a[0] * y[1], a[0] * y[0]], [0.0, a[1]]])
+
+    jac = {"vectorized jac": vectorized_jac, "point-wise jac": point_jac}.get(kind)
     params = np.array([[1.0, 2.0], [-3.0, 5.0], [7.0, -11.0]])
     evaluator = Evaluator(fun, jac, 2, vectorized=True,
                           vectorized_jac=kind == "vectorized jac", xp=np, dtype=np.float64,
