@@ -48,10 +48,12 @@ from .segment import (
     STRETCH,
     converged,
     decay_error_estimates,
+    initial_lengths,
     error_estimates,
     extrapolated_guess,
     length_factors,
     scaled_rms,
+    tolerance_scale,
 )
 
 __all__ = ["BatchLoop", "DEFAULT_NEWTON_MEMORY", "BATCH_DEFAULTS"]
@@ -197,11 +199,7 @@ class BatchLoop:
         return self.xp.full((size,), value, dtype=self.xp.float64, device=self.device)
 
     def _scale(self, *values):
-        xp = self.xp
-        magnitude = xp.abs(values[0])
-        for v in values[1:]:
-            magnitude = xp.maximum(magnitude, xp.abs(v))
-        return self.atol + self.rtol * magnitude
+        return tolerance_scale(self.atol, self.rtol, *values, xp=self.xp)
 
     def _floor(self, y_nodes, scale):
         """The convergence test's rounding floor of each instance, scaled."""
@@ -264,7 +262,9 @@ class BatchLoop:
         if not len(state):
             return
         if first_step is None:
-            state.h_abs = self._initial_lengths(state)
+            state.h_abs = initial_lengths(
+                lambda t, y: self._f_at_points(t, y, state.ids), self.t0, self.tf,
+                state.y_a, state.f_a, self._scale(state.y_a), xp=xp)
         else:
             state.h_abs = self._float64(first_step, len(state))
         state = self._start(state)
@@ -305,27 +305,6 @@ class BatchLoop:
             table.f_base_end = xp.asarray(f0, copy=True)
         return table
 
-    def _initial_lengths(self, state):
-        """scipy's ``select_initial_step`` per instance (order 15), one extra round."""
-        xp = self.xp
-        interval = abs(self.tf - self.t0)
-        y0, f0 = state.y_a, state.f_a
-        scale = self._scale(y0)
-        d0 = xp.astype(scaled_rms(y0[..., None], scale, xp=xp), xp.float64)
-        d1 = xp.astype(scaled_rms(f0[..., None], scale, xp=xp), xp.float64)
-        small = (d0 < 1e-5) | (d1 < 1e-5)
-        h0 = xp.where(small, 1e-6, 0.01 * d0 / xp.where(small, 1.0, d1))
-        h0 = xp.minimum(h0, interval)
-        step = xp.astype(self.direction * h0, self.dtype)[:, None]
-        f1 = self._f_at_points(state.t_a + self.direction * h0, y0 + step * f0, state.ids)
-        d2 = xp.astype(scaled_rms((f1 - f0)[..., None], scale, xp=xp), xp.float64) / h0
-        flat = (d1 <= 1e-15) & (d2 <= 1e-15)
-        largest = xp.maximum(d1, d2)
-        h1 = xp.where(flat, xp.maximum(1e-6 + 0 * h0, h0 * 1e-3),
-                      (0.01 / xp.where(flat, 1.0, largest)) ** (1 / 16))
-        h = xp.minimum(xp.minimum(100 * h0, h1), interval)
-        finite = xp.all(xp.isfinite(f1), axis=1)
-        return xp.where(finite, h, h0)
 
     def _start(self, table):
         """New attempts from each row's ``t_a`` with length ``h_abs``."""

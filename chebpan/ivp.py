@@ -33,6 +33,7 @@ from .segment import (
     decay_error_estimate,
     error_estimate,
     extrapolated_guess,
+    initial_lengths,
     next_length_factor,
     node_times,
 )
@@ -55,8 +56,6 @@ __all__ = ["solve_ivp", "DEFAULT_N_COEFFS"]
 
 #: Default number of Chebyshev coefficients per segment (see docs/options).
 DEFAULT_N_COEFFS = 32
-#: Order used only to size the very first segment (scipy's heuristic).
-_INITIAL_ORDER = 15
 
 
 def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
@@ -414,30 +413,11 @@ class _SegmentLoop:
         f, _ = self.evaluator.evaluate(xp.asarray([t], device=y.device), xp.reshape(y, (-1, 1)))
         return xp.reshape(f, (1, -1))
 
-    def _scaled_rms(self, v, scale):
-        xp = self.xp
-        if v.shape[-1] == 0:
-            return 0.0
-        return float(xp.sqrt(xp.mean((v / scale) ** 2)))
-
     def initial_length(self):
         """scipy's ``select_initial_step`` with a moderate order (one extra round)."""
-        xp = self.xp
-        interval = abs(self.tf - self.t0)
-        y0, f0 = self.y0, self.f0
-        scale = self.atol + xp.abs(y0) * self.rtol
-        d0, d1 = self._scaled_rms(y0, scale), self._scaled_rms(f0, scale)
-        h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
-        h0 = min(h0, interval)
-        f1 = self._f_at(self.t0 + self.direction * h0, y0 + self.direction * h0 * f0)
-        if not bool(xp.all(xp.isfinite(f1))):
-            return h0
-        d2 = self._scaled_rms(f1 - f0, scale) / h0
-        if d1 <= 1e-15 and d2 <= 1e-15:
-            h1 = max(1e-6, h0 * 1e-3)
-        else:
-            h1 = (0.01 / max(d1, d2)) ** (1 / (_INITIAL_ORDER + 1))
-        return min(100 * h0, h1, interval)
+        lengths = initial_lengths(lambda t, y: self._f_at(float(t[0]), y), self.t0, self.tf,
+                                  self.y0, self.f0, self.solver.scale(self.y0), xp=self.xp)
+        return float(lengths[0])
 
     def run(self, first_step):
         xp = self.xp

@@ -18,7 +18,8 @@ from .sparse import SparseLinearization
 
 __all__ = ["IterationOptions", "SegmentResult", "SegmentSolver", "error_estimate",
            "error_estimates", "next_length_factor", "length_factors", "extrapolated_guess",
-           "decay_error_estimate", "decay_error_estimates", "node_times", "converged"]
+           "decay_error_estimate", "decay_error_estimates", "node_times", "converged",
+           "tolerance_scale", "initial_lengths"]
 
 SAFETY = 0.9
 MIN_FACTOR = 0.2
@@ -35,6 +36,8 @@ PICARD_ONLY_FACTOR = 4
 PICARD_ONLY_RHO = 0.9
 #: Rounding floor of the convergence test, in units of eps·max|y|.
 ROUNDING_ULPS = 64.0
+#: Order assumed by the first segment's length heuristic (scipy's rule).
+INITIAL_ORDER = 15
 
 
 @dataclass(frozen=True)
@@ -240,6 +243,40 @@ def extrapolated_guess(basis, prev_coeffs, prev_h, h, f_a, *, xp, tau_start=1.0)
     return picard_update(basis, f_a, derivative, half_h, xp=xp)
 
 
+def tolerance_scale(atol, rtol, *values, xp):
+    """``atol + rtol max(|values|)``: the scale of errors and changes, elementwise."""
+    magnitude = xp.abs(values[0])
+    for v in values[1:]:
+        magnitude = xp.maximum(magnitude, xp.abs(v))
+    return atol + rtol * magnitude
+
+
+def initial_lengths(f_at, t0, tf, y0, f0, scale, *, xp, order=INITIAL_ORDER):
+    """scipy's ``select_initial_step`` for K IVPs at once: lengths (K,), float64.
+
+    ``f_at(t, y)`` evaluates ``fun`` at one point per IVP (t (K,), y (K, L)),
+    one round; ``t0`` is a float, ``y0``, ``f0`` (K, L), ``scale`` the
+    tolerance scale at ``y0``.  ``order`` is only that of the heuristic (a
+    moderate one: what follows adapts the segment lengths anyway).
+    """
+    interval = abs(tf - t0)
+    direction = 1.0 if tf >= t0 else -1.0
+    d0 = xp.astype(scaled_rms(y0[..., None], scale, xp=xp), xp.float64)
+    d1 = xp.astype(scaled_rms(f0[..., None], scale, xp=xp), xp.float64)
+    small = (d0 < 1e-5) | (d1 < 1e-5)
+    h0 = xp.where(small, 1e-6, 0.01 * d0 / xp.where(small, 1.0, d1))
+    h0 = xp.minimum(h0, interval)
+    step = xp.astype(direction * h0, y0.dtype)[:, None]
+    f1 = f_at(t0 + direction * h0, y0 + step * f0)
+    d2 = xp.astype(scaled_rms((f1 - f0)[..., None], scale, xp=xp), xp.float64) / h0
+    flat = (d1 <= 1e-15) & (d2 <= 1e-15)
+    largest = xp.maximum(d1, d2)
+    h1 = xp.where(flat, xp.maximum(xp.full_like(h0, 1e-6), h0 * 1e-3),
+                  (0.01 / xp.where(flat, 1.0, largest)) ** (1 / (order + 1)))
+    h = xp.minimum(xp.minimum(100 * h0, h1), interval)
+    return xp.where(xp.all(xp.isfinite(f1), axis=1), h, h0)
+
+
 def converged(change, previous, floor, tolerance, *, xp):
     """Batched convergence test of :meth:`SegmentSolver._converged`: (K,) bools.
 
@@ -292,11 +329,7 @@ class SegmentSolver:
 
     # -- helpers -----------------------------------------------------------
     def scale(self, *values):
-        xp = self.xp
-        magnitude = xp.abs(values[0])
-        for v in values[1:]:
-            magnitude = xp.maximum(magnitude, xp.abs(v))
-        return self.atol + self.rtol * magnitude
+        return tolerance_scale(self.atol, self.rtol, *values, xp=self.xp)
 
     def _converged(self, change, previous, floor):
         """Remaining change (scaled) after an update of size ``change``."""
