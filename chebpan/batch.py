@@ -426,7 +426,7 @@ class BatchLoop:
     # -- the phases --------------------------------------------------------
     def _split_nonfinite(self, table):
         bad = table.select(~table.finite)
-        bad.fail_what = xp_full_like(self.xp, bad.fail_what, NONFINITE)
+        bad.fail_what = self.xp.full_like(bad.fail_what, NONFINITE)
         return table.select(table.finite), bad
 
     def _picard(self, table, counted=None):
@@ -515,7 +515,7 @@ class BatchLoop:
         failed = [nonfinite]
         for mask, why in ((~finite, NONFINITE), (flat & ~small, STALLED)):
             bad = table.select(mask)
-            bad.fail_what = xp_full_like(xp, bad.fail_what, why)
+            bad.fail_what = xp.full_like(bad.fail_what, why)
             failed.append(bad)
         trying = ~flat & finite
         going = table.select(trying)
@@ -528,7 +528,7 @@ class BatchLoop:
         going.change = change[trying]
         going.floor = floor[trying]
         going.f_base_end = going.f_end
-        going.phase = xp_full_like(xp, going.phase, NEWTON_TRIAL)
+        going.phase = xp.full_like(going.phase, NEWTON_TRIAL)
         return going, finished, self._rows(failed)
 
     def _newton_trial(self, table):
@@ -551,7 +551,7 @@ class BatchLoop:
         moved = moved.select(~done)
         out = moved.n_iter >= opts.max_newton
         tired = moved.select(out)
-        tired.fail_what = xp_full_like(xp, tired.fail_what, NO_CONVERGENCE)
+        tired.fail_what = xp.full_like(tired.fail_what, NO_CONVERGENCE)
         failed.append(tired)
         going, finished_next, failed_next = self._newton_start(moved.select(~out))
         going = [going]
@@ -574,7 +574,7 @@ class BatchLoop:
         finished.append(stay)
         lost = back.select(give_up & ~close)
         lost.x = lost.x_base
-        lost.fail_what = xp_full_like(xp, lost.fail_what, LINE_SEARCH)
+        lost.fail_what = xp.full_like(lost.fail_what, LINE_SEARCH)
         failed.append(lost)
         retry = back.select(~give_up)
         retry.x = retry.x_base + retry.alpha[:, None, None] * retry.direction
@@ -612,7 +612,7 @@ class BatchLoop:
         rejected.nrejected = rejected.nrejected + 1
         rejected.att_coeffs = rejected.prev_coeffs_new
         rejected.att_h = rejected.h
-        rejected.fail_what = xp_full_like(xp, rejected.fail_what, ERROR)
+        rejected.fail_what = xp.full_like(rejected.fail_what, ERROR)
         rejected.fail_ta, rejected.fail_tb = rejected.t_a, rejected.t_b
         rejected.h_abs = rejected.h_abs * xp.minimum(rejected.factor, SAFETY_REJECT)
         rejected.rejected_here = xp.ones_like(rejected.rejected_here)
@@ -657,10 +657,6 @@ class BatchLoop:
         table.h_abs = 0.5 * table.h_abs
         table.rejected_here = xp.ones_like(table.rejected_here)
         return table
-
-
-def xp_full_like(xp, array, value):
-    return xp.full_like(array, value)
 
 
 def _rows_hit(rows, n_rows, xp):
