@@ -267,7 +267,8 @@ class BatchLoop:
                 state.y_a, state.f_a, self._scale(state.y_a), xp=xp)
         else:
             state.h_abs = self._float64(first_step, len(state))
-        state = self._start(state)
+        state, alive = self._start(state)
+        state = state.select(alive) if bool(xp.any(alive)) else None
         while state is not None:
             state = self._round(state)
 
@@ -306,26 +307,30 @@ class BatchLoop:
         return table
 
 
-    def _start(self, table):
-        """New attempts from each row's ``t_a`` with length ``h_abs``."""
+    def _start(self, table, reached=None):
+        """New attempts from each row's ``t_a`` with length ``h_abs``.
+
+        Returns the same rows and ``alive`` (K,): False where the length fell
+        below the spacing of numbers at ``t_a`` (those instances have failed)
+        and for the rows ``reached`` (at ``tf`` already: nothing to start).
+        """
         xp, basis = self.xp, self.basis
-        if table is None or not len(table):
-            return None
         remaining = xp.abs(self.tf - table.t_a)
         h_abs = xp.minimum(xp.minimum(table.h_abs, self.max_step), remaining)
         toward = xp.full_like(table.t_a, self.direction * math.inf)
         min_step = 10 * xp.abs(xp.nextafter(table.t_a, toward) - table.t_a)
-        too_small = ~(h_abs >= min_step)  # (a NaN length too: never loop on it)
-        if bool(xp.any(too_small)):
-            stuck = table.select(too_small)
+        alive = h_abs >= min_step  # (a NaN length fails too: never loop on it)
+        if reached is not None:
+            alive = alive & ~reached
+        if not bool(xp.all(alive)):
+            stuck = ~alive if reached is None else ~alive & ~reached
+            stuck = table.select(stuck)
             self._fail(stuck, [
                 failure_message(FAILURES[int(what)], float(t), float(t_a), float(t_b))
                 for what, t, t_a, t_b in zip(stuck.fail_what, stuck.t_a, stuck.fail_ta,
                                              stuck.fail_tb)])
-            keep = ~too_small
-            table, h_abs, remaining = table.select(keep), h_abs[keep], remaining[keep]
-            if not len(table):
-                return None
+            # (harmless lengths for the rows that start nothing)
+            h_abs = xp.where(alive, h_abs, abs(self.tf - self.t0))
         stretch = (STRETCH * h_abs >= remaining) & (remaining <= self.max_step)
         table.h_abs = h_abs
         table.t_b = xp.where((h_abs >= remaining) | stretch, self.tf,
@@ -336,10 +341,10 @@ class BatchLoop:
         for has, coeffs, length, tau_start in (
                 (xp.isfinite(table.prev_h), table.prev_coeffs, table.prev_h, 1.0),
                 (xp.isfinite(table.att_h), table.att_coeffs, table.att_h, -1.0)):
+            has = has & alive & (h != 0)
             if bool(xp.any(has)):
-                x[has] = extrapolated_guess(basis, coeffs[has], length[has],
-                                                 h[has], table.f_a[has], xp=xp,
-                                                 tau_start=tau_start)
+                x[has] = extrapolated_guess(basis, coeffs[has], length[has], h[has],
+                                            table.f_a[has], xp=xp, tau_start=tau_start)
         table.x = x
         # Every attempt starts with the zero-order iteration: unlike a single
         # solve's, a batch's cost is work, and a Newton step costs as much as
@@ -347,7 +352,7 @@ class BatchLoop:
         table.phase = xp.zeros_like(table.phase) + PICARD
         table.n_iter = xp.zeros_like(table.n_iter)
         table.prev_change = xp.full_like(table.prev_change, math.nan)
-        return table
+        return table, alive
 
     def _round(self, state):
         """One evaluation round and one iteration step of every active instance."""
@@ -386,38 +391,32 @@ class BatchLoop:
                         parts.append(part)
             names = self.fields + OUTCOME_FIELDS
             done = _Table.concat(parts, xp, names + ("row",))
+            # (every Newton row is in exactly one part: in row order, they
+            # fill the mask's places)
             done = done.select_in_order(xp.argsort(done.row))
-            hit = _rows_hit(done.row, len(table), xp)
             for name in names:
                 value = table.fields[name]
-                value[hit] = done.fields[name]
+                value[needs_jac] = done.fields[name]
         return self._restart_ended_attempts(table)
 
     def _restart_ended_attempts(self, table):
         """Finished and failed attempts: accept/reject, start anew in their rows.
 
-        The (few) restarted rows are written back in place, so the rows that
-        go on are never copied; instances that ended leave the table.
+        The (few) rows whose attempt ended are taken out in order, updated and
+        written back in place, so the rows that go on are never copied;
+        instances that reached ``tf`` or failed leave the table.
         """
         xp = self.xp
         ended = table.outcome != GOING
         if not bool(xp.any(ended)):
             return _Table(xp, **{name: table.fields[name] for name in self.fields})
-        table.row = xp.arange(len(table), dtype=xp.int64, device=self.device)
-        restarts = []
-        for outcome, handle in ((FINISHED, self._finish), (FAILED, self._reject)):
-            mask = table.outcome == outcome
-            if bool(xp.any(mask)):
-                restarts.append(handle(table.select(mask)))
-        started = self._start(_Table.concat(restarts, xp, self.fields + ("row",)))
+        rows = self._end_attempts(table.select(ended))
+        rows, alive = self._start(rows, reached=rows.reached)
+        for name in self.fields:
+            value = table.fields[name]
+            value[ended] = rows.fields[name]
         keep = ~ended
-        if started is not None:
-            started = started.select_in_order(xp.argsort(started.row))
-            hit = _rows_hit(started.row, len(table), xp)
-            for name in self.fields:
-                value = table.fields[name]
-                value[hit] = started.fields[name]
-            keep = keep | hit
+        keep[ended] = alive
         table = _Table(xp, **{name: table.fields[name] for name in self.fields})
         if bool(xp.all(keep)):
             return table
@@ -588,12 +587,17 @@ class BatchLoop:
                              self.fields + ("half_h", "f_end", "used_newton", "row"))
 
     # -- ends of attempts ---------------------------------------------------
-    def _finish(self, table):
-        """Accept or reject converged attempts on their error estimate."""
+    def _end_attempts(self, table):
+        """Accept or reject the ended attempts (same rows, ``reached`` set).
+
+        A converged attempt is accepted when its error estimate is at most 1;
+        a rejected or failed one keeps its polynomial as the next start (not
+        after non-finite values) and is retried shorter.
+        """
         xp, basis = self.xp, self.basis
         half_h = table.half_h
-        y_end = end_value(basis, table.y_a, table.f_a, half_h, table.x, xp=xp)
         coeffs = coefficients(basis, table.y_a, table.f_a, half_h, table.x, xp=xp)
+        y_end = end_value(basis, table.y_a, table.f_a, half_h, table.x, xp=xp)
         scale = self._scale(table.y_a, y_end)
         err = xp.astype(error_estimates(coeffs, scale, xp=xp), xp.float64)
         predicted = xp.astype(decay_error_estimates(coeffs, scale, xp=xp), xp.float64)
@@ -602,70 +606,37 @@ class BatchLoop:
         growth = xp.where(xp.isfinite(table.prev_h), xp.full_like(h, MAX_FACTOR),
                           FIRST_MAX_FACTOR)
         factor = length_factors(estimate, basis.n_coeffs, growth, xp=xp)
-        good = err <= 1
-        table.prev_coeffs_new = coeffs
-        table.y_end = y_end
-        table.factor = factor
-        table.h = h
-
-        rejected = table.select(~good)
-        rejected.nrejected = rejected.nrejected + 1
-        rejected.att_coeffs = rejected.prev_coeffs_new
-        rejected.att_h = rejected.h
-        rejected.fail_what = xp.full_like(rejected.fail_what, ERROR)
-        rejected.fail_ta, rejected.fail_tb = rejected.t_a, rejected.t_b
-        rejected.h_abs = rejected.h_abs * xp.minimum(rejected.factor, SAFETY_REJECT)
-        rejected.rejected_here = xp.ones_like(rejected.rejected_here)
-        self.counters.nrejected += len(rejected)
-
-        accepted = table.select(good)
-        if len(accepted):
-            self.counters.nsegments += len(accepted)
+        finished = table.outcome == FINISHED
+        accepted = finished & (err <= 1)
+        too_large = finished & ~accepted
+        n_accepted = int(xp.sum(xp.astype(accepted, xp.int64)))
+        self.counters.nsegments += n_accepted
+        self.counters.nrejected += len(table) - n_accepted
+        if n_accepted:
             # (copies: the table's arrays are updated in place later)
-            self.segments.append(tuple(xp.asarray(value, copy=True) for value in (
-                accepted.ids, accepted.t_a, accepted.t_b, accepted.prev_coeffs_new,
-                accepted.y_a, accepted.y_end)))
-        accepted.nsegments = accepted.nsegments + 1
-        accepted.prev_coeffs = accepted.prev_coeffs_new
-        accepted.prev_h = accepted.h
-        accepted.att_h = xp.full_like(accepted.att_h, math.nan)
-        accepted.t_a = accepted.t_b
-        accepted.y_a = accepted.y_end
-        accepted.f_a = accepted.f_end
-        factor = xp.where(accepted.rejected_here, xp.minimum(accepted.factor, 1.0),
-                          accepted.factor)
-        accepted.h_abs = accepted.h_abs * factor
-        accepted.rejected_here = xp.zeros_like(accepted.rejected_here)
-        at_end = accepted.t_a == self.tf
-        done = accepted.select(at_end)
-        if len(done):
-            self._end(done, 0)
-        return _Table.concat([rejected, accepted.select(~at_end)], self.xp,
-                             self.fields + ("row",))
-
-    def _reject(self, table):
-        """Failed attempts: keep the last iterate's polynomial, halve the length."""
-        xp, basis = self.xp, self.basis
-        self.counters.nrejected += len(table)
-        table.nrejected = table.nrejected + 1
-        coeffs = coefficients(basis, table.y_a, table.f_a, table.half_h, table.x, xp=xp)
-        keep = table.fail_what != NONFINITE
-        table.att_coeffs = xp.where(keep[:, None, None], coeffs, table.att_coeffs)
-        h = table.t_b - table.t_a
-        table.att_h = xp.where(keep, h, math.nan)
-        table.fail_ta, table.fail_tb = table.t_a, table.t_b
-        table.h_abs = 0.5 * table.h_abs
-        table.rejected_here = xp.ones_like(table.rejected_here)
+            self.segments.append(tuple(value[accepted] for value in (
+                table.ids, table.t_a, table.t_b, coeffs, table.y_a, y_end)))
+        # Rejected on the error, or failed: the next start from this polynomial
+        # (not after non-finite values), shorter, the failure remembered.
+        table.fail_what = xp.where(too_large, ERROR, table.fail_what)
+        starts_here = ~accepted & (table.fail_what != NONFINITE)
+        table.att_coeffs = xp.where(starts_here[:, None, None], coeffs, table.att_coeffs)
+        table.att_h = xp.where(starts_here, h, xp.nan)
+        table.fail_ta = xp.where(accepted, table.fail_ta, table.t_a)
+        table.fail_tb = xp.where(accepted, table.fail_tb, table.t_b)
+        shrink = xp.where(too_large, xp.minimum(factor, SAFETY_REJECT), 0.5)
+        grow = xp.where(table.rejected_here, xp.minimum(factor, 1.0), factor)
+        table.h_abs = table.h_abs * xp.where(accepted, grow, shrink)
+        table.rejected_here = ~accepted
+        table.nsegments = table.nsegments + xp.astype(accepted, table.nsegments.dtype)
+        table.nrejected = table.nrejected + xp.astype(~accepted, table.nrejected.dtype)
+        # Accepted: the next segment starts at this one's end.
+        table.prev_coeffs = xp.where(accepted[:, None, None], coeffs, table.prev_coeffs)
+        table.prev_h = xp.where(accepted, h, table.prev_h)
+        table.t_a = xp.where(accepted, table.t_b, table.t_a)
+        table.y_a = xp.where(accepted[:, None], y_end, table.y_a)
+        table.f_a = xp.where(accepted[:, None], table.f_end, table.f_a)
+        table.reached = accepted & (table.t_a == self.tf)
+        if bool(xp.any(table.reached)):
+            self._end(table.select(table.reached), 0)
         return table
-
-
-def _rows_hit(rows, n_rows, xp):
-    """(n_rows,) bools: True at the (sorted, distinct) integer positions ``rows``.
-
-    (The array API has no integer-array assignment; a boolean mask with the
-    rows in ascending order does the same.)
-    """
-    position = xp.arange(n_rows, dtype=rows.dtype, device=rows.device)
-    found = xp.searchsorted(rows, position)
-    found = xp.clip(found, 0, max(rows.shape[0] - 1, 0))
-    return (xp.take(rows, found) == position) & (rows.shape[0] > 0)
