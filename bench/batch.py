@@ -10,7 +10,7 @@ The problem: Lorenz (σ, ρ, β) = (10, 28, 8/3) on t ∈ [0, 2] from K initial
 conditions spread over the attractor (points of one long trajectory at random
 times after its transient).  Error: ``max_i |y_i(2) − y_ref,i|`` over a sample
 of ``--sample`` instances (the first ones of the batch), against the mpmath
-references of :func:`chebpan.problems.lorenz` (verified Taylor series; cached
+references of :func:`chebpan.testing.lorenz` (verified Taylor series; cached
 on disk after the first run).
 
 Every solver is run at *matched error*: ``rtol = atol`` is lowered over a grid
@@ -54,7 +54,7 @@ import scipy
 import scipy.integrate
 
 import chebpan
-from chebpan.problems import lorenz
+from chebpan.testing import lorenz
 
 SIGMA, RHO, BETA = 10.0, 28.0, 8.0 / 3.0
 T_END = 2.0

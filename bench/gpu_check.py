@@ -164,7 +164,7 @@ def symmetric_indefinite(rng, K, n, dtype):
 def bench_ldl(cupy, rows, notes, budget):
     import numpy as np
 
-    from chebpan.ldl import cupy_kernel, numba_kernel
+    from chebpan._kernels import ldl_cupy as cupy_kernel, ldl_numba as numba_kernel
 
     rng = np.random.default_rng(0)
     for K, n in [(1000, 93), (100, 900)]:
@@ -197,9 +197,9 @@ def bench_picard(cupy, rows, notes, budget):
     import array_api_compat
     import numpy as np
 
-    from chebpan import picard
-    from chebpan.backend import namespace_of
-    from chebpan.basis import get_basis
+    from chebpan._core import picard
+    from chebpan._core.basis import get_basis
+    from chebpan._frontend.backend import namespace_of
 
     N = 32
     for K, L in [(1000, 3), (100, 1000)]:

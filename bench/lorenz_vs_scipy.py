@@ -9,7 +9,7 @@ For chebpan and for each of scipy's RK45, DOP853, Radau, BDF and LSODA, the scri
 sweeps ``rtol = atol`` over a grid from 1e-6 down to 3e-14 (just above
 ``100 * eps = 2.2e-14``, below which scipy clips ``rtol`` with a warning), measures
 the error at ``t = 15`` against the mpmath reference of
-:func:`chebpan.problems.lorenz`, and keeps the cheapest run (least wall time, best of
+:func:`chebpan.testing.lorenz`, and keeps the cheapest run (least wall time, best of
 several repeats) whose error is at most ``--target`` (default 1e-8). It prints the
 machine, the date, the whole sweep, and a summary table with the ratio
 ``chebpan time / method time`` (below 1: chebpan is faster), all measured in the same
@@ -50,7 +50,7 @@ import scipy
 import scipy.integrate
 
 import chebpan
-from chebpan.problems import lorenz
+from chebpan.testing import lorenz
 
 METHODS = ("chebpan", "RK45", "DOP853", "Radau", "BDF", "LSODA")
 IMPLICIT = frozenset({"Radau", "BDF", "LSODA"})

@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 import chebpan
-from chebpan.problems import lorenz, spiral
+from chebpan.testing import lorenz, spiral
 
 
 def main():

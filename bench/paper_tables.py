@@ -10,8 +10,8 @@ Run from the repository root (after ``pip install ".[bench]"``, or with
 Tables (printed as markdown, and written to ``OUTPUT/paper_tables.md``):
 
 * Table 1, the spiral ``y' = tanh(A y)`` with ``a = 0.1``
-  (:func:`chebpan.problems.spiral`), and Table 2, the Lorenz system
-  (:func:`chebpan.problems.lorenz`);
+  (:func:`chebpan.testing.spiral`), and Table 2, the Lorenz system
+  (:func:`chebpan.testing.lorenz`);
 * rows: scipy's RK45, Radau, BDF and LSODA at ``rtol = atol = 1e-6`` and ``1e-9``,
   and chebpan with ``n_coeffs = 50`` and ``100`` in each block (:data:`CHEBPAN_BLOCKS`
   gives chebpan's settings per block); on Lorenz chebpan runs both with the paper's
@@ -55,7 +55,7 @@ import scipy
 import scipy.integrate
 
 import chebpan
-from chebpan.problems import lorenz, spiral
+from chebpan.testing import lorenz, spiral
 
 #: scipy's methods in the paper's tables.
 TABLE_METHODS = ("RK45", "Radau", "BDF", "LSODA")
@@ -165,7 +165,7 @@ def solve(problem, config):
 
     Parameters
     ----------
-    problem : chebpan.problems.Problem
+    problem : chebpan.testing.Problem
         The problem.
     config : Config
         Method and options.
@@ -190,7 +190,7 @@ def chebpan_options(problem, config):
 
     Parameters
     ----------
-    problem : chebpan.problems.Problem
+    problem : chebpan.testing.Problem
         The problem (its name selects the Jacobian, see :data:`CHEBPAN_JAC`).
     config : Config
         A chebpan configuration.
@@ -216,7 +216,7 @@ def best_time(problem, config, repeats, budget_s=1.5, warm_up=True):
 
     Parameters
     ----------
-    problem : chebpan.problems.Problem
+    problem : chebpan.testing.Problem
     config : Config
     repeats : int
         Most timed runs (at least one is made).
@@ -291,7 +291,7 @@ def measure(problem, ref, config, repeats, budget_s=1.5, warm_up=True):
 
     Parameters
     ----------
-    problem : chebpan.problems.Problem
+    problem : chebpan.testing.Problem
     ref : ndarray
         Reference ``y(t_end)`` (``problem.reference_array()``).
     config : Config
@@ -369,7 +369,7 @@ def run_table(problem, configs, repeats):
 
     Parameters
     ----------
-    problem : chebpan.problems.Problem
+    problem : chebpan.testing.Problem
     configs : sequence of Config
     repeats : int
         Most timed runs per row after its warm-up.
@@ -487,7 +487,7 @@ def sweep(problem, ref, method, tolerances, max_run, known=()):
 
     Parameters
     ----------
-    problem : chebpan.problems.Problem
+    problem : chebpan.testing.Problem
     ref : ndarray
         Reference ``y(t_end)``.
     method : str
@@ -530,7 +530,7 @@ def plot_work_precision(problem, sweeps, path):
 
     Parameters
     ----------
-    problem : chebpan.problems.Problem
+    problem : chebpan.testing.Problem
     sweeps : dict
         Method -> list of Row (from :func:`sweep`).
     path : path-like
@@ -606,7 +606,7 @@ def reference_line(problem):
 
     Parameters
     ----------
-    problem : chebpan.problems.Problem
+    problem : chebpan.testing.Problem
 
     Returns
     -------
@@ -614,7 +614,7 @@ def reference_line(problem):
     """
     info = problem.reference_info()
     return (f"Reference y({problem.t_span[1]:g}): mpmath Taylor-series integrator "
-            f"(chebpan.problems), {info['key']['dps']} significant digits, verified to "
+            f"(chebpan.testing), {info['key']['dps']} significant digits, verified to "
             f"{info['verified_digits']:.0f}.")
 
 
@@ -625,7 +625,7 @@ def problem_section(title, problem, rows):
     ----------
     title : str
         E.g. ``"Table 1: spiral"``.
-    problem : chebpan.problems.Problem
+    problem : chebpan.testing.Problem
     rows : sequence of Row
 
     Returns
@@ -706,7 +706,7 @@ def write_figures(problems, args, known):
 
     Parameters
     ----------
-    problems : sequence of chebpan.problems.Problem
+    problems : sequence of chebpan.testing.Problem
     args : argparse.Namespace
     known : dict
         Problem name -> {(method, tol): Row} measured by the tables.

@@ -1,13 +1,15 @@
 """chebpan: parallel-in-time Chebyshev-segment ODE solver.
 
-``chebpan.solve_ivp`` is a drop-in for :func:`scipy.integrate.solve_ivp`.
+``chebpan.solve_ivp`` is a drop-in for :func:`scipy.integrate.solve_ivp`.  This module is
+the public surface (with :mod:`chebpan.testing`, the benchmark problems); everything
+under the underscored subpackages is private (docs/architecture.md).
 """
 
-from .batch_result import BatchOdeSolution
-from .citation import cite
-from .dense import OdeSolution
-from .ivp import solve_ivp
-from .result import OdeResult
+from ._frontend.citation import cite
+from ._frontend.solve_ivp import solve_ivp
+from ._output.batch_result import BatchOdeSolution
+from ._output.dense import OdeSolution
+from ._output.result import OdeResult
 
 __version__ = "0.1.0.dev0"
 

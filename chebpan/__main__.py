@@ -39,7 +39,7 @@ import scipy
 import scipy.integrate
 
 import chebpan
-from chebpan.problems import lorenz, spiral
+from chebpan.testing import lorenz, spiral
 
 __all__ = ["main", "run_problem", "Row"]
 
@@ -100,7 +100,7 @@ def run_problem(problem, tol=1e-10, repeats=3, methods=("chebpan",) + SCIPY_METH
             error = float(np.max(np.abs(np.asarray(res.y)[:, -1] - ref)))
         if method == "chebpan":
             detail = (f"{res.nsegments} segments ({res.nrejected} rejected), "
-                      f"{res.niter_picard} zero-order + {res.niter_newton} Newton "
+                      f"{res.niter_picard} Picard + {res.niter_newton} Newton "
                       f"iterations, nfev = {res.nfev}, njev = {res.njev}, nlu = {res.nlu}")
             rows.append(Row("chebpan", tol, error, res.depth, res.npoints, seconds, detail))
         else:
@@ -113,7 +113,7 @@ def run_problem(problem, tol=1e-10, repeats=3, methods=("chebpan",) + SCIPY_METH
 def _reference_line(problem):
     info = problem.reference_info()
     return (f"Reference y({problem.t_span[1]:g}): Taylor-series integrator in mpmath "
-            f"(chebpan.problems), {info['key']['dps']} significant digits, verified by "
+            f"(chebpan.testing), {info['key']['dps']} significant digits, verified by "
             f"two runs at different precisions that agree to "
             f"{info['verified_digits']:.0f} (working precision {info['working_dps']} "
             f"digits, order {info['order']}, {info['steps']} steps; mpmath "

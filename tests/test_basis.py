@@ -1,4 +1,4 @@
-"""Tests of the Chebyshev basis (chebpan.basis) and the zero-order operator (chebpan.picard).
+"""Tests of the Chebyshev basis (chebpan._core.basis) and the Picard operator (chebpan._core.picard).
 
 Every accuracy check is against exact values: closed-form integrals of monomials,
 numpy.polynomial.chebyshev, or the exact antiderivative of a known polynomial.
@@ -13,8 +13,8 @@ import numpy.polynomial.chebyshev as C
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from chebpan.basis import cgl_nodes, chebyshev_values, clenshaw_curtis_weights, get_basis
-from chebpan.picard import coefficients, end_value, node_values, picard_update
+from chebpan._core.basis import cgl_nodes, chebyshev_values, clenshaw_curtis_weights, get_basis
+from chebpan._core.picard import coefficients, end_value, node_values, picard_update
 
 # (N, M): collocation (M = N - 1) and least-squares (M > N - 1) cases, small and default.
 SHAPES = [(3, 2), (5, 4), (8, 7), (8, 12), (16, 15), (32, 31), (32, 40)]

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import chebpan
-from chebpan.problems import lorenz
+from chebpan._output.result import MESSAGES
+from chebpan.testing import lorenz
 
 sx = pytest.importorskip("array_api_strict")
 
@@ -48,7 +49,7 @@ def test_decay_with_per_instance_rates_against_exact():
     res = chebpan.solve_ivp(decay, (0, 3), y0, vectorized=True, batch_args=(rate,),
                             rtol=1e-10, atol=1e-12, dense_output=True)
     assert res.success and res.status.tolist() == [0, 0, 0, 0]
-    assert res.message == [chebpan.result.MESSAGES[0]] * 4
+    assert res.message == [MESSAGES[0]] * 4
     exact_end = y0 * np.exp(-3 * rate)[:, None]
     np.testing.assert_allclose(last_values(res), exact_end, rtol=1e-9, atol=1e-12)
     # t: each row starts at t0, ends at tf, NaN after; y padded the same way.
@@ -290,9 +291,9 @@ def test_batch_on_array_api_strict_agrees_with_numpy():
 
 
 def test_picard_step_kernel_matches_array_api_code(monkeypatch):
-    """The numba kernel of the batched zero-order step against the array-API code."""
-    from chebpan.basis import get_basis
-    from chebpan.picard import picard_step
+    """The numba kernel of the batched Picard step against the array-API code."""
+    from chebpan._core.basis import get_basis
+    from chebpan._core.picard import picard_step
 
     rng = np.random.default_rng(3)
     basis = get_basis(12, 11, xp=np, dtype=np.float64)
@@ -314,8 +315,8 @@ def test_picard_step_kernel_matches_array_api_code(monkeypatch):
 @pytest.mark.parametrize("kind", ["forward differences", "vectorized jac", "point-wise jac"])
 def test_jacobians_of_a_subset_get_their_instances_arguments(kind):
     """J at some points of a round, each with its own instance's batch_args."""
-    from chebpan.counters import Counters
-    from chebpan.rhs import Evaluator
+    from chebpan._rhs.counters import Counters
+    from chebpan._rhs.evaluator import Evaluator
 
     def fun(t, y, a):  # y' = a0 y0 y1, a1 y1: J = [[a0 y1, a0 y0], [0, a1]]
         return np.stack([a[0] * y[0] * y[1], a[1] * y[1]])

@@ -2,10 +2,10 @@
 
 Two ways to solve are tested with the same test bodies (the ``solve`` fixture):
 
-* ``realify``: what the front end will do — :func:`chebpan.complex_state.realify`,
-  ``chebpan.solve_ivp`` on the real system, :func:`complexify_result`;
-* ``front_end``: ``chebpan.solve_ivp`` called with the complex ``y0`` directly.  Skipped
-  ("front end not wired yet") while ``chebpan.solve_ivp`` rejects a complex ``y0``.
+* ``realify``: what the front end does, step by step —
+  :func:`chebpan._frontend.complex_state.realify`, ``chebpan.solve_ivp`` on the real
+  system, :func:`chebpan._frontend.complex_result.complexify_result`;
+* ``front_end``: ``chebpan.solve_ivp`` called with the complex ``y0`` directly.
 
 Accuracy is asserted against closed forms and matrix exponentials.
 """
@@ -17,10 +17,12 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy.sparse import csc_matrix, issparse
 
 import chebpan
-from chebpan.complex_state import (
+from chebpan._frontend.complex_result import (
     ComplexDenseOutput,
     ComplexOdeSolution,
     complexify_result,
+)
+from chebpan._frontend.complex_state import (
     real_block_jacobian,
     realify,
     realify_event,
@@ -28,8 +30,9 @@ from chebpan.complex_state import (
     to_complex,
     to_real,
 )
-from chebpan.result import OdeResult
-from chebpan.validation import validate_tol, validate_y0, wrap_args, wrap_jac
+from chebpan._output.result import OdeResult
+from chebpan._frontend.arguments import wrap_args, wrap_jac
+from chebpan._frontend.validation import validate_tol, validate_y0
 
 def _bind_event(event, args):
     def bound(t, y):
@@ -67,13 +70,8 @@ def solve_via_realify(fun, t_span, y0, *, vectorized=False, args=None, events=No
 
 
 def solve_via_front_end(fun, t_span, y0, **kwargs):
-    """``chebpan.solve_ivp`` with the complex ``y0``; skip until it accepts one."""
-    try:
-        return chebpan.solve_ivp(fun, t_span, y0, **kwargs)
-    except ValueError as exc:
-        if "complex" in str(exc):
-            pytest.skip("front end not wired yet")
-        raise
+    """``chebpan.solve_ivp`` with the complex ``y0`` itself."""
+    return chebpan.solve_ivp(fun, t_span, y0, **kwargs)
 
 
 @pytest.fixture(params=["realify", "front_end"])

@@ -1,52 +1,27 @@
 """The core numerics on every array namespace: same numbers as on NumPy.
 
-The ``namespace`` fixture runs each check on NumPy (via array-api-compat), on
-``array_api_strict`` everywhere, and on CuPy where a GPU is present (skipped
-otherwise).
+The ``namespace`` fixture (tests/conftest.py) runs each check on
+``array_api_strict`` everywhere and on CuPy where a GPU is present (skipped
+otherwise), against NumPy (via array-api-compat).
 """
 
 import array_api_compat.numpy as anp
 import numpy as np
 import pytest
+from conftest import host
 
-from chebpan.basis import get_basis
-from chebpan.dense import OdeSolution
-from chebpan.ldl import modified_ldl_solve
-from chebpan.newton import DenseLinearization, objective, residual
-from chebpan.picard import coefficients, end_value, euler_start, node_values, picard_update
+from chebpan._core.basis import get_basis
+from chebpan._output.dense import OdeSolution
+from chebpan._core.ldl import modified_ldl_solve
+from chebpan._core.newton import DenseLinearization, objective, residual
+from chebpan._core.picard import coefficients, end_value, euler_start, node_values, picard_update
 
-sx = pytest.importorskip("array_api_strict")
-
-
-def _cupy():
-    try:
-        import array_api_compat.cupy as cxp
-        import cupy
-        return cxp if cupy.cuda.runtime.getDeviceCount() > 0 else None
-    except Exception:
-        return None
-
-
-NAMESPACES = [pytest.param(sx, id="array_api_strict"),
-              pytest.param(_cupy(), id="cupy",
-                           marks=pytest.mark.skipif(_cupy() is None, reason="no CUDA GPU"))]
-
-
-@pytest.fixture(params=NAMESPACES)
-def namespace(request):
-    return request.param
-
-
-def host(a):
-    return a.get() if hasattr(a, "get") else np.asarray(a)
-
-
-def inputs(rng, k=2, n_comp=3, n_free=10, m=11):
-    return {"y_a": rng.normal(size=(k, n_comp)), "f_a": rng.normal(size=(k, n_comp)),
+def inputs(rng, k=2, n=3, n_free=10, m=11):
+    return {"y_a": rng.normal(size=(k, n)), "f_a": rng.normal(size=(k, n)),
             "half_h": rng.uniform(0.1, 1.0, size=(k, 1)),
-            "x": rng.normal(size=(k, n_comp, n_free)) * 0.1,
-            "f_nodes": rng.normal(size=(k, n_comp, m)),
-            "jac": rng.normal(size=(k, m, n_comp, n_comp)) * 3}
+            "x": rng.normal(size=(k, n, n_free)) * 0.1,
+            "f_nodes": rng.normal(size=(k, n, m)),
+            "jac": rng.normal(size=(k, m, n, n)) * 3}
 
 
 @pytest.mark.parametrize("stiff", [False, True])

@@ -1,18 +1,20 @@
-"""Tests of the modified Cholesky LDLᵀ (chebpan.ldl): reference, numba kernel, dispatcher."""
+"""Tests of the modified Cholesky LDLᵀ (chebpan._core.ldl): reference, numba kernel, dispatcher."""
 
 import array_api_compat.numpy as anp
 import array_api_strict
 import numpy as np
 import pytest
+from conftest import indefinite, positive_definite
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-import chebpan.ldl as ldl
-from chebpan.ldl import numba_kernel, reference
+from chebpan._core import ldl
+from chebpan._core import ldl_reference as reference
+from chebpan._kernels import ldl_numba
 
 IMPLS = {
-    "numba": numba_kernel.modified_ldl,
+    "numba": ldl_numba.modified_ldl,
     "reference": lambda H: reference.modified_ldl(H, xp=anp),
 }
 
@@ -72,11 +74,6 @@ def check_solve(H, e, b, x):
     assert np.all(res <= 10 * n * eps * scale), res / scale
 
 
-def indefinite(rng, K, n, dtype=np.float64):
-    A = rng.standard_normal((K, n, n)) * rng.uniform(0.1, 10, (K, 1, 1))
-    return ((A + np.swapaxes(A, 1, 2)) / 2).astype(dtype)
-
-
 def singular(rng, K, n, dtype=np.float64):
     """Rank-deficient matrices: B S Bᵀ with B (n, r), r < n, S = ±1 (PSD and indefinite)."""
     r = max(n // 3, 1) if n > 1 else 0
@@ -84,11 +81,6 @@ def singular(rng, K, n, dtype=np.float64):
     odd_member = (np.arange(K) % 2 == 1)[:, None]
     S = np.where(odd_member, np.where(np.arange(r) % 2, -1.0, 1.0), 1.0)
     return ((B * S[:, None, :]) @ np.swapaxes(B, 1, 2)).astype(dtype)
-
-
-def positive_definite(rng, K, n, dtype=np.float64):
-    A = rng.standard_normal((K, n, n))
-    return (np.swapaxes(A, 1, 2) @ A + n * np.eye(n)).astype(dtype)
 
 
 SIZES = [1, 2, 3, 7, 16, 40]
@@ -100,7 +92,8 @@ A3 = [[4.0, 2.0, 1.0], [2.0, 6.0, 3.0], [1.0, 3.0, -0.004]]
 
 @pytest.mark.parametrize("impl", IMPLS)
 def test_gmw_test_vector(impl):
-    # DESIGN §1: A = [[4,2,1],[2,6,3],[1,3,-0.004]] gives E = diag(0, 0, 3.008).
+    # The example of chebpan._core.ldl.modified_ldl's docstring: A = [[4,2,1],[2,6,3],[1,3,-0.004]]
+    # gives E = diag(0, 0, 3.008).
     # With the GMW pivot (largest remaining |c_qq|, first original index on ties) the order
     # is (1, 0, 2): the 6 first, then the Schur complement 4 - 2²/6 = 10/3, and the last
     # pivot is -0.004 - 3²/6 = -1.504 -> d = 1.504, e = 3.008. Nocedal–Wright's Alg. 3.4
@@ -195,17 +188,17 @@ def test_solve(n, kind):
     H = kind(rng, 4, n)
     b = rng.standard_normal((4, n))
     B = rng.standard_normal((4, n, 3))
-    x, e = numba_kernel.modified_ldl_solve(H, b)
+    x, e = ldl_numba.modified_ldl_solve(H, b)
     check_solve(H, e, b, x)
-    X, e3 = numba_kernel.modified_ldl_solve(H, B)
+    X, e3 = ldl_numba.modified_ldl_solve(H, B)
     assert X.shape == B.shape
     check_solve(H, e3, B, X)
     np.testing.assert_array_equal(e3, e)
 
-    np.testing.assert_array_equal(numba_kernel.modified_ldl(H).e, e)  # same as fused kernel
-    for f in (numba_kernel.modified_ldl(H), reference.modified_ldl(H, xp=anp)):
+    np.testing.assert_array_equal(ldl_numba.modified_ldl(H).e, e)  # same as fused kernel
+    for f in (ldl_numba.modified_ldl(H), reference.modified_ldl(H, xp=anp)):
         for rhs in (b, B):
-            y_numba = numba_kernel.ldl_solve(f, rhs)
+            y_numba = ldl_numba.ldl_solve(f, rhs)
             y_ref = reference.ldl_solve(f, rhs, xp=anp)
             check_solve(H, f.e, rhs, y_numba)
             check_solve(H, f.e, rhs, y_ref)
@@ -220,7 +213,7 @@ def test_numba_agrees_with_reference(n, dtype):
     rng = np.random.default_rng(n + 17)
     H = indefinite(rng, 4, n, dtype)
     b = rng.standard_normal((4, n)).astype(dtype)
-    fn = numba_kernel.modified_ldl(H)
+    fn = ldl_numba.modified_ldl(H)
     fr = reference.modified_ldl(H, xp=anp)
     tol = 100 * n * np.finfo(dtype).eps
     scale = np.abs(H).max()
@@ -229,7 +222,7 @@ def test_numba_agrees_with_reference(n, dtype):
     np.testing.assert_allclose(fn.d, fr.d, rtol=0, atol=tol * scale)
     np.testing.assert_allclose(fn.e, fr.e, rtol=0, atol=tol * scale)
 
-    x, e = numba_kernel.modified_ldl_solve(H, b)
+    x, e = ldl_numba.modified_ldl_solve(H, b)
     xr = reference.ldl_solve(fr, b, xp=anp)
     assert x.dtype == e.dtype == dtype
     np.testing.assert_array_equal(e, fn.e)
@@ -271,7 +264,7 @@ def test_float32(impl, n):
     check_factors(H, f)
     assert np.all(f.e == 0)
     b = rng.standard_normal((3, n)).astype(np.float32)
-    x, e = numba_kernel.modified_ldl_solve(H, b)
+    x, e = ldl_numba.modified_ldl_solve(H, b)
     check_solve(H, e, b, x)
 
 
@@ -287,7 +280,7 @@ def test_dispatch(monkeypatch):
 
     monkeypatch.setenv("CHEBPAN_DISABLE_NUMBA", "1")
     for name in ("modified_ldl", "ldl_solve", "modified_ldl_solve"):
-        monkeypatch.setattr(numba_kernel, name, boom)
+        monkeypatch.setattr(ldl_numba, name, boom)
     f = ldl.modified_ldl(H, xp=anp)
     x = ldl.ldl_solve(f, b, xp=anp)
     x2, e = ldl.modified_ldl_solve(H, b, xp=anp)
@@ -308,4 +301,4 @@ def test_input_validation():
         with pytest.raises(TypeError):
             impl(np.zeros((1, 3, 3), dtype=np.int64))
     with pytest.raises(ValueError):
-        numba_kernel.modified_ldl_solve(np.eye(3)[None], np.ones((1, 4)))
+        ldl_numba.modified_ldl_solve(np.eye(3)[None], np.ones((1, 4)))

@@ -1,4 +1,4 @@
-"""Tests of the CUDA LDLᵀ kernels (chebpan.ldl.cupy_kernel).
+"""Tests of the CUDA LDLᵀ kernels (chebpan._kernels.ldl_cupy).
 
 Two layers:
 
@@ -27,17 +27,14 @@ from pathlib import Path
 import array_api_compat.numpy as anp
 import numpy as np
 import pytest
+from conftest import indefinite, needs_gpu, positive_definite
 
-import chebpan.ldl as ldl
-from chebpan.ldl import cupy_kernel, numba_kernel, reference
+from chebpan._core import ldl
+from chebpan._core import ldl_reference as reference
+from chebpan._kernels import ldl_cupy, ldl_numba
 from test_ldl import check_factors, check_solve
 
 # ---------------------------------------------------------------------------- inputs
-
-
-def indefinite(rng, K, n, dtype=np.float64):
-    A = rng.standard_normal((K, n, n)) * rng.uniform(0.1, 10, (K, 1, 1))
-    return ((A + np.swapaxes(A, 1, 2)) / 2).astype(dtype)
 
 
 def near_singular(rng, K, n, dtype=np.float64):
@@ -48,11 +45,6 @@ def near_singular(rng, K, n, dtype=np.float64):
     A = (B * S[:, None, :]) @ np.swapaxes(B, 1, 2)
     J = rng.standard_normal((K, n, n)) * 1e-10
     return (A + (J + np.swapaxes(J, 1, 2)) / 2).astype(dtype)
-
-
-def positive_definite(rng, K, n, dtype=np.float64):
-    A = rng.standard_normal((K, n, n))
-    return (np.swapaxes(A, 1, 2) @ A + n * np.eye(n)).astype(dtype)
 
 
 def ties(rng, K, n, dtype=np.float64):
@@ -141,7 +133,7 @@ SMEM_BYTES = 8 << 16
 def build_host_library(directory, extra_flags=()):
     """Compile HOST_PRELUDE + CUDA_SOURCE + HOST_HARNESS into a shared library."""
     src = directory / "ldl_host.cpp"
-    src.write_text(HOST_PRELUDE + cupy_kernel.CUDA_SOURCE + HOST_HARNESS)
+    src.write_text(HOST_PRELUDE + ldl_cupy.CUDA_SOURCE + HOST_HARNESS)
     lib = directory / "libldl_host.so"
     cmd = ["g++", "-std=c++20", "-O1", "-fPIC", "-shared", "-pthread", "-ffp-contract=off",
            "-Wall", "-Wextra", "-Werror", *extra_flags, str(src), "-o", str(lib)]
@@ -160,7 +152,7 @@ class HostKernels:
 
     @staticmethod
     def _check_smem(n, block, dtype):
-        assert cupy_kernel.shared_bytes(n, block, np.dtype(dtype).itemsize) <= SMEM_BYTES
+        assert ldl_cupy.shared_bytes(n, block, np.dtype(dtype).itemsize) <= SMEM_BYTES
 
     @staticmethod
     def _ptr(a):
@@ -261,7 +253,7 @@ def test_host_kernel_factor_matches_numba(host, kind, n):
     rng = np.random.default_rng(100 * n + len(kind.__name__))
     K = 5
     H = kind(rng, K, n)
-    fn = numba_kernel.modified_ldl(H)
+    fn = ldl_numba.modified_ldl(H)
     fr = reference.modified_ldl(H, xp=anp)
     for block in BLOCKS:
         for grid in (K, 2):
@@ -281,9 +273,9 @@ def test_host_kernel_solve_matches_numba(host, kind, n):
     H = kind(rng, K, n)
     b = rng.standard_normal((K, n))
     B = rng.standard_normal((K, n, 3))
-    fn = numba_kernel.modified_ldl(H)
+    fn = ldl_numba.modified_ldl(H)
     for rhs in (b, B):
-        xn, en = numba_kernel.modified_ldl_solve(H, rhs)
+        xn, en = ldl_numba.modified_ldl_solve(H, rhs)
         xr = reference.ldl_solve(fn, rhs, xp=anp)
         # agreement with the reference relative to the conditioning of H + E
         cond = np.linalg.cond(H + en[:, None, :] * np.eye(n))
@@ -296,7 +288,7 @@ def test_host_kernel_solve_matches_numba(host, kind, n):
             check_solve(H, e, rhs, x)
             # the separate solve, with numba's factors and with the kernel's own
             y = host.ldl_solve(fn, rhs, block=block, grid=grid)
-            assert np.all(rel_err(y, numba_kernel.ldl_solve(fn, rhs)) <= 1e-12)
+            assert np.all(rel_err(y, ldl_numba.ldl_solve(fn, rhs)) <= 1e-12)
             y = host.ldl_solve(host.modified_ldl(H, block=block), rhs, block=block)
             assert np.all(rel_err(y, xn) <= 1e-12)
 
@@ -309,8 +301,8 @@ def test_host_kernel_float32_matches_numba(host, n):
     for kind in KINDS:
         H = kind(rng, 4, n, np.float32)
         b = rng.standard_normal((4, n)).astype(np.float32)
-        fn = numba_kernel.modified_ldl(H)
-        xn, en = numba_kernel.modified_ldl_solve(H, b)
+        fn = ldl_numba.modified_ldl(H)
+        xn, en = ldl_numba.modified_ldl_solve(H, b)
         for block in (1, 32):
             assert_factors_agree(host.modified_ldl(H, block=block), fn, tol)
             x, e = host.modified_ldl_solve(H, b, block=block, grid=3)
@@ -385,7 +377,7 @@ def test_host_kernel_is_race_free(tmp_path):
     if shutil.which("g++") is None:
         pytest.skip("g++ not found")
     src = tmp_path / "ldl_tsan.cpp"
-    src.write_text(HOST_PRELUDE + cupy_kernel.CUDA_SOURCE + HOST_HARNESS + TSAN_MAIN)
+    src.write_text(HOST_PRELUDE + ldl_cupy.CUDA_SOURCE + HOST_HARNESS + TSAN_MAIN)
     exe = tmp_path / "ldl_tsan"
     build = subprocess.run(
         ["g++", "-std=c++20", "-O1", "-g", "-pthread", "-fsanitize=thread", str(src),
@@ -418,12 +410,12 @@ def test_cuda_source_compiles_for_the_device(tmp_path):
     nvcc = _nvcc()
     if nvcc is None:
         pytest.skip("nvcc not found")
-    names = [f"{k}<{t}>" for k in cupy_kernel._KERNELS for t in ("double", "float")]
+    names = [f"{k}<{t}>" for k in ldl_cupy._KERNELS for t in ("double", "float")]
     src = tmp_path / "ldl.cu"
-    src.write_text(cupy_kernel.CUDA_SOURCE + "void* ldl_instances[] = {"
+    src.write_text(ldl_cupy.CUDA_SOURCE + "void* ldl_instances[] = {"
                    + ", ".join(f"(void*)&{name}" for name in names) + "};\n")
     ptx = tmp_path / "ldl.ptx"
-    build = subprocess.run([nvcc, "-arch=sm_90", "--ptx", *cupy_kernel.NVRTC_OPTIONS,
+    build = subprocess.run([nvcc, "-arch=sm_90", "--ptx", *ldl_cupy.NVRTC_OPTIONS,
                             str(src), "-o", str(ptx)], capture_output=True, text=True)
     if build.returncode != 0 and "nvcc fatal" in build.stderr and "arch" in build.stderr:
         pytest.skip(f"this nvcc cannot target sm_90: {build.stderr[-300:]}")
@@ -456,7 +448,7 @@ def test_dispatch_routes_cupy_namespace(monkeypatch):
     assert array_api_compat.is_cupy_namespace(fake_cupy)
     calls = []
     for name in ("modified_ldl", "ldl_solve", "modified_ldl_solve"):
-        monkeypatch.setattr(cupy_kernel, name, lambda *a, _n=name: calls.append(_n) or _n)
+        monkeypatch.setattr(ldl_cupy, name, lambda *a, _n=name: calls.append(_n) or _n)
     assert ldl.modified_ldl("H", xp=fake_cupy) == "modified_ldl"
     assert ldl.ldl_solve("f", "b", xp=fake_cupy) == "ldl_solve"
     assert ldl.modified_ldl_solve("H", "b", xp=fake_cupy) == "modified_ldl_solve"
@@ -470,41 +462,29 @@ def test_dispatch_routes_cupy_namespace(monkeypatch):
 
 
 def test_launch_shape():
-    assert cupy_kernel.block_size(1, 10**5) == 32
-    assert cupy_kernel.block_size(93, 1000) == 128
-    assert cupy_kernel.block_size(900, 100) == 256
-    assert cupy_kernel.block_size(1200, 1) == 512
+    assert ldl_cupy.block_size(1, 10**5) == 32
+    assert ldl_cupy.block_size(93, 1000) == 128
+    assert ldl_cupy.block_size(900, 100) == 256
+    assert ldl_cupy.block_size(1200, 1) == 512
     for n, K in [(1, 1), (93, 10**5), (1200, 1), (1200, 100)]:
         for itemsize in (4, 8):
-            threads = cupy_kernel.block_size(n, K)
+            threads = ldl_cupy.block_size(n, K)
             assert threads % 32 == 0
-            assert cupy_kernel.shared_bytes(n, threads, itemsize) <= cupy_kernel.MAX_SHARED_BYTES
+            assert ldl_cupy.shared_bytes(n, threads, itemsize) <= ldl_cupy.MAX_SHARED_BYTES
 
 
 def test_module_imports_without_cupy():
     # CuPy is imported inside the functions only; importing the dispatcher and the
     # kernel module must not import it (nor compile anything).
-    code = ("import sys, chebpan.ldl, chebpan.ldl.cupy_kernel as k; "
+    code = ("import sys, chebpan._core.ldl, chebpan._kernels.ldl_cupy as k; "
             "assert 'cupy' not in sys.modules and k._modules == {}")
     subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ))
-    assert "ldl_factor_kernel" in cupy_kernel.CUDA_SOURCE
+    assert "ldl_factor_kernel" in ldl_cupy.CUDA_SOURCE
 
 
 # ---------------------------------------------------------------------- GPU: CuPy path
 
 
-def _gpu_available():
-    try:
-        import cupy
-    except Exception:
-        return False
-    try:
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:
-        return False
-
-
-needs_gpu = pytest.mark.skipif(not _gpu_available(), reason="needs CuPy and a CUDA GPU")
 
 
 def tuple_to_host(f):
@@ -534,8 +514,8 @@ def test_cupy_matches_numba(kind, dtype, n):
     tol = 1e-12 if dtype == np.float64 else 8 * eps
     strict = kind is not near_singular
 
-    fn = numba_kernel.modified_ldl(H)
-    fc = cupy_kernel.modified_ldl(cupy.asarray(H))
+    fn = ldl_numba.modified_ldl(H)
+    fc = ldl_cupy.modified_ldl(cupy.asarray(H))
     assert all(isinstance(a, cupy.ndarray) for a in fc)
     assert fc.perm.dtype == cupy.int64 and fc.L.dtype == fc.d.dtype == fc.e.dtype == dtype
     fch = tuple_to_host(fc)
@@ -545,8 +525,8 @@ def test_cupy_matches_numba(kind, dtype, n):
     cond = np.linalg.cond((H + fn.e[:, None, :] * np.eye(n, dtype=dtype)).astype(np.float64))
     x_tol = np.maximum(tol, 10 * n * eps * cond) if strict else np.inf
     for rhs in (b, B):
-        xn, en = numba_kernel.modified_ldl_solve(H, rhs)
-        x, e = cupy_kernel.modified_ldl_solve(cupy.asarray(H), cupy.asarray(rhs))
+        xn, en = ldl_numba.modified_ldl_solve(H, rhs)
+        x, e = ldl_cupy.modified_ldl_solve(cupy.asarray(H), cupy.asarray(rhs))
         assert isinstance(x, cupy.ndarray) and x.shape == rhs.shape and x.dtype == dtype
         assert isinstance(e, cupy.ndarray) and e.dtype == dtype
         x, e = cupy.asnumpy(x), cupy.asnumpy(e)
@@ -554,7 +534,7 @@ def test_cupy_matches_numba(kind, dtype, n):
         if strict:
             np.testing.assert_allclose(e, en, rtol=tol, atol=tol * np.abs(fn.d).max())
             assert np.all(rel_err(x, xn) <= x_tol), rel_err(x, xn)
-        y = cupy.asnumpy(cupy_kernel.ldl_solve(fc, cupy.asarray(rhs)))
+        y = cupy.asnumpy(ldl_cupy.ldl_solve(fc, cupy.asarray(rhs)))
         assert y.shape == rhs.shape
         check_solve(H, fch.e, rhs, y)
         if strict:
@@ -583,22 +563,22 @@ def test_cupy_grid_stride_and_block_sizes(monkeypatch, n):
     H = indefinite(rng, 9, n)
     b = rng.standard_normal((9, n))
     Hg, bg = cupy.asarray(H), cupy.asarray(b)
-    x0, e0 = (cupy.asnumpy(a) for a in cupy_kernel.modified_ldl_solve(Hg, bg))
-    f0 = tuple_to_host(cupy_kernel.modified_ldl(Hg))
-    xn, en = numba_kernel.modified_ldl_solve(H, b)
+    x0, e0 = (cupy.asnumpy(a) for a in ldl_cupy.modified_ldl_solve(Hg, bg))
+    f0 = tuple_to_host(ldl_cupy.modified_ldl(Hg))
+    xn, en = ldl_numba.modified_ldl_solve(H, b)
     assert_solution_agrees(H, en, x0, xn)
     for threads in (32, 64, 256, 512):
-        monkeypatch.setattr(cupy_kernel, "block_size", lambda n, K, _t=threads: _t)
+        monkeypatch.setattr(ldl_cupy, "block_size", lambda n, K, _t=threads: _t)
         for max_grid, scratch in ((1 << 16, 1 << 30), (2, 1 << 30), (1 << 16, 1)):
-            monkeypatch.setattr(cupy_kernel, "MAX_GRID", max_grid)
-            monkeypatch.setattr(cupy_kernel, "SCRATCH_BYTES", scratch)
-            x, e = cupy_kernel.modified_ldl_solve(Hg, bg)
+            monkeypatch.setattr(ldl_cupy, "MAX_GRID", max_grid)
+            monkeypatch.setattr(ldl_cupy, "SCRATCH_BYTES", scratch)
+            x, e = ldl_cupy.modified_ldl_solve(Hg, bg)
             np.testing.assert_array_equal(cupy.asnumpy(x), x0)
             np.testing.assert_array_equal(cupy.asnumpy(e), e0)
-            f = cupy_kernel.modified_ldl(Hg)
+            f = ldl_cupy.modified_ldl(Hg)
             for a, c in zip(tuple_to_host(f), f0):
                 np.testing.assert_array_equal(a, c)
-            np.testing.assert_array_equal(cupy.asnumpy(cupy_kernel.ldl_solve(f, bg)), x0)
+            np.testing.assert_array_equal(cupy.asnumpy(ldl_cupy.ldl_solve(f, bg)), x0)
 
 
 @pytest.mark.cupy
@@ -609,14 +589,14 @@ def test_cupy_large_batch_and_large_n():
     rng = np.random.default_rng(11)
     H = positive_definite(rng, 2000, 8)
     b = rng.standard_normal((2000, 8))
-    x, e = cupy_kernel.modified_ldl_solve(cupy.asarray(H), cupy.asarray(b))
-    xn, en = numba_kernel.modified_ldl_solve(H, b)
+    x, e = ldl_cupy.modified_ldl_solve(cupy.asarray(H), cupy.asarray(b))
+    xn, en = ldl_numba.modified_ldl_solve(H, b)
     assert_solution_agrees(H, en, cupy.asnumpy(x), xn)
     assert bool(cupy.all(e == 0))
     H = indefinite(rng, 2, 1000)
     b = rng.standard_normal((2, 1000))
-    x, e = cupy_kernel.modified_ldl_solve(cupy.asarray(H), cupy.asarray(b))
-    xn, en = numba_kernel.modified_ldl_solve(H, b)
+    x, e = ldl_cupy.modified_ldl_solve(cupy.asarray(H), cupy.asarray(b))
+    xn, en = ldl_numba.modified_ldl_solve(H, b)
     check_solve(H, cupy.asnumpy(e), b, cupy.asnumpy(x))
     assert_solution_agrees(H, en, cupy.asnumpy(x), xn)
 
@@ -647,10 +627,10 @@ def test_cupy_input_validation():
     import cupy
 
     with pytest.raises(ValueError):
-        cupy_kernel.modified_ldl(cupy.zeros((3, 3)))
+        ldl_cupy.modified_ldl(cupy.zeros((3, 3)))
     with pytest.raises(TypeError):
-        cupy_kernel.modified_ldl(cupy.zeros((1, 3, 3), dtype=cupy.int64))
+        ldl_cupy.modified_ldl(cupy.zeros((1, 3, 3), dtype=cupy.int64))
     with pytest.raises(ValueError):
-        cupy_kernel.modified_ldl_solve(cupy.eye(3)[None], cupy.ones((1, 4)))
-    x, e = cupy_kernel.modified_ldl_solve(cupy.zeros((0, 4, 4)), cupy.zeros((0, 4)))
+        ldl_cupy.modified_ldl_solve(cupy.eye(3)[None], cupy.ones((1, 4)))
+    x, e = ldl_cupy.modified_ldl_solve(cupy.zeros((0, 4, 4)), cupy.zeros((0, 4)))
     assert x.shape == (0, 4) and e.shape == (0, 4)

@@ -1,4 +1,4 @@
-"""Tests for chebpan.linesearch (strong-Wolfe line search, paper Alg. 5/6)."""
+"""Tests for chebpan._core.linesearch (strong-Wolfe line search, paper Alg. 5/6)."""
 
 import math
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chebpan.linesearch import LineSearchResult, _cubic_step, strong_wolfe
+from chebpan._core.linesearch import LineSearchResult, _cubic_step, strong_wolfe
 
 
 # --------------------------------------------------------------------------- helpers

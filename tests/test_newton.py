@@ -1,7 +1,7 @@
-"""Tests of chebpan.newton: residual, analytic gradient, Gauss–Newton matrix, Newton step.
+"""Tests of chebpan._core.newton: residual, analytic gradient, Gauss–Newton matrix, Newton step.
 
 The gradient is checked against central finite differences of the objective itself,
-H against DESIGN §1's explicit formula and against exact second differences of a
+H against the explicit formula of docs/algorithm.md ("Newton steps") and against exact second differences of a
 quadratic objective, and the Newton step against the exactness it must have on
 linear problems.
 """
@@ -12,8 +12,8 @@ import pytest
 import scipy.linalg
 from numpy.testing import assert_allclose
 
-from chebpan.basis import get_basis
-from chebpan.newton import (
+from chebpan._core.basis import get_basis
+from chebpan._core.newton import (
     gauss_newton_matrix,
     gradient,
     newton_direction,
@@ -21,8 +21,8 @@ from chebpan.newton import (
     residual,
     residual_jacobian,
 )
-from chebpan.picard import end_value, node_values
-from chebpan.problems import lorenz, spiral
+from chebpan._core.picard import end_value, node_values
+from chebpan.testing import lorenz, spiral
 
 
 class Segment:
@@ -170,7 +170,7 @@ def test_residual_is_zero_at_first_node_and_matches_definition():
     assert np.all(r[..., 0] == 0) or np.abs(r[..., 0]).max() < 1e-15
     # definition: r̃_m = (h/2) (f_a − f(t_m, y_m)) + Σ_n X_n D̃[n, m] = (h/2) (y'(t_m) − f(t_m, y_m))
     # with y' from numpy's derivative of the Chebyshev series of the same polynomial
-    from chebpan.picard import coefficients
+    from chebpan._core.picard import coefficients
     import numpy.polynomial.chebyshev as C
     c = coefficients(seg.basis, seg.y_a, seg.f_a, seg.half_h, x, xp=anp)
     tau = np.asarray(seg.basis.tau)
@@ -184,13 +184,13 @@ def test_residual_is_zero_at_first_node_and_matches_definition():
 
 
 def _design_formulas(seg, x):
-    """DESIGN §1's ∇e and H (unscaled residual), from the quadruple sum."""
+    """docs/algorithm.md's ∇e and H (unscaled residual), from the quadruple sum."""
     b = seg.basis
     D, Phi, w = np.asarray(b.d_tilde), np.asarray(b.phi_tilde), np.asarray(b.weights)
     J = seg.jac_nodes(x)  # (K, M, L, L)
     K, M, L, _ = J.shape
     n = b.n_coeffs - 2
-    r = seg.residual(x) / seg.half_h[:, :, None]  # DESIGN's unscaled r_m, (K, L, M)
+    r = seg.residual(x) / seg.half_h[:, :, None]  # docs/algorithm.md's unscaled r_m, (K, n, M)
     grads, hs = [], []
     for k in range(K):
         s = 2 / seg.h[k]
@@ -209,7 +209,7 @@ def _design_formulas(seg, x):
 @pytest.mark.parametrize("name", ["lorenz", "tanh", "time"])
 @pytest.mark.parametrize("N,M,h", SETUPS)
 def test_gradient_and_hessian_match_design_formulas(name, N, M, h):
-    """newton.py works with r̃ = (h/2) r: its ∇ẽ and H̃ are DESIGN's times (h/2)²."""
+    """newton.py works with r̃ = (h/2) r: its ∇ẽ and H̃ are docs/algorithm.md's times (h/2)²."""
     fun, jac, y_a = PROBLEMS[name]()
     seg = Segment(fun, jac, y_a, [0.0, 1.0], h, N, M)
     x = _random_x(np.random.default_rng(2), *y_a.shape, N, scale=1.0)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.integrate
 
-from chebpan.problems import spiral
+from chebpan.testing import spiral
 
 pytest.importorskip("mpmath")
 

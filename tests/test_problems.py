@@ -1,4 +1,4 @@
-"""Tests of chebpan.problems: right-hand sides, Jacobians and the mpmath references."""
+"""Tests of chebpan.testing: right-hand sides, Jacobians and the mpmath references."""
 
 import dataclasses
 import json
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from chebpan import problems
-from chebpan.problems import PROBLEMS, Problem, lorenz, spiral
+from chebpan.testing import _paper as problems
+from chebpan.testing import PROBLEMS, Problem, lorenz, spiral
 
 mpmath = pytest.importorskip("mpmath")
 
@@ -327,7 +327,7 @@ def test_import_without_mpmath():
     code = (
         "import sys; sys.modules['mpmath'] = None\n"
         "import numpy as np\n"
-        "from chebpan.problems import lorenz, spiral\n"
+        "from chebpan.testing import lorenz, spiral\n"
         "p = lorenz(); print(p.fun(0.0, np.array(p.y0)).shape, spiral().jac(0.0, [1.0, 2.0]).shape)\n"
     )
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

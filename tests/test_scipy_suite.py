@@ -68,7 +68,7 @@ EXPECTED_FAILURES = {
         "njev == nlu == 0"),
     "test_integration_const_jac": _COST + (
         "nfev < 100, njev == 0, 0 < nlu < 15 for Radau/BDF; PAN's "
-        "zero-order iteration converges without any factorisation (nlu == 0)"),
+        "Picard iteration converges without any factorisation (nlu == 0)"),
 }
 
 #: scipy test id -> regular expression the failing source line must match,

@@ -1,7 +1,7 @@
 """End-to-end tests of chebpan.solve_ivp (method="PAN", the default).
 
 Accuracy is asserted against exact solutions (closed forms, matrix exponentials) or the
-mpmath references of chebpan.problems, never against chebpan's own earlier output.
+mpmath references of chebpan.testing, never against chebpan's own earlier output.
 """
 
 import warnings
@@ -14,7 +14,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy.sparse import csc_matrix
 
 import chebpan
-from chebpan.problems import lorenz, spiral
+from chebpan.testing import lorenz, spiral
 
 SCIPY_SUCCESS = "The solver successfully reached the end of the integration interval."
 

@@ -8,11 +8,11 @@ from hypothesis import strategies as st
 from scipy.linalg import expm
 
 import chebpan
-from chebpan.basis import get_basis
-from chebpan.counters import Counters
-from chebpan.newton import DenseLinearization
-from chebpan.rhs import Evaluator
-from chebpan.sparse import SparseLinearization, SparsityPattern, group_columns
+from chebpan._core.basis import get_basis
+from chebpan._rhs.counters import Counters
+from chebpan._core.newton import DenseLinearization
+from chebpan._rhs.evaluator import Evaluator
+from chebpan._rhs.sparse import SparseLinearization, SparsityPattern, group_columns
 
 
 def tridiagonal(n, lower=1.0, main=-2.0, upper=1.0):

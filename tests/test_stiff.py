@@ -6,9 +6,9 @@ import scipy.integrate
 from scipy.linalg import expm
 
 import chebpan
-from chebpan import ivp
-from chebpan.basis import get_basis
-from chebpan.picard import coefficients, end_value, euler_start, node_values
+from chebpan._control import single
+from chebpan._core.basis import get_basis
+from chebpan._core.picard import coefficients, end_value, euler_start, node_values
 
 # A symmetric-ish coupling of a slow (−1) and a fast (−1e5) mode.
 STIFF_MATRIX = np.array([[-1.0, 0.3], [0.3, -1e5]])
@@ -55,7 +55,7 @@ def test_stiff_linear_system_against_the_matrix_exponential():
 
 
 def test_stiff_mode_is_what_keeps_the_linear_system_cheap(monkeypatch):
-    monkeypatch.setattr(ivp, "STIFF_ON", np.inf)
+    monkeypatch.setattr(single, "STIFF_ON", np.inf)
     res = chebpan.solve_ivp(lambda t, y: STIFF_MATRIX @ y, (0, 20), STIFF_Y0,
                             vectorized=True, rtol=1e-8, atol=1e-12, jac=STIFF_MATRIX)
     assert res.status == 0 and res.nsegments > 20
@@ -127,5 +127,5 @@ def test_stiff_switch_only_where_the_stiff_basis_has_newton(max_newton_size):
     assert res.status == 0
     assert np.max(np.abs(res.y[:, -1] - exact) / (1e-12 + 1e-8 * np.abs(exact))) < 1
     # 61: the stiff basis has no Newton, so the solve stays on the paper's
-    # basis (with Newton); switching would leave it the zero-order iteration.
+    # basis (with Newton); switching would leave it the Picard iteration.
     assert res.nsegments < 60

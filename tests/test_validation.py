@@ -25,7 +25,9 @@ import pytest
 import scipy.integrate
 
 import chebpan
-from chebpan import validation as v
+from chebpan._frontend import validation as v
+from chebpan._frontend.arguments import wrap_args, wrap_jac
+from chebpan._rhs.checks import check_fun_output
 
 T_SPAN = (0.0, 1.0)
 Y0 = [1.0, 2.0]
@@ -49,9 +51,9 @@ def chebpan_front_end(fun, t_span, y0, method="RK45", t_eval=None,
     """Run chebpan's validators in the order SciPy makes its checks."""
     v.validate_method(method)
     t0, tf = v.validate_t_span(t_span)
-    fun = v.wrap_args(fun, args)
+    fun = wrap_args(fun, args)
     if "jac" in options:
-        options["jac"] = v.wrap_jac(options["jac"], args)
+        options["jac"] = wrap_jac(options["jac"], args)
     t_eval = v.validate_t_eval(t_eval, t0, tf)
     # What SciPy's solver constructor does (RK45's option set).
     known = {k: options.pop(k) for k in RK45_OPTIONS if k in options}
@@ -59,7 +61,7 @@ def chebpan_front_end(fun, t_span, y0, method="RK45", t_eval=None,
     y0 = v.validate_y0(y0)
     v.validate_max_step(known.get("max_step", np.inf))
     v.validate_tol(known.get("rtol", 1e-3), known.get("atol", 1e-6), y0.size)
-    v.check_fun_output(fun(t0, y0), y0.shape, dtype=y0.dtype)
+    check_fun_output(fun(t0, y0), y0.shape, dtype=y0.dtype)
     if known.get("first_step") is not None:
         v.validate_first_step(known["first_step"], t0, tf)
 
@@ -367,28 +369,28 @@ def _caller_line():
 
 
 def test_tol_warning_points_at_caller():
-    def fake_solve_ivp():
-        return v.validate_tol(1e-20, 1e-6, 1)
-
+    # The first frame outside chebpan is the caller (the end-to-end chain through
+    # chebpan.solve_ivp is checked by test_validators_match_scipy).
     with pytest.warns(UserWarning, match="too small") as rec:
         line = _caller_line()
-        fake_solve_ivp()
+        v.validate_tol(1e-20, 1e-6, 1)
     assert (rec[0].filename, rec[0].lineno) == (__file__, line)
 
 
 def test_extraneous_warning_points_at_caller_and_empty_is_silent():
-    def fake_solve_ivp(**options):
-        v.warn_extraneous(options)
-
     with pytest.warns(UserWarning) as rec:
         line = _caller_line()
-        fake_solve_ivp(foo=1)
+        v.warn_extraneous({"foo": 1})
     assert str(rec[0].message) == (
         "The following arguments have no effect for a chosen solver: `foo`.")
     assert (rec[0].filename, rec[0].lineno) == (__file__, line)
+    with pytest.warns(UserWarning) as rec:
+        line = _caller_line()
+        chebpan.solve_ivp(lambda t, y: -y, (0, 1), [1.0], foo=1)
+    assert (rec[0].filename, rec[0].lineno) == (__file__, line)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        fake_solve_ivp()
+        v.warn_extraneous({})
 
 
 def test_first_and_max_step_return_floats():
@@ -444,57 +446,57 @@ def test_scipy_method_table_matches_scipy_message():
 
 
 def test_wrap_args():
-    assert v.wrap_args(rhs, None) is rhs
+    assert wrap_args(rhs, None) is rhs
 
     def f(t, y, a, b):
         return (t, y, a, b)
 
-    assert v.wrap_args(f, (1, 2))(0.5, "y") == (0.5, "y", 1, 2)
-    assert v.wrap_args(f, [1, 2])(0.5, "y") == (0.5, "y", 1, 2)
-    assert v.wrap_args(f, "ab")(0.5, "y") == (0.5, "y", "a", "b")
+    assert wrap_args(f, (1, 2))(0.5, "y") == (0.5, "y", 1, 2)
+    assert wrap_args(f, [1, 2])(0.5, "y") == (0.5, "y", 1, 2)
+    assert wrap_args(f, "ab")(0.5, "y") == (0.5, "y", "a", "b")
     # A generator is read once, then passed on every call.
-    g = v.wrap_args(f, (x for x in (1, 2)))
+    g = wrap_args(f, (x for x in (1, 2)))
     assert g(0, 0) == g(0, 0) == (0, 0, 1, 2)
 
 
 def test_wrap_jac():
     jac = np.eye(2)
-    assert v.wrap_jac(jac, (1,)) is jac
-    assert v.wrap_jac(rhs, None) is rhs
-    assert v.wrap_jac(None, (1,)) is None
+    assert wrap_jac(jac, (1,)) is jac
+    assert wrap_jac(rhs, None) is rhs
+    assert wrap_jac(None, (1,)) is None
 
     def j(t, y, a):
         return a
 
-    assert v.wrap_jac(j, (7,))(0.0, None) == 7
+    assert wrap_jac(j, (7,))(0.0, None) == 7
     expected = run_and_capture(lambda: scipy.integrate.solve_ivp(
         rhs, T_SPAN, Y0, method="Radau", jac=j, args=3))
     with pytest.raises(expected.exc_type, match=re.escape(expected.message)):
-        v.wrap_jac(j, 3)
+        wrap_jac(j, 3)
 
 
 def test_args_error_chains_original():
     with pytest.raises(TypeError) as excinfo:
-        v.wrap_args(rhs, 1)
+        wrap_args(rhs, 1)
     assert isinstance(excinfo.value.__cause__, TypeError)
 
 
 def test_check_fun_output_conversion():
-    out = v.check_fun_output([1, 2], (2,))
+    out = check_fun_output([1, 2], (2,))
     assert out.dtype == np.float64
-    out = v.check_fun_output([1j, 2], (2,))
+    out = check_fun_output([1j, 2], (2,))
     assert out.dtype == np.complex128
-    out = v.check_fun_output((1.0, 2.0), (2,), dtype=complex)
+    out = check_fun_output((1.0, 2.0), (2,), dtype=complex)
     assert out.dtype == np.complex128
     with pytest.warns(np.exceptions.ComplexWarning):
-        out = v.check_fun_output(np.array([1 + 1j, 2]), (2,), dtype=float)
+        out = check_fun_output(np.array([1 + 1j, 2]), (2,), dtype=float)
     np.testing.assert_array_equal(out, [1.0, 2.0])
 
 
 def test_check_fun_output_scalar_broadcast_for_n_1():
-    out = v.check_fun_output(2.0, (1,))
+    out = check_fun_output(2.0, (1,))
     assert out.shape == (1,) and out[0] == 2.0
-    out = v.check_fun_output(2.0, (1, 3))
+    out = check_fun_output(2.0, (1, 3))
     np.testing.assert_array_equal(out, [[2.0, 2.0, 2.0]])
     # Same as SciPy: the scalar return gives the exponential solution.
     res = scipy.integrate.solve_ivp(lambda t, y: float(y[0]), (0, 1), [1.0])
@@ -502,7 +504,7 @@ def test_check_fun_output_scalar_broadcast_for_n_1():
 
 
 def test_check_fun_output_vectorized_single_column():
-    out = v.check_fun_output([1.0, 2.0], (2, 1))
+    out = check_fun_output([1.0, 2.0], (2, 1))
     assert out.shape == (2, 1)
 
 
@@ -519,4 +521,4 @@ def test_check_fun_output_vectorized_single_column():
 ])
 def test_check_fun_output_wrong_shape(value, shape, name, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        v.check_fun_output(value, shape, name=name)
+        check_fun_output(value, shape, name=name)

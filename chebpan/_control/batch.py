@@ -1,0 +1,401 @@
+"""Batched IVPs: K independent solves in lock step, one ``fun`` call per round.
+
+Each instance has its own segments: its own length, acceptance and
+convergence.  What the instances share is the *round*: in each one, ``fun``
+is called once on the nodes of every active instance (and the Jacobian on
+those of the instances in a Newton phase), and then every instance takes one
+step of its own iteration (:mod:`chebpan._control.batch_steps`).
+
+A finished segment is accepted or rejected on its error estimate, as in a
+single solve; an instance that reaches ``tf`` (or fails) leaves the active
+set, so no work is spent on it.  The per-instance state is a table of arrays
+over the active instances (:class:`~chebpan._control.batch_table.Table`): the
+Picard step runs on all rows at once, and the (usually few) rows in a Newton
+phase or starting a new attempt are computed apart and written back in place,
+so instances are never looped over in Python and the rows that go on are never
+copied.
+
+Differences from a single solve (:mod:`chebpan._control.single`), chosen for
+work rather than depth: the defaults (the batch column of
+:data:`chebpan._control.options.OPTIONS`), every attempt starting with the
+Picard iteration, one start per attempt (the rejected attempt's polynomial,
+else the previous segment's, else Euler's) instead of the best of several, and
+a backtracking line search instead of the strong Wolfe search (which needs a
+gradient, hence a matrix product, at every trial).  Stiff segments keep the
+paper's basis (see ``docs/user-guide.md``).
+"""
+
+from __future__ import annotations
+
+import math
+
+from .._core.estimates import decay_error_estimates, error_estimates
+from .._core.picard import coefficients, end_value, euler_start, node_values
+from .._output.result import failure_message
+from .batch_steps import IterationSteps
+from .batch_table import (
+    ERROR,
+    FAILED,
+    FAILURES,
+    FINISHED,
+    GOING,
+    NEWTON_FIELDS,
+    NEWTON_START,
+    NEWTON_TRIAL,
+    NONFINITE,
+    OUTCOME_FIELDS,
+    PICARD,
+    STATE_FIELDS,
+    Ended,
+    Table,
+)
+from .policy import (
+    FIRST_MAX_FACTOR,
+    MAX_FACTOR,
+    PICARD_ONLY_FACTOR,
+    PICARD_ONLY_RHO,
+    ROUNDING_ULPS,
+    SAFETY_REJECT,
+    STRETCH,
+    extrapolated_guess,
+    initial_lengths,
+    length_factors,
+    tolerance_scale,
+)
+
+__all__ = ["BatchLoop"]
+
+
+class BatchLoop(IterationSteps):
+    """State of a batched PAN solve: K instances of one IVP family.
+
+    Parameters
+    ----------
+    evaluator : chebpan._rhs.evaluator.Evaluator
+        Its ``batch_args`` (if any) are gathered by instance.
+    basis : ChebyshevBasis
+    t0, tf : float
+    y0 : array, shape (K, n)
+    rtol, atol : float or array (n,)
+    max_step : float
+    iteration : chebpan._control.options.IterationOptions
+    counters : chebpan._rhs.counters.Counters
+        Summed over the instances (``depth`` counts rounds).
+    xp : namespace
+    newton_memory : int
+        Bytes of Newton workspace per chunk of instances.
+    """
+
+    def __init__(self, evaluator, basis, t0, tf, y0, rtol, atol, max_step, iteration,
+                 counters, *, xp, newton_memory):
+        self.xp = xp
+        self.evaluator = evaluator
+        self.basis = basis
+        self.t0, self.tf = t0, tf
+        self.direction = 1.0 if tf >= t0 else -1.0
+        self.max_step = max_step
+        self.y0 = y0
+        self.dtype = y0.dtype
+        self.device = y0.device
+        self.rtol = xp.asarray(rtol, dtype=y0.dtype, device=y0.device)
+        self.atol = xp.asarray(atol, dtype=y0.dtype, device=y0.device)
+        self.options = iteration
+        self.counters = counters
+        self.newton_memory = int(newton_memory)
+        self.eps = float(xp.finfo(y0.dtype).eps)
+        self.tau64 = xp.astype(basis.tau, xp.float64)
+        n = y0.shape[1]
+        self.newton_allowed = n * basis.n_free <= iteration.max_newton_size
+        self.fields = STATE_FIELDS + (NEWTON_FIELDS if self.newton_allowed else ())
+        if self.newton_allowed:
+            self.max_picard, self.rho_limit = iteration.max_picard, iteration.rho_newton
+        else:
+            self.max_picard = PICARD_ONLY_FACTOR * iteration.max_picard
+            self.rho_limit = PICARD_ONLY_RHO
+        #: Accepted segments, one tuple of arrays per round that accepted any:
+        #: (ids, t_a, t_b, coeffs, y_start, y_end).
+        self.segments = []
+        #: Ended instances, an :class:`Ended` record per round that ended any.
+        self.ended = []
+
+    # -- helpers -----------------------------------------------------------
+    def _float64(self, value, size):
+        return self.xp.full((size,), value, dtype=self.xp.float64, device=self.device)
+
+    def _scale(self, *values):
+        return tolerance_scale(self.atol, self.rtol, *values, xp=self.xp)
+
+    def _floor(self, y_nodes, scale):
+        """The convergence test's rounding floor of each instance, scaled."""
+        xp = self.xp
+        if y_nodes.shape[1] == 0:
+            return xp.zeros(y_nodes.shape[:1], dtype=y_nodes.dtype, device=self.device)
+        return ROUNDING_ULPS * self.eps * xp.max(xp.max(xp.abs(y_nodes), axis=-1) / scale,
+                                                 axis=-1)
+
+    def _half_h(self, table):
+        return self.xp.astype((table.t_b - table.t_a) / 2, self.dtype)[:, None]
+
+    def _node_times(self, t_a, t_b):
+        """(K, M) float64 node times, the last exactly ``t_b``."""
+        xp = self.xp
+        t = t_a[:, None] + ((t_b - t_a) / 2)[:, None] * (1 + self.tau64)[None, :]
+        return xp.concat([t[:, :-1], t_b[:, None]], axis=1)
+
+    def _f_at_points(self, t, y, ids):
+        """``fun`` at one point per instance: t (K,), y (K, n) → (K, n), one round."""
+        xp = self.xp
+        f, _ = self.evaluator.evaluate(t, xp.matrix_transpose(y), instances=ids)
+        return xp.matrix_transpose(f)
+
+    def _end(self, table, status, messages=None):
+        # (copies: the table's arrays are updated in place later)
+        xp = self.xp
+        self.ended.append(Ended(xp.asarray(table.ids, copy=True), status, messages,
+                                *(xp.asarray(value, copy=True)
+                                  for value in (table.nsegments, table.nrejected, table.depth))))
+
+    def _fail(self, table, messages):
+        if len(table):
+            self._end(table, -1, messages)
+
+    # -- the loop ----------------------------------------------------------
+    def run(self, first_step):
+        xp = self.xp
+        k, n = self.y0.shape
+        ids = xp.arange(k, dtype=xp.int64, device=self.device)
+        zeros_int = xp.zeros((k,), dtype=xp.int64, device=self.device)
+        if self.tf == self.t0 or k == 0:
+            self.ended.append(Ended(ids, 0, None, zeros_int, zeros_int, zeros_int))
+            return
+        if n == 0:
+            # Nothing to integrate: one empty segment over the span each.
+            coeffs = xp.zeros((k, 0, self.basis.n_coeffs), dtype=self.dtype, device=self.device)
+            self.segments.append((ids, self._float64(self.t0, k), self._float64(self.tf, k),
+                                  coeffs, self.y0, self.y0))
+            self.ended.append(Ended(ids, 0, None, zeros_int, zeros_int, zeros_int))
+            return
+        f0 = self._f_at_points(self._float64(self.t0, k), self.y0, ids)
+        finite = xp.all(xp.isfinite(f0), axis=1)
+        # (depth: f0's round, and the initial length's unless first_step is given)
+        state = self._initial_state(ids, f0, 1 if first_step is not None else 2)
+        bad = state.select(~finite)
+        bad.depth = xp.ones_like(bad.depth)
+        self._fail(bad, [f"`fun` returned non-finite values at t = {self.t0!r}."] * len(bad))
+        state = state.select(finite)
+        if not len(state):
+            return
+        if first_step is None:
+            state.h_abs = initial_lengths(
+                lambda t, y: self._f_at_points(t, y, state.ids), self.t0, self.tf,
+                state.y_a, state.f_a, self._scale(state.y_a), xp=xp)
+        else:
+            state.h_abs = self._float64(first_step, len(state))
+        state, alive = self._start(state)
+        state = state.select(alive) if bool(xp.any(alive)) else None
+        while state is not None:
+            state = self._round(state)
+
+    def _initial_state(self, ids, f0, setup_rounds):
+        """Every field its own array: rows are later written in place."""
+        xp, basis = self.xp, self.basis
+        k, n = self.y0.shape
+        dtype, device = self.dtype, self.device
+
+        def floats(value):
+            return self._float64(value, k)
+
+        def ints():
+            return xp.zeros((k,), dtype=xp.int64, device=device)
+
+        def values(shape=()):
+            return xp.zeros((k, *shape), dtype=dtype, device=device)
+
+        table = Table(
+            xp, ids=ids, t_a=floats(self.t0), t_b=floats(math.nan), h_abs=floats(math.nan),
+            y_a=xp.asarray(self.y0, copy=True), f_a=xp.asarray(f0, copy=True),
+            x=values((n, basis.n_free)),
+            phase=ints(), n_iter=ints(), prev_change=values() + math.nan,
+            prev_coeffs=values((n, basis.n_coeffs)), prev_h=floats(math.nan),
+            att_coeffs=values((n, basis.n_coeffs)), att_h=floats(math.nan),
+            rejected_here=xp.zeros((k,), dtype=xp.bool, device=device),
+            # (a single solve's "last failure" before any: an error on [t0, t0])
+            fail_what=ints() + ERROR, fail_ta=floats(self.t0), fail_tb=floats(self.t0),
+            nsegments=ints(), nrejected=ints(), depth=ints() + setup_rounds)
+        if self.newton_allowed:
+            table.x_base = values((n, basis.n_free))
+            table.direction = values((n, basis.n_free))
+            for name in ("value", "slope", "alpha", "change", "floor"):
+                setattr(table, name, values())
+            table.f_base_end = xp.asarray(f0, copy=True)
+        return table
+
+    def _start(self, table, reached=None):
+        """New attempts from each row's ``t_a`` with length ``h_abs``.
+
+        Returns the same rows and ``alive`` (K,): False where the length fell
+        below the spacing of numbers at ``t_a`` (those instances have failed)
+        and for the rows ``reached`` (at ``tf`` already: nothing to start).
+        """
+        xp, basis = self.xp, self.basis
+        remaining = xp.abs(self.tf - table.t_a)
+        h_abs = xp.minimum(xp.minimum(table.h_abs, self.max_step), remaining)
+        toward = xp.full_like(table.t_a, self.direction * math.inf)
+        min_step = 10 * xp.abs(xp.nextafter(table.t_a, toward) - table.t_a)
+        alive = h_abs >= min_step  # (a NaN length fails too: never loop on it)
+        if reached is not None:
+            alive = alive & ~reached
+        if not bool(xp.all(alive)):
+            stuck = ~alive if reached is None else ~alive & ~reached
+            stuck = table.select(stuck)
+            self._fail(stuck, [
+                failure_message(FAILURES[int(what)], float(t), float(t_a), float(t_b))
+                for what, t, t_a, t_b in zip(stuck.fail_what, stuck.t_a, stuck.fail_ta,
+                                             stuck.fail_tb)])
+            # (harmless lengths for the rows that start nothing)
+            h_abs = xp.where(alive, h_abs, abs(self.tf - self.t0))
+        stretch = (STRETCH * h_abs >= remaining) & (remaining <= self.max_step)
+        table.h_abs = h_abs
+        table.t_b = xp.where((h_abs >= remaining) | stretch, self.tf,
+                             table.t_a + self.direction * h_abs)
+        h = table.t_b - table.t_a
+        half_h = self._half_h(table)
+        x = euler_start(basis, table.f_a, half_h, xp=xp)
+        for has, coeffs, length, tau_start in (
+                (xp.isfinite(table.prev_h), table.prev_coeffs, table.prev_h, 1.0),
+                (xp.isfinite(table.att_h), table.att_coeffs, table.att_h, -1.0)):
+            has = has & alive & (h != 0)
+            if bool(xp.any(has)):
+                x[has] = extrapolated_guess(basis, coeffs[has], length[has], h[has],
+                                            table.f_a[has], xp=xp, tau_start=tau_start)
+        table.x = x
+        # Every attempt starts with the Picard iteration: unlike a single
+        # solve's, a batch's cost is work, and a Newton step costs as much as
+        # tens of Picard steps.
+        table.phase = xp.zeros_like(table.phase) + PICARD
+        table.n_iter = xp.zeros_like(table.n_iter)
+        table.prev_change = xp.full_like(table.prev_change, math.nan)
+        return table, alive
+
+    def _round(self, state):
+        """One evaluation round and one iteration step of every active instance."""
+        xp, basis = self.xp, self.basis
+        state.depth = state.depth + 1
+        k, n, m = len(state), state.y_a.shape[1], basis.n_nodes
+        state.half_h = self._half_h(state)
+        state.y_nodes = node_values(basis, state.y_a, state.f_a, state.half_h, state.x, xp=xp)
+        t_nodes = xp.reshape(self._node_times(state.t_a, state.t_b), (k * m,))
+        flat_y = xp.reshape(xp.permute_dims(state.y_nodes, (1, 0, 2)), (n, k * m))
+        instances = xp.reshape(xp.broadcast_to(state.ids[:, None], (k, m)), (k * m,))
+        needs_jac = state.phase != PICARD
+        jac_points = xp.reshape(xp.broadcast_to(needs_jac[:, None], (k, m)), (k * m,))
+        f, jac = self.evaluator.evaluate_some_jacobians(t_nodes, flat_y, jac_points,
+                                                        instances=instances)
+        state.f_nodes = xp.permute_dims(xp.reshape(f, (n, k, m)), (1, 0, 2))
+        state.finite = xp.all(xp.isfinite(state.f_nodes), axis=(1, 2))
+
+        newton = None
+        if jac is not None:
+            newton = state.select(needs_jac)
+            newton.row = xp.nonzero(needs_jac)[0]
+        # The Picard step runs on every row (cheap); the rows in a Newton
+        # phase (usually few) then overwrite theirs in place.
+        table = self._picard(state, counted=None if jac is None else ~needs_jac)
+        if newton is not None:
+            newton.jac = xp.reshape(jac, (len(newton), m, n, n))
+            newton.finite = newton.finite & xp.all(xp.isfinite(newton.jac), axis=(1, 2, 3))
+            parts = []
+            for phase, step in ((NEWTON_START, self._newton_start),
+                                (NEWTON_TRIAL, self._newton_trial)):
+                for outcome, part in zip((GOING, FINISHED, FAILED),
+                                         step(newton.select(newton.phase == phase))):
+                    if part is not None and len(part):
+                        part.outcome = xp.full_like(part.n_iter, outcome)
+                        parts.append(part)
+            names = self.fields + OUTCOME_FIELDS
+            done = Table.concat(parts, xp, names + ("row",))
+            # (every Newton row is in exactly one part: in row order, they
+            # fill the mask's places)
+            done = done.select_in_order(xp.argsort(done.row))
+            for name in names:
+                value = table.fields[name]
+                value[needs_jac] = done.fields[name]
+        return self._restart_ended_attempts(table)
+
+    def _restart_ended_attempts(self, table):
+        """Finished and failed attempts: accept/reject, start anew in their rows.
+
+        The (few) rows whose attempt ended are taken out in order, updated and
+        written back in place, so the rows that go on are never copied;
+        instances that reached ``tf`` or failed leave the table.
+        """
+        xp = self.xp
+        ended = table.outcome != GOING
+        if not bool(xp.any(ended)):
+            return Table(xp, **{name: table.fields[name] for name in self.fields})
+        rows = self._end_attempts(table.select(ended))
+        rows, alive = self._start(rows, reached=rows.reached)
+        for name in self.fields:
+            value = table.fields[name]
+            value[ended] = rows.fields[name]
+        keep = ~ended
+        keep[ended] = alive
+        table = Table(xp, **{name: table.fields[name] for name in self.fields})
+        if bool(xp.all(keep)):
+            return table
+        return table.select(keep) if bool(xp.any(keep)) else None
+
+    # -- ends of attempts ---------------------------------------------------
+    def _end_attempts(self, table):
+        """Accept or reject the ended attempts (same rows, ``reached`` set).
+
+        A converged attempt is accepted when its error estimate is at most 1;
+        a rejected or failed one keeps its polynomial as the next start (not
+        after non-finite values) and is retried shorter.
+        """
+        xp, basis = self.xp, self.basis
+        half_h = table.half_h
+        coeffs = coefficients(basis, table.y_a, table.f_a, half_h, table.x, xp=xp)
+        y_end = end_value(basis, table.y_a, table.f_a, half_h, table.x, xp=xp)
+        scale = self._scale(table.y_a, y_end)
+        err = xp.astype(error_estimates(coeffs, scale, xp=xp), xp.float64)
+        predicted = xp.astype(decay_error_estimates(coeffs, scale, xp=xp), xp.float64)
+        estimate = xp.where(xp.isnan(predicted), err, xp.minimum(err, predicted))
+        h = table.t_b - table.t_a
+        growth = xp.where(xp.isfinite(table.prev_h), xp.full_like(h, MAX_FACTOR),
+                          FIRST_MAX_FACTOR)
+        factor = length_factors(estimate, basis.n_coeffs, growth, xp=xp)
+        finished = table.outcome == FINISHED
+        accepted = finished & (err <= 1)
+        too_large = finished & ~accepted
+        n_accepted = int(xp.sum(xp.astype(accepted, xp.int64)))
+        self.counters.nsegments += n_accepted
+        self.counters.nrejected += len(table) - n_accepted
+        if n_accepted:
+            # (copies: the table's arrays are updated in place later)
+            self.segments.append(tuple(value[accepted] for value in (
+                table.ids, table.t_a, table.t_b, coeffs, table.y_a, y_end)))
+        # Rejected on the error, or failed: the next start from this polynomial
+        # (not after non-finite values), shorter, the failure remembered.
+        table.fail_what = xp.where(too_large, ERROR, table.fail_what)
+        starts_here = ~accepted & (table.fail_what != NONFINITE)
+        table.att_coeffs = xp.where(starts_here[:, None, None], coeffs, table.att_coeffs)
+        table.att_h = xp.where(starts_here, h, xp.nan)
+        table.fail_ta = xp.where(accepted, table.fail_ta, table.t_a)
+        table.fail_tb = xp.where(accepted, table.fail_tb, table.t_b)
+        shrink = xp.where(too_large, xp.minimum(factor, SAFETY_REJECT), 0.5)
+        grow = xp.where(table.rejected_here, xp.minimum(factor, 1.0), factor)
+        table.h_abs = table.h_abs * xp.where(accepted, grow, shrink)
+        table.rejected_here = ~accepted
+        table.nsegments = table.nsegments + xp.astype(accepted, table.nsegments.dtype)
+        table.nrejected = table.nrejected + xp.astype(~accepted, table.nrejected.dtype)
+        # Accepted: the next segment starts at this one's end.
+        table.prev_coeffs = xp.where(accepted[:, None, None], coeffs, table.prev_coeffs)
+        table.prev_h = xp.where(accepted, h, table.prev_h)
+        table.t_a = xp.where(accepted, table.t_b, table.t_a)
+        table.y_a = xp.where(accepted[:, None], y_end, table.y_a)
+        table.f_a = xp.where(accepted[:, None], table.f_end, table.f_a)
+        table.reached = accepted & (table.t_a == self.tf)
+        if bool(xp.any(table.reached)):
+            self._end(table.select(table.reached), 0)
+        return table

@@ -1,0 +1,104 @@
+"""The state of a batched solve: a table of arrays with one row per active instance.
+
+:class:`Table` holds the per-instance state of :class:`chebpan._control.batch.BatchLoop`
+(its fields: :data:`STATE_FIELDS`, :data:`NEWTON_FIELDS`), the codes of a row's phase,
+of the outcome of its iteration step and of its failure, and :class:`Ended`, the record
+of instances that left the table (read by :func:`chebpan._output.batch_result.batch_result`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+__all__ = ["Table", "Ended", "STATE_FIELDS", "NEWTON_FIELDS", "OUTCOME_FIELDS", "FAILURES"]
+
+#: The phase of a row's iteration.
+PICARD, NEWTON_START, NEWTON_TRIAL = 0, 1, 2
+#: What a row's iteration step led to, and the fields that say how.
+GOING, FINISHED, FAILED = 0, 1, 2
+OUTCOME_FIELDS = ("outcome", "half_h", "f_end", "used_newton")
+FAILURES = ("nonfinite", "no convergence", "stalled", "line search failed", "error")
+NONFINITE, NO_CONVERGENCE, STALLED, LINE_SEARCH, ERROR = range(len(FAILURES))
+
+
+#: The per-instance state carried from round to round ...
+STATE_FIELDS = (
+    "ids", "t_a", "t_b", "h_abs", "y_a", "f_a", "x", "phase", "n_iter", "prev_change",
+    "prev_coeffs", "prev_h", "att_coeffs", "att_h", "rejected_here",
+    "fail_what", "fail_ta", "fail_tb", "nsegments", "nrejected", "depth",
+)
+#: ... and that of the line search, when Newton steps are possible.
+NEWTON_FIELDS = ("x_base", "direction", "value", "slope", "alpha", "change", "floor",
+                 "f_base_end")
+
+
+class Table:
+    """Arrays sharing a leading axis: one row per active instance.
+
+    Tables are never modified in place, only rebound field by field, so a
+    selection of all rows can share the arrays.
+    """
+
+    def __init__(self, xp, **fields):
+        object.__setattr__(self, "xp", xp)
+        object.__setattr__(self, "fields", dict(fields))
+
+    def __getattr__(self, name):
+        try:
+            return self.fields[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name, value):
+        self.fields[name] = value
+
+    def __len__(self):
+        return self.fields["ids"].shape[0]
+
+    def select(self, mask):
+        """The rows where ``mask`` (bools, one per row) holds."""
+        xp = self.xp
+        count = int(xp.sum(xp.astype(mask, xp.int64)))
+        if count == mask.shape[0]:
+            return Table(xp, **self.fields)
+        if count == 0:
+            return Table(xp, **{name: value[:0, ...] for name, value in self.fields.items()})
+        index = xp.nonzero(mask)[0]
+        return Table(xp, **{name: xp.take(value, index, axis=0)
+                             for name, value in self.fields.items()})
+
+    def select_in_order(self, index):
+        """The rows ``index`` (integers), in that order."""
+        xp = self.xp
+        return Table(xp, **{name: xp.take(value, index, axis=0)
+                             for name, value in self.fields.items()})
+
+    @staticmethod
+    def concat(tables, xp, names):
+        """One table of the rows of ``tables`` (None or empty ones skipped).
+
+        Only the fields ``names`` are kept; None when there are no rows.
+        """
+        tables = [table for table in tables if table is not None and len(table)]
+        if not tables:
+            return None
+        if len(tables) == 1:
+            return Table(xp, **{name: tables[0].fields[name] for name in names})
+        return Table(xp, **{name: xp.concat([table.fields[name] for table in tables])
+                             for name in names})
+
+
+class Ended(NamedTuple):
+    """Instances that ended in one round, all with the same ``status``.
+
+    ``ids`` (k,) their indices in the batch; ``messages`` one text each for a
+    failure (``status = -1``), None otherwise; ``nsegments``, ``nrejected`` and
+    ``depth`` (k,) their counters.
+    """
+
+    ids: Any
+    status: int
+    messages: list[str] | None
+    nsegments: Any
+    nrejected: Any
+    depth: Any

@@ -1,0 +1,128 @@
+"""The options of :func:`chebpan.solve_ivp` and their defaults, in one table.
+
+:data:`OPTIONS` lists every keyword of ``**options`` with its default for a single solve
+and, where different, for a batch (a 2-D ``y0``: defaults chosen for work rather than
+depth, measured with ``bench/batch.py``).  The front end takes the options from this
+table (:func:`take_options`, :func:`with_defaults`); the drivers get the iteration's
+part as an :class:`IterationOptions`.  ``tests/test_options.py`` checks the table
+against the docstring of :func:`chebpan.solve_ivp` and the tables of
+docs/user-guide.md.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Option", "OPTIONS", "CONVERGENCE", "IterationOptions", "take_options",
+           "with_defaults", "iteration_options"]
+
+#: Marks an option whose batch default is its single-solve default.
+SAME = object()
+
+
+@dataclass(frozen=True)
+class Option:
+    """One keyword of ``**options``: its default for a single solve and for a batch."""
+
+    name: str
+    default: Any
+    batch: Any = SAME
+
+    def default_for(self, *, batch: bool) -> Any:
+        return self.default if not batch or self.batch is SAME else self.batch
+
+
+#: Every option of :func:`chebpan.solve_ivp` beyond scipy's positional arguments, in the
+#: order of its docstring.  ``n_nodes = None`` stands for ``n_coeffs - 1``.
+OPTIONS = (
+    Option("rtol", 1e-3),
+    Option("atol", 1e-6),
+    Option("first_step", None),
+    Option("max_step", math.inf),
+    Option("jac", None),
+    Option("vectorized_jac", False),
+    Option("jac_sparsity", None),
+    Option("n_coeffs", 32, batch=12),
+    Option("n_nodes", None),
+    Option("max_picard", 12, batch=30),
+    Option("max_newton", 8),
+    Option("rho_newton", 0.2, batch=0.9),
+    Option("max_newton_size", 1200),
+    Option("progress", False),
+    Option("backend", None),
+    Option("batch_args", None),
+    Option("newton_memory", 2**28),
+    Option("tol_ls", None),
+    Option("tol_newton", None),
+)
+
+#: Not an option: an iteration has converged when its estimated remaining change of the
+#: node values is below this fraction of the tolerance (docs/algorithm.md, "One segment").
+CONVERGENCE = 1e-3
+
+#: The options that make up an :class:`IterationOptions`.
+_ITERATION = ("max_picard", "max_newton", "rho_newton", "tol_ls", "tol_newton",
+              "max_newton_size")
+
+
+def take_options(options: dict) -> dict:
+    """Remove the known options from ``options`` and return them (name → value given).
+
+    What stays in ``options`` is extraneous (scipy warns about it).
+    """
+    return {option.name: options.pop(option.name) for option in OPTIONS
+            if option.name in options}
+
+
+def with_defaults(given: dict, *, batch: bool) -> dict:
+    """Every option's value: the one ``given``, else the default (a batch's if ``batch``).
+
+    ``n_nodes`` not given is ``n_coeffs - 1``.
+    """
+    values = {option.name: option.default_for(batch=batch) for option in OPTIONS}
+    values.update(given)
+    if "n_nodes" not in given:
+        values["n_nodes"] = int(values["n_coeffs"]) - 1
+    return values
+
+
+def iteration_options(values: dict) -> IterationOptions:
+    """The :class:`IterationOptions` part of the option ``values`` (of :func:`with_defaults`)."""
+    return IterationOptions(**{name: values[name] for name in _ITERATION})
+
+
+@dataclass(frozen=True)
+class IterationOptions:
+    """Knobs of the per-segment iteration, from :data:`OPTIONS` (:func:`iteration_options`).
+
+    Attributes
+    ----------
+    max_picard, max_newton : int
+        Bounds on the iterations of each kind per segment attempt.
+    rho_newton : float
+        Contraction ratio of the Picard iteration above which it hands
+        over to Newton.
+    convergence : float
+        Converged when the estimated remaining change of the node values,
+        in units of ``atol + rtol |y|``, is below this.
+    max_newton_size : int
+        Largest Newton system ``n·(N−2)``: the Gauss–Newton matrix is dense
+        (memory ``8 (n(N−2))²`` bytes, factorisation ``(n(N−2))³/3`` flops), so
+        larger systems use the Picard iteration only, on segments short
+        enough for it to contract.
+    tol_ls, tol_newton : float or None
+        The paper's stopping rules (§5.5): stop the Picard iteration when
+        ``‖X_k − X_{k−1}‖ < tol_ls`` and Newton when ``‖∇e‖ < tol_newton``
+        (2-norms of the raw coefficients / gradient).  ``None``: use
+        ``convergence`` instead.
+    """
+
+    max_picard: int
+    max_newton: int
+    rho_newton: float
+    tol_ls: float | None
+    tol_newton: float | None
+    max_newton_size: int
+    convergence: float = CONVERGENCE

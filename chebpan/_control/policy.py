@@ -1,0 +1,161 @@
+"""The choices around the iteration: segment lengths, starts, convergence, stiffness.
+
+Shared by the single solve (:mod:`chebpan._control.single`) and the batch
+(:mod:`chebpan._control.batch`): the growth factor of the length from the error
+estimate, the first length, the extrapolated start of a segment, the convergence test
+of an iteration and the constants that tune them.  docs/algorithm.md, "Error estimate
+and segment length" and "Choices the paper leaves open".
+"""
+
+from __future__ import annotations
+
+import math
+
+from .._core.basis import chebyshev_values
+from .._core.estimates import scaled_rms
+from .._core.picard import picard_update
+
+__all__ = ["length_factors", "next_length_factor", "extrapolated_guess", "tolerance_scale",
+           "initial_lengths", "converged"]
+
+#: Growth factor of the length: ``SAFETY · err^(−1/(N−1))`` clipped to
+#: ``[MIN_FACTOR, MAX_FACTOR]``.
+SAFETY = 0.9
+MIN_FACTOR = 0.2
+MAX_FACTOR = 4.0
+#: Largest growth of the length after the first segment (sized by a heuristic).
+FIRST_MAX_FACTOR = 20.0
+#: A segment within this factor of the end is stretched to reach it.
+STRETCH = 1.25
+#: Largest factor applied to the length after an error rejection.
+SAFETY_REJECT = 0.9
+#: Without Newton: this many times ``max_picard`` iterations, and the
+#: contraction ratio above which the segment is given up (and shortened).
+PICARD_ONLY_FACTOR = 4
+PICARD_ONLY_RHO = 0.9
+#: Rounding floor of the convergence test, in units of eps·max|y|.
+ROUNDING_ULPS = 64.0
+#: Order assumed by the first segment's length heuristic (scipy's rule).
+INITIAL_ORDER = 15
+#: Stiffness ``(h/2) ‖J‖_∞`` above which the stiff basis is used, and below
+#: which it is left again (hysteresis; Lorenz at its longest segments: ~50).
+STIFF_ON = 100.0
+STIFF_OFF = 25.0
+#: The same where the paper's basis has no Newton (systems above max_newton_size).
+STIFF_ON_PICARD_ONLY = 1.0
+STIFF_OFF_PICARD_ONLY = 0.25
+
+
+def length_factors(err, n_coeffs: int, max_factor, *, xp):
+    """Growth factors of the segment lengths from scaled error estimates (K,).
+
+    The tail coefficients of a smooth solution scale like ``h^(N-1)``, hence
+    ``SAFETY · err^(−1/(N−1))``, clipped to ``[MIN_FACTOR, max_factor]``.
+    """
+    safe = xp.where((err > 0) & xp.isfinite(err), err, xp.ones_like(err))
+    factor = xp.clip(SAFETY * safe ** (-1.0 / (n_coeffs - 1)), MIN_FACTOR, None)
+    factor = xp.minimum(factor, max_factor)
+    factor = xp.where(err == 0, max_factor * xp.ones_like(err), factor)
+    return xp.where(xp.isfinite(err), factor, MIN_FACTOR * xp.ones_like(err))
+
+
+def next_length_factor(err: float, n_coeffs: int, max_factor: float = MAX_FACTOR) -> float:
+    """Growth factor of the segment length from the scaled error estimate.
+
+    The tail coefficients of a smooth solution scale like ``h^(N-1)``, hence
+    ``SAFETY · err^(−1/(N−1))``, clipped to ``[MIN_FACTOR, MAX_FACTOR]``
+    (the scalar form of :func:`length_factors`).
+    """
+    if err == 0.0:
+        return max_factor
+    if not math.isfinite(err):
+        return MIN_FACTOR
+    factor = SAFETY * err ** (-1.0 / (n_coeffs - 1))
+    return min(max_factor, max(MIN_FACTOR, factor))
+
+
+def extrapolated_guess(basis, prev_coeffs, prev_h, h, f_a, *, xp, tau_start=1.0):
+    """Initial X for a segment from another segment's polynomial.
+
+    The other polynomial (length ``prev_h``; the new segment starts at its
+    reference point ``tau_start``: +1 for the previous segment, −1 for a
+    rejected attempt from the same point) has its derivative evaluated on the
+    new nodes, and one Picard update turns that into X.  Far outside
+    [-1, 1] the high Chebyshev terms blow up (``T_n(τ)`` grows like
+    ``(τ + √(τ²−1))^n``), so the series is truncated where its terms,
+    evaluated at the far end, are smallest (optimal truncation of an
+    asymptotic series).  ``prev_h`` and ``h`` are floats, or arrays (K,)
+    with one length per batch member.
+    """
+    n = basis.n_coeffs
+    tau64 = 1 + xp.astype(basis.tau, xp.float64)
+    # New nodes in the other segment's τ; float64 whatever the working dtype,
+    # since T_n there can exceed float32's range.
+    if isinstance(h, (int, float)):
+        tau_prev = tau_start + (h / prev_h) * tau64
+        _, slopes = chebyshev_values(n, tau_prev, xp=xp)  # (N, M)
+        half_h = xp.asarray([[h / 2]], dtype=f_a.dtype, device=f_a.device)
+        to_time = 2.0 / prev_h
+    else:
+        tau_prev = tau_start + (h / prev_h)[:, None] * tau64
+        _, slopes = chebyshev_values(n, tau_prev, xp=xp)  # (N, K, M)
+        slopes = xp.permute_dims(slopes, (1, 0, 2))
+        half_h = xp.astype(h / 2, f_a.dtype)[:, None]
+        to_time = (2.0 / prev_h)[:, None, None]
+    prev_coeffs = xp.astype(prev_coeffs, xp.float64)
+    size = xp.max(xp.abs(prev_coeffs), axis=-2) * xp.abs(slopes[..., -1])  # (K, N)
+    size = xp.where(xp.arange(n, device=size.device) < 2, xp.inf, size)
+    keep = xp.argmin(size, axis=-1)  # (K,)
+    mask = xp.astype(xp.arange(n, device=keep.device)[None, :] <= keep[:, None],
+                     prev_coeffs.dtype)
+    derivative = xp.matmul(prev_coeffs * mask[:, None, :], slopes) * to_time
+    derivative = xp.astype(derivative, f_a.dtype)
+    return picard_update(basis, f_a, derivative, half_h, xp=xp)
+
+
+def tolerance_scale(atol, rtol, *values, xp):
+    """``atol + rtol max(|values|)``: the scale of errors and changes, elementwise."""
+    magnitude = xp.abs(values[0])
+    for v in values[1:]:
+        magnitude = xp.maximum(magnitude, xp.abs(v))
+    return atol + rtol * magnitude
+
+
+def initial_lengths(f_at, t0, tf, y0, f0, scale, *, xp, order=INITIAL_ORDER):
+    """scipy's ``select_initial_step`` for K IVPs at once: lengths (K,), float64.
+
+    ``f_at(t, y)`` evaluates ``fun`` at one point per IVP (t (K,), y (K, n)),
+    one round; ``t0`` is a float, ``y0``, ``f0`` (K, n), ``scale`` the
+    tolerance scale at ``y0``.  ``order`` is only that of the heuristic (a
+    moderate one: what follows adapts the segment lengths anyway).
+    """
+    interval = abs(tf - t0)
+    direction = 1.0 if tf >= t0 else -1.0
+    d0 = xp.astype(scaled_rms(y0[..., None], scale, xp=xp), xp.float64)
+    d1 = xp.astype(scaled_rms(f0[..., None], scale, xp=xp), xp.float64)
+    small = (d0 < 1e-5) | (d1 < 1e-5)
+    h0 = xp.where(small, 1e-6, 0.01 * d0 / xp.where(small, 1.0, d1))
+    h0 = xp.minimum(h0, interval)
+    step = xp.astype(direction * h0, y0.dtype)[:, None]
+    f1 = f_at(t0 + direction * h0, y0 + step * f0)
+    d2 = xp.astype(scaled_rms((f1 - f0)[..., None], scale, xp=xp), xp.float64) / h0
+    flat = (d1 <= 1e-15) & (d2 <= 1e-15)
+    largest = xp.maximum(d1, d2)
+    h1 = xp.where(flat, xp.maximum(xp.full_like(h0, 1e-6), h0 * 1e-3),
+                  (0.01 / xp.where(flat, 1.0, largest)) ** (1 / (order + 1)))
+    h = xp.minimum(xp.minimum(100 * h0, h1), interval)
+    return xp.where(xp.all(xp.isfinite(f1), axis=1), h, h0)
+
+
+def converged(change, previous, floor, tolerance, *, xp):
+    """Batched convergence test of :meth:`SegmentSolver._converged`: (K,) bools.
+
+    ``change`` is the scaled size of the last update, ``previous`` the one
+    before (NaN for none): with a contraction ratio ρ < 1 the remaining
+    change is estimated as ``change ρ / (1 − ρ)``.
+    """
+    rho = change / xp.where(previous > 0, previous, xp.nan)
+    contracting = xp.isfinite(rho) & (rho < 1)
+    safe_rho = xp.where(contracting, rho, xp.zeros_like(rho))
+    remaining = xp.where(contracting, change * safe_rho / (1 - safe_rho), change)
+    return (change <= floor) | (remaining <= tolerance)

@@ -1,0 +1,324 @@
+"""One segment of a single solve: the Picard → Newton iteration until converged or failed.
+
+:class:`SegmentSolver` runs one attempt on ``[t_a, t_b]`` (docs/algorithm.md, "One
+segment"): the best of several starting polynomials, Picard iterations while they
+contract, Newton steps with a strong-Wolfe line search when they do not.  Whether the
+attempt is accepted and how long the next one is are decided by the segment loop
+(:mod:`chebpan._control.single`) with :mod:`chebpan._control.policy`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .._core.estimates import scaled_rms_max
+from .._core.linesearch import strong_wolfe
+from .._core.newton import DenseLinearization, objective, residual
+from .._core.picard import coefficients, end_value, node_times, node_values, picard_update
+from .._rhs.sparse import SparseLinearization
+from .policy import PICARD_ONLY_FACTOR, PICARD_ONLY_RHO, ROUNDING_ULPS, tolerance_scale
+
+__all__ = ["SegmentResult", "SegmentSolver"]
+
+
+@dataclass
+class SegmentResult:
+    """What one attempt on ``[t_a, t_a + h]`` produced.
+
+    ``x`` is the last iterate; ``f_end`` is ``f`` at (or, after a Picard exit,
+    within the convergence tolerance of) the segment end.  ``failure`` is
+    ``None`` on convergence, otherwise a short text.
+    """
+
+    x: Any
+    f_end: Any
+    y_end: Any
+    coeffs: Any
+    failure: str | None
+    used_newton: bool
+    rounds: int = 0
+    basis: Any = None
+    #: ``max_m (h/2) ‖J_m‖_∞`` from the Jacobian Newton started with; None
+    #: when no Jacobian was evaluated; inf when the Picard iteration
+    #: failed where only the sparse Newton (stiff basis) could go on.
+    stiffness: float | None = None
+
+
+class SegmentSolver:
+    """Runs the hybrid iteration on segments of one solve.
+
+    Parameters
+    ----------
+    basis : ChebyshevBasis
+    evaluator : chebpan._rhs.evaluator.Evaluator
+    rtol, atol : float or array, shape (n,)
+    options : IterationOptions
+    counters : chebpan._rhs.counters.Counters
+    xp : namespace
+    """
+
+    def __init__(self, basis, evaluator, rtol, atol, options, counters, *, xp,
+                 stiff_basis=None):
+        self.regular_basis = self.basis = basis
+        self.stiff_basis = stiff_basis if stiff_basis is not None else basis
+        self.evaluator = evaluator
+        self.rtol = rtol
+        self.atol = atol
+        self.options = options
+        self.counters = counters
+        self.xp = xp
+        self.eps = float(xp.finfo(basis.tau.dtype).eps)
+        self.pattern = getattr(evaluator, "pattern", None)
+
+    # -- helpers -----------------------------------------------------------
+    def scale(self, *values):
+        return tolerance_scale(self.atol, self.rtol, *values, xp=self.xp)
+
+    def _converged(self, change, previous, floor):
+        """Remaining change (scaled) after an update of size ``change``."""
+        if change <= floor:
+            return True
+        if previous is not None and previous > 0:
+            rho = change / previous
+            if rho < 1:
+                change = change * rho / (1 - rho)
+        return change <= self.options.convergence
+
+    def _floor(self, y_nodes, scale):
+        """The convergence test's rounding floor, in scaled units."""
+        xp = self.xp
+        magnitude = xp.max(xp.abs(y_nodes), axis=-1)
+        return ROUNDING_ULPS * self.eps * float(xp.max(magnitude / scale))
+
+    # -- the iteration -----------------------------------------------------
+    def dense_newton_fits(self, basis, n):
+        """Whether ``basis`` is small enough for dense Newton with ``n`` components."""
+        return n * basis.n_free <= self.options.max_newton_size
+
+    def newton_available(self, basis, n):
+        """Dense Newton, or sparse Newton on a square stiff basis with a pattern."""
+        square = basis.n_fixed == 1 and basis.n_nodes - 1 == basis.n_free
+        return (self.dense_newton_fits(basis, n)
+                or (self.pattern is not None and square))
+
+    def basis_for(self, stiff):
+        return self.stiff_basis if stiff else self.regular_basis
+
+    def solve(self, t_a, t_b, y_a, f_a, x0, *, start_with_newton=False,
+              stiff=False) -> SegmentResult:
+        """Iterate on ``[t_a, t_b]`` from ``x0`` until converged or failed.
+
+        ``t_b`` is passed (not ``h``) because ``t_a + (t_b − t_a)`` may round
+        past ``t_b``: the last node must be exactly the segment end, so that
+        ``fun`` is never evaluated outside ``t_span``.  ``x0`` (candidate
+        starts) must be in the layout of ``basis_for(stiff)``.
+        """
+        depth_before = self.counters.depth
+        self.basis = self.basis_for(stiff)
+        self.stiffness = None
+        result = self._solve(t_a, t_b, y_a, f_a, x0, start_with_newton=start_with_newton)
+        result.rounds = self.counters.depth - depth_before
+        result.basis = self.basis
+        result.stiffness = self.stiffness
+        return result
+
+    def _solve(self, t_a, t_b, y_a, f_a, x0, *, start_with_newton):
+        xp, basis, opts = self.xp, self.basis, self.options
+        h = t_b - t_a
+        half_h = xp.asarray([[h / 2]], dtype=y_a.dtype, device=y_a.device)
+        t_nodes = node_times(basis, t_a, t_b, xp=xp)
+        self.dense_newton = self.dense_newton_fits(basis, y_a.shape[-1])
+        # Above the dense size, Newton needs a sparsity pattern and the
+        # square (stiff-basis) system that SuperLU factorises.
+        newton_allowed = self.newton_available(basis, y_a.shape[-1])
+        use_newton = start_with_newton and newton_allowed
+        x, y_nodes, f_nodes, jac = self._best_start(t_nodes, y_a, f_a, half_h, x0, use_newton)
+        if f_nodes is None:
+            return self._failed(x, "nonfinite")
+
+        previous = None
+        if not use_newton:
+            max_picard = opts.max_picard if newton_allowed else PICARD_ONLY_FACTOR * opts.max_picard
+            rho_limit = opts.rho_newton if newton_allowed else PICARD_ONLY_RHO
+            for iteration in range(max_picard):
+                self.counters.niter_picard += 1
+                x_new = picard_update(basis, f_a, f_nodes, half_h, xp=xp)
+                dx = x_new - x
+                scale = self.scale(y_a, y_nodes[..., -1])
+                change = scaled_rms_max(xp.matmul(dx, basis.phi_tilde), scale, xp=xp)
+                if not math.isfinite(change):
+                    return self._failed(x, "nonfinite")
+                x = x_new
+                if opts.tol_ls is not None:
+                    done = float(xp.sqrt(xp.sum(dx * dx))) < opts.tol_ls
+                else:
+                    done = self._converged(change, previous, self._floor(y_nodes, scale))
+                if done:
+                    # f at the previous iterate's end point: within the
+                    # convergence tolerance of f(t_b, y_b), see docs/algorithm.
+                    return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1], used_newton=False)
+                if previous is not None and change > rho_limit * previous:
+                    break
+                previous = change
+                # The last allowed iteration also fetches J: Newton needs it next.
+                last = iteration == max_picard - 1
+                y_nodes = node_values(basis, y_a, f_a, half_h, x, xp=xp)
+                f_nodes, jac = self._evaluate(t_nodes, y_nodes,
+                                              with_jacobian=last and newton_allowed)
+                if f_nodes is None:
+                    return self._failed(x, "nonfinite")
+            else:
+                if not newton_allowed:
+                    return self._picard_only_failed(x)
+                return self._newton(t_nodes, y_a, f_a, half_h, x, y_nodes, f_nodes, jac)
+            if not newton_allowed:
+                return self._picard_only_failed(x)
+            # Too slow: Newton from the newest iterate.
+            y_nodes = node_values(basis, y_a, f_a, half_h, x, xp=xp)
+            f_nodes, jac = self._evaluate(t_nodes, y_nodes, with_jacobian=True)
+            if f_nodes is None:
+                return self._failed(x, "nonfinite")
+        return self._newton(t_nodes, y_a, f_a, half_h, x, y_nodes, f_nodes, jac)
+
+    def _best_start(self, t_nodes, y_a, f_a, half_h, candidates, with_jacobian):
+        """Evaluate all candidate starts in one round; keep the smallest residual.
+
+        ``candidates`` is a list of X arrays, each (1, n, N-2).  They are
+        stacked along the batch axis, so trying several costs work, not depth.
+        A candidate whose f (or J) is not finite is never chosen; the round
+        fails only if none is usable.
+        """
+        xp, basis = self.xp, self.basis
+        x = xp.concat(candidates, axis=0)
+        count = x.shape[0]
+        repeat = lambda a: xp.concat([a] * count)  # noqa: E731
+        y_nodes = node_values(basis, repeat(y_a), repeat(f_a), repeat(half_h), x, xp=xp)
+        f_nodes, jac = self._evaluate_raw(t_nodes, y_nodes, with_jacobian=with_jacobian)
+        finite = xp.all(xp.isfinite(f_nodes), axis=(1, 2))
+        if jac is not None:
+            finite = finite & xp.all(xp.isfinite(jac), axis=tuple(range(1, jac.ndim)))
+        if not bool(xp.any(finite)):
+            return x[:1, ...], y_nodes[:1, ...], None, None
+        r = residual(basis, repeat(f_a), f_nodes, repeat(half_h), x, xp=xp)
+        value = objective(basis, r, xp=xp)
+        best = int(xp.argmin(xp.where(finite, value, xp.inf)))
+        pick = slice(best, best + 1)
+        return (x[pick, ...], y_nodes[pick, ...], f_nodes[pick, ...],
+                None if jac is None else jac[pick, ...])
+
+    def _picard_only_failed(self, x):
+        if self.pattern is not None:
+            # Too long for the Picard iteration: Newton on the stiff
+            # basis (sparse) is the way on, and it will measure ‖J‖.
+            self.stiffness = math.inf
+        return self._failed(x, "no convergence")
+
+    def _note_stiffness(self, jac, half_h):
+        xp = self.xp
+        if jac.ndim == 3:  # values on the sparsity pattern, (K, M, nnz)
+            norm = float(self.pattern.row_sums(jac).max())
+        else:
+            norm = float(xp.max(xp.sum(xp.abs(jac), axis=-1)))
+        self.stiffness = abs(float(half_h[0, 0])) * norm
+
+    def _linearize(self, jac, half_h):
+        """The residual Jacobian (dense or sparse) of one iterate."""
+        if jac.ndim == 3 and not self.dense_newton:
+            if jac.shape[0] != 1:
+                raise NotImplementedError("sparse Newton steps solve one IVP at a time")
+            return SparseLinearization(self.basis, self.pattern, jac[0, ...], float(half_h[0, 0]))
+        if jac.ndim == 3:
+            jac = self.xp.asarray(self.pattern.to_dense(jac))
+        return DenseLinearization(self.basis, jac, half_h, xp=self.xp)
+
+    def _newton(self, t_nodes, y_a, f_a, half_h, x, y_nodes, f_nodes, jac):
+        xp, basis, opts = self.xp, self.basis, self.options
+        self._note_stiffness(jac, half_h)
+        r = residual(basis, f_a, f_nodes, half_h, x, xp=xp)
+        linear = self._linearize(jac, half_h)
+        grad = linear.gradient(r)
+        value = float(objective(basis, r, xp=xp)[0])
+        previous = None
+        for _ in range(opts.max_newton):
+            self.counters.niter_newton += 1
+            if opts.tol_newton is not None and float(xp.sqrt(xp.sum(grad * grad))) < opts.tol_newton:
+                return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1], used_newton=True)
+            self.counters.nlu += 1
+            direction = linear.direction(r, grad)
+            scale = self.scale(y_a, y_nodes[..., -1])
+            change = scaled_rms_max(xp.matmul(direction, basis.phi_tilde), scale, xp=xp)
+            if not math.isfinite(change):
+                return self._failed(x, "nonfinite")
+            floor = self._floor(y_nodes, scale)
+            slope = float(xp.sum(grad * direction))
+            if change <= floor or not slope < 0:
+                # Nothing left to gain above rounding (a direction that is not
+                # downhill only happens there, through rounding in H or ∇e).
+                if change <= max(floor, opts.convergence):
+                    return self._finish(y_a, f_a, half_h, x + direction, f_nodes[..., -1],
+                                        used_newton=True)
+                return self._failed(x, "stalled")
+
+            def phi(alpha):
+                x_trial = x + alpha * direction
+                y_trial = node_values(basis, y_a, f_a, half_h, x_trial, xp=xp)
+                f_trial, jac_trial = self._evaluate(t_nodes, y_trial, with_jacobian=True)
+                if f_trial is None:
+                    return math.inf, math.nan, None
+                r_trial = residual(basis, f_a, f_trial, half_h, x_trial, xp=xp)
+                linear_trial = self._linearize(jac_trial, half_h)
+                g_trial = linear_trial.gradient(r_trial)
+                return (float(objective(basis, r_trial, xp=xp)[0]),
+                        float(xp.sum(g_trial * direction)),
+                        (x_trial, y_trial, f_trial, r_trial, linear_trial, g_trial))
+
+            search = strong_wolfe(phi, value, slope)
+            if search.payload is None:
+                if change <= opts.convergence:
+                    return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1], used_newton=True)
+                return self._failed(x, "line search failed")
+            x, y_nodes, f_nodes, r, linear, grad = search.payload
+            value = search.value
+            change *= search.alpha
+            if opts.tol_newton is None and self._converged(change, previous, floor):
+                return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1], used_newton=True)
+            previous = change
+        return self._failed(x, "no convergence")
+
+    def _evaluate_raw(self, t_nodes, y_nodes, *, with_jacobian):
+        """One round: f (and J) at the nodes as (K, n, M) and (K, M, n, n)."""
+        xp = self.xp
+        k, n, m = y_nodes.shape
+        flat_y = xp.reshape(xp.permute_dims(y_nodes, (1, 0, 2)), (n, k * m))
+        flat_t = xp.reshape(xp.broadcast_to(t_nodes[None, :], (k, m)), (k * m,))
+        f, jac = self.evaluator.evaluate(flat_t, flat_y, with_jacobian=with_jacobian)
+        f_nodes = xp.permute_dims(xp.reshape(f, (n, k, m)), (1, 0, 2))
+        if jac is not None:
+            tail = (jac.shape[-1],) if self.pattern is not None else (n, n)
+            jac = xp.reshape(jac, (k, m, *tail))
+        return f_nodes, jac
+
+    def _evaluate(self, t_nodes, y_nodes, *, with_jacobian):
+        """As :meth:`_evaluate_raw`, but ``(None, None)`` if anything is not finite."""
+        xp = self.xp
+        f_nodes, jac = self._evaluate_raw(t_nodes, y_nodes, with_jacobian=with_jacobian)
+        if not bool(xp.all(xp.isfinite(f_nodes))):
+            return None, None
+        if jac is not None and not bool(xp.all(xp.isfinite(jac))):
+            return None, None
+        return f_nodes, jac
+
+    def _finish(self, y_a, f_a, half_h, x, f_end, *, used_newton):
+        xp, basis = self.xp, self.basis
+        y_end = end_value(basis, y_a, f_a, half_h, x, xp=xp)
+        coeffs = coefficients(basis, y_a, f_a, half_h, x, xp=xp)
+        return SegmentResult(x=x, f_end=f_end, y_end=y_end, coeffs=coeffs, failure=None,
+                             used_newton=used_newton)
+
+    def _failed(self, x, why):
+        # The last iterate's coefficients are kept: a retry on a shorter
+        # segment can start from them.
+        return SegmentResult(x=x, f_end=None, y_end=None, coeffs=None, failure=why,
+                             used_newton=False)

@@ -1,0 +1,90 @@
+"""Scaled sizes of a segment's coefficients: the error estimates that accept or reject it.
+
+``scale = atol + rtol |y|`` per component; norms are RMS over components of the scaled
+values (scipy's norm).  docs/algorithm.md, "Error estimate and segment length".
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["scaled_rms", "scaled_rms_max", "error_estimates", "error_estimate",
+           "decay_error_estimates", "decay_error_estimate"]
+
+
+def scaled_rms(delta, scale, *, xp):
+    """RMS over components of ``max_m |delta| / scale``: ``delta`` (K, n, M) → (K,)."""
+    if delta.shape[-2] == 0:
+        return xp.zeros(delta.shape[:1], dtype=delta.dtype, device=delta.device)
+    per_component = xp.max(xp.abs(delta), axis=-1) / scale
+    return xp.sqrt(xp.mean(per_component * per_component, axis=-1))
+
+
+def scaled_rms_max(delta, scale, *, xp):
+    """:func:`scaled_rms`, max over the batch: a float."""
+    return float(xp.max(scaled_rms(delta, scale, xp=xp)))
+
+
+def error_estimates(coeffs, scale, *, xp):
+    """Scaled truncation-error estimate of each batch member: (K,).
+
+    ``|c_{N-2}| + |c_{N-1}|`` per component, divided by ``atol + rtol |y|``,
+    RMS over components (scipy's norm).
+    """
+    if coeffs.shape[-2] == 0:
+        return xp.zeros(coeffs.shape[:1], dtype=coeffs.dtype, device=coeffs.device)
+    tail = xp.abs(coeffs[..., -1]) + xp.abs(coeffs[..., -2])
+    ratio = tail / scale
+    return xp.sqrt(xp.mean(ratio * ratio, axis=-1))
+
+
+def error_estimate(coeffs, scale, *, xp):
+    """:func:`error_estimates`, max over the batch: a float."""
+    return float(xp.max(error_estimates(coeffs, scale, xp=xp)))
+
+
+def decay_error_estimates(coeffs, scale, *, xp):
+    """Tail estimate of each batch member from the decay of its coefficients: (K,).
+
+    When a segment is short, its last coefficients sit at the rounding floor
+    and say nothing about how much longer the segment could be.  Fitting
+    ``log(|c_2k| + |c_2k+1|)`` (scaled, max over components) by a line over
+    the pairs above the floor and reading the line at the last pair gives
+    the tail that the decay rate predicts.  Pairs keep odd/even functions
+    (whose every other coefficient vanishes) from breaking the fit.  NaN
+    where the fit says nothing (fewer than three pairs above the floor with
+    the last one among them, or no decay).
+    """
+    k, n, n_coeffs = coeffs.shape
+    nan = xp.full((k,), xp.nan, dtype=coeffs.dtype, device=coeffs.device)
+    if n == 0 or n_coeffs < 8:
+        return nan
+    eps = float(xp.finfo(coeffs.dtype).eps)
+    scaled = xp.max(xp.abs(coeffs) / scale[..., None], axis=1)  # (K, N)
+    n_pairs = n_coeffs // 2
+    pairs = xp.sum(xp.reshape(scaled[:, 2:2 * n_pairs], (k, n_pairs - 1, 2)), axis=-1)
+    floor = 100 * eps * xp.max(scaled, axis=-1)
+    above = pairs > floor[:, None]
+    mask = xp.astype(above, pairs.dtype)
+    count = xp.sum(mask, axis=-1)
+    safe_count = xp.maximum(count, xp.ones_like(count))
+    j = xp.astype(xp.arange(1, n_pairs, device=pairs.device), pairs.dtype)
+    log_pairs = xp.log(xp.where(above, pairs, xp.ones_like(pairs)))
+    j_mean = xp.sum(mask * j, axis=-1) / safe_count
+    log_mean = xp.sum(mask * log_pairs, axis=-1) / safe_count
+    centred = mask * (j - j_mean[:, None])
+    spread = xp.sum(centred * centred, axis=-1)
+    slope = (xp.sum(centred * (log_pairs - log_mean[:, None]), axis=-1)
+             / xp.where(spread > 0, spread, xp.ones_like(spread)))
+    fitted = xp.where(slope < 0, xp.exp(log_mean + slope * (n_pairs - 1 - j_mean)), nan)
+    # (Almost) nothing above rounding: a low-degree polynomial, which says
+    # only that the segment can be much longer.
+    low = (count == 0) | (pairs[:, -1] <= floor)
+    few = xp.where(low, xp.zeros_like(nan), nan)
+    return xp.where(count < 3, few, fitted)
+
+
+def decay_error_estimate(coeffs, scale, *, xp):
+    """:func:`decay_error_estimates` of a single IVP (K = 1): a float, or None."""
+    value = float(decay_error_estimates(coeffs, scale, xp=xp)[0])
+    return None if math.isnan(value) else value

@@ -1,0 +1,139 @@
+"""Newton step on the collocation objective (paper Algorithm 1).
+
+docs/algorithm.md, "Newton steps with a modified LDLᵀ", has the unscaled formulas.
+
+All quantities use the residual scaled by h/2 (it has the same minimiser and
+keeps the matrices O(1) whatever the segment length):
+
+``r̃_m = (h/2) (f_a − f(t_m, y_m)) + Σ_q X_q D̃[q, m]``,
+``ẽ(X) = Σ_m w_m ‖r̃_m‖²``.
+
+With ``A[(i,m),(j,q)] = √w_m (δ_ij D̃[q,m] − (h/2) Φ̃[q,m] J_m[i,j])`` the
+weighted residual Jacobian, ``∇ẽ = 2 Aᵀ √W r̃`` and the Gauss–Newton matrix
+``H = 2 AᵀA`` (the formulas of docs/algorithm.md times (h/2)²).
+"""
+
+from __future__ import annotations
+
+from .._kernels.blas import blas_threads_for
+from .ldl import modified_ldl_solve
+
+__all__ = [
+    "residual",
+    "objective",
+    "residual_jacobian",
+    "gradient",
+    "gauss_newton_matrix",
+    "newton_direction",
+    "collocation_direction",
+    "DenseLinearization",
+]
+
+
+def residual(basis, f_a, f_nodes, half_h, x, *, xp):
+    """Scaled residual ``r̃`` at the nodes: (K, n, M)."""
+    return (half_h[..., None] * (basis.slope_factor * f_a[..., None] - f_nodes)
+            + xp.matmul(x, basis.d_tilde))
+
+
+def objective(basis, r, *, xp):
+    """``ẽ = Σ_m w_m ‖r̃_m‖²`` per batch member: (K,)."""
+    return xp.sum(r * r * basis.weights, axis=(-2, -1))
+
+
+def residual_jacobian(basis, jac_nodes, half_h, *, xp):
+    """Weighted residual Jacobian ``A``: (K, n·M, n·n_free).
+
+    Parameters
+    ----------
+    jac_nodes : array, shape (K, M, n, n)
+        ``J_m = ∂f/∂y`` at the nodes.
+    half_h : array, shape (K, 1)
+    """
+    k, m, n, _ = jac_nodes.shape
+    n_free = basis.n_free
+    eye = xp.eye(n, dtype=jac_nodes.dtype, device=getattr(jac_nodes, "device", None))
+    d_t = xp.matrix_transpose(basis.d_tilde)  # (M, n_free)
+    phi_t = xp.matrix_transpose(basis.phi_tilde)
+    identity_part = eye[:, None, :, None] * d_t[None, :, None, :]  # (n, M, n, n_free)
+    jac_imj = xp.permute_dims(jac_nodes, (0, 2, 1, 3))  # (K, n, M, n) = [k, i, m, j]
+    coupling = jac_imj[..., None] * phi_t[None, None, :, None, :]  # (K, n, M, n, n_free)
+    h5 = xp.reshape(half_h, (k, 1, 1, 1, 1))
+    sqrt_w = basis.sqrt_weights[None, None, :, None, None]
+    a = sqrt_w * (identity_part[None, ...] - h5 * coupling)
+    return xp.reshape(a, (k, n * m, n * n_free))
+
+
+def gradient(basis, a, r, *, xp):
+    """``∇ẽ = 2 Aᵀ √W r̃`` in the layout of X: (K, n, n_free)."""
+    k, n, m = r.shape
+    weighted = xp.reshape(r * basis.sqrt_weights, (k, n * m, 1))
+    g = 2 * xp.matmul(xp.matrix_transpose(a), weighted)[..., 0]
+    return xp.reshape(g, (k, n, basis.n_free))
+
+
+def gauss_newton_matrix(a, *, xp):
+    """``H = 2 AᵀA``: (K, n·n_free, n·n_free)."""
+    with blas_threads_for(a.shape[-1]):
+        return 2 * xp.matmul(xp.matrix_transpose(a), a)
+
+
+def newton_direction(h_matrix, grad, *, xp):
+    """``d = −(H + E)⁻¹ ∇ẽ`` with the modified LDLᵀ; returns d in X's layout."""
+    shape = grad.shape
+    flat = xp.reshape(grad, (shape[0], -1))
+    step, _ = modified_ldl_solve(h_matrix, flat, xp=xp)
+    return -xp.reshape(step, shape)
+
+
+def collocation_direction(basis, a, r, *, xp):
+    """Newton direction of the stiff basis: a square collocation solve.
+
+    The stiff basis has N-1 free coefficients per component and N-1 fitted
+    nodes (the node τ = −1 has weight 0), so at the solution the residual
+    vanishes and the step solves ``A d = −√W r̃`` exactly, by LU, instead of
+    through ``AᵀA``, whose condition number (the square of A's, about
+    ``(h/2)‖J‖`` squared on a stiff segment) would force the modified LDLᵀ
+    to perturb the step and reduce Newton to linear convergence.
+    """
+    k, n, m = r.shape
+    fitted = slice(1, m)  # drop the zero-weight rows of τ = −1
+    square = xp.reshape(xp.reshape(a, (k, n, m, -1))[:, :, fitted, :],
+                        (k, n * (m - 1), -1))
+    rhs = xp.reshape((r * basis.sqrt_weights)[..., fitted], (k, n * (m - 1), 1))
+    with blas_threads_for(square.shape[-1]):
+        step = xp.linalg.solve(square, rhs)[..., 0]
+    return -xp.reshape(step, (k, n, basis.n_free))
+
+
+class DenseLinearization:
+    """The residual Jacobian at one iterate, with what Newton needs from it.
+
+    ``gradient(r)`` is ``∇ẽ``; ``direction(r, grad)`` the Newton direction:
+    the square collocation solve for the stiff basis, the modified-LDLᵀ
+    Gauss–Newton step otherwise.  (:class:`chebpan._rhs.sparse.SparseLinearization`
+    has the same two methods.)
+    """
+
+    def __init__(self, basis, jac_nodes, half_h, *, xp):
+        self.basis = basis
+        self.xp = xp
+        self.a = residual_jacobian(basis, jac_nodes, half_h, xp=xp)
+
+    def gradient(self, r):
+        return gradient(self.basis, self.a, r, xp=self.xp)
+
+    def direction(self, r, grad):
+        basis, xp = self.basis, self.xp
+        dtype = r.dtype
+        a = self.a
+        if dtype == xp.float32:
+            # Mixed precision: a float32 state, the linear algebra in float64.  A
+            # stiff segment's matrix has a condition number near (h/2)‖J‖ (its
+            # square for AᵀA), far beyond what float32 solves to any accuracy.
+            a, r, grad = (xp.astype(v, xp.float64) for v in (a, r, grad))
+        if basis.n_fixed == 1 and basis.n_nodes - 1 == basis.n_free:
+            step = collocation_direction(basis, a, r, xp=xp)
+        else:
+            step = newton_direction(gauss_newton_matrix(a, xp=xp), grad, xp=xp)
+        return xp.astype(step, dtype)

@@ -1,0 +1,103 @@
+"""Node values and the Picard iteration: the least-squares update ``X = (h/2) P (F − f_a 1ᵀ)ᵀ``.
+
+docs/algorithm.md, "A basis that already satisfies the initial conditions" and "The
+Picard (zero-order) iteration".  The free coefficients are stored as ``X`` of shape
+(K, n, n_free) (K segments, n components), so that node values are one matrix product;
+n_free is N-2 in the paper's basis and N-1 in the stiff basis
+(:mod:`chebpan._core.basis`).
+"""
+
+from __future__ import annotations
+
+from .._kernels.dispatch import picard_kernel
+
+__all__ = ["node_values", "node_times", "picard_update", "coefficients", "end_value", "euler_start",
+           "picard_step"]
+
+
+def node_values(basis, y_a, f_a, half_h, x, *, xp):
+    """``half_h`` is h/2 with shape (K, 1); ``y_a``, ``f_a`` are (K, n).
+
+    ``y(τ_m)`` for all nodes: (K, n, M).
+
+    ``y_m = y_a + (h/2) f_a (1 + τ_m) + Σ_n X_n Φ̃[n, m]``.
+    """
+    linear = y_a[..., None] + (basis.slope_factor * half_h * f_a)[..., None] * (1 + basis.tau)
+    return linear + xp.matmul(x, basis.phi_tilde)
+
+
+def node_times(basis, t_a, t_b, *, xp):
+    """Times of the nodes of ``[t_a, t_b]``: (M,), the last one exactly ``t_b``.
+
+    ``t_a + (t_b − t_a)`` may round past ``t_b``; the last node is set to
+    ``t_b`` itself so that ``fun`` is never evaluated outside ``t_span``.
+    """
+    t_nodes = t_a + ((t_b - t_a) / 2) * (1 + basis.tau)
+    return xp.concat([t_nodes[:-1], xp.asarray([t_b], dtype=t_nodes.dtype, device=t_nodes.device)])
+
+
+def end_value(basis, y_a, f_a, half_h, x, *, xp):
+    """``y(+1)`` (K, n): the node formula at the last node, without the others."""
+    return y_a + 2 * basis.slope_factor * half_h * f_a + xp.matmul(x, basis.end_value[:, None])[..., 0]
+
+
+def picard_update(basis, f_a, f_nodes, half_h, *, xp):
+    """One Picard update: ``X = (h/2) P (F - f_a 1ᵀ)ᵀ`` → (K, n, n_free).
+
+    (In the stiff basis the ``f_a`` term is absent: ``slope_factor = 0``.)
+    """
+    return half_h[..., None] * xp.matmul(
+        f_nodes - basis.slope_factor * f_a[..., None], xp.matrix_transpose(basis.picard)
+    )
+
+
+def coefficients(basis, y_a, f_a, half_h, x, *, xp):
+    """All Chebyshev coefficients ``c_0 … c_{N-1}``: (K, n, N).
+
+    ``c_1 = (h/2) f_a − Σ X_n T_n'(−1)`` and ``c_0 = y_a + c_1 − Σ X_n T_n(−1)``
+    impose ``y(−1) = y_a`` and ``(2/h) y'(−1) = f_a``.
+    """
+    if basis.n_fixed == 1:
+        # Stiff basis: X holds c_1 … c_{N-1}; only y(−1) = y_a is imposed.
+        c0 = y_a - xp.matmul(x, basis.t_minus1[1:, None])[..., 0]
+        return xp.concat([c0[..., None], x], axis=-1)
+    c1 = half_h * f_a - xp.matmul(x, basis.dt_minus1[2:, None])[..., 0]
+    c0 = y_a + c1 - xp.matmul(x, basis.t_minus1[2:, None])[..., 0]
+    return xp.concat([c0[..., None], c1[..., None], x], axis=-1)
+
+
+def euler_start(basis, f_a, half_h, *, xp):
+    """X of the Euler polynomial ``y_a + (h/2) f_a (1 + τ)``: (K, n, n_free).
+
+    Zero in the paper's basis (the slope is built in); in the stiff basis
+    the slope is the coefficient of ``T_1``.
+    """
+    k, n = f_a.shape
+    x = xp.zeros((k, n, basis.n_free), dtype=f_a.dtype, device=f_a.device)
+    if basis.n_fixed == 1:
+        x = xp.concat([(half_h * f_a)[..., None], x[..., 1:]], axis=-1)
+    return x
+
+
+def picard_step(basis, y_a, f_a, half_h, x, y_nodes, f_nodes, atol, rtol, *, xp):
+    """One Picard update of a batch, with what its convergence test needs.
+
+    Returns ``x_new`` (K, n, n_free) (:func:`picard_update`), ``change`` (K,):
+    the RMS over components of ``max_m |(x_new − x) Φ̃| / scale`` with
+    ``scale = atol + rtol max(|y_a|, |y(t_b)|)``, and ``size`` (K,): the
+    largest ``max_m |y_m| / scale`` (the rounding floor is ``eps`` times it).
+    On NumPy a numba kernel does it in one pass over the nodes
+    (``CHEBPAN_DISABLE_NUMBA=1``: this code).
+    """
+    kernel = picard_kernel(xp)
+    if kernel is not None:
+        return kernel(basis, y_a, f_a, half_h, x, y_nodes, f_nodes, atol, rtol)
+    x_new = picard_update(basis, f_a, f_nodes, half_h, xp=xp)
+    scale = atol + rtol * xp.maximum(xp.abs(y_a), xp.abs(y_nodes[..., -1]))
+    if y_a.shape[-1] == 0:
+        zeros = xp.zeros(y_a.shape[:1], dtype=y_a.dtype, device=y_a.device)
+        return x_new, zeros, zeros
+    moved = xp.max(xp.abs(xp.matmul(x_new - x, basis.phi_tilde)), axis=-1) / scale
+    change = xp.sqrt(xp.mean(moved * moved, axis=-1))
+    size = xp.max(xp.max(xp.abs(y_nodes), axis=-1) / scale, axis=-1)
+    return x_new, change, size

@@ -1,0 +1,2 @@
+"""The scipy-compatible front end: ``solve_ivp``, its argument checks, backends and
+complex states, and ``cite``."""

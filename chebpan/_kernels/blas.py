@@ -1,0 +1,90 @@
+"""How many threads the host BLAS uses: one for chebpan's own linear algebra, the user's
+for ``fun``, ``jac`` and large dense systems.
+
+:func:`solver_blas_threads` wraps a whole solve (in :func:`chebpan.solve_ivp`);
+:func:`user_blas_threads` wraps the calls of the user's functions
+(:class:`chebpan._rhs.evaluator.Evaluator`); :func:`blas_threads_for` the dense solves of
+the Newton step (:mod:`chebpan._core.newton`).  See docs/algorithm.md, "BLAS threads".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+
+__all__ = ["solver_blas_threads", "user_blas_threads", "blas_threads_for",
+           "BLAS_THREADS_MIN_SIZE"]
+
+
+#: Dense systems (rows of ``AᵀA`` or of the collocation matrix) from this size on
+#: keep the user's BLAS threads; below it chebpan's own linear algebra runs on one
+#: thread.  Measured on 2 cores (docs/algorithm.md#blas-threads): two threads
+#: gain at most 1.9× on a quiet machine at 480–2000 unknowns, and lose up to
+#: 1.7× per call (4–40× per solve) when another process occupies a core.
+BLAS_THREADS_MIN_SIZE = 2048
+
+_controller = None
+#: The BLAS thread limits the user had when the current solve began (None
+#: outside a solve, or when there is nothing to restore).
+_user_limits = contextvars.ContextVar("chebpan_user_blas_limits", default=None)
+
+
+def _blas_controller():
+    """threadpoolctl's view of the loaded BLAS libraries (made once, lazily)."""
+    global _controller
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController().select(user_api="blas")
+    return _controller
+
+
+@contextlib.contextmanager
+def solver_blas_threads():
+    """Run a solve with the host BLAS limited to one thread.
+
+    chebpan's own products and factorisations are small (a few hundred rows
+    at most by default): a threaded BLAS gains little on them and, when
+    another process occupies a core, its threads spin and wait — 4–40× per
+    solve on a 2-core machine.  User code keeps the user's settings: the
+    right-hand side, ``jac`` and large systems run inside
+    :func:`user_blas_threads`.  Nothing is changed where every BLAS already
+    runs on one thread.  (The limit is process-wide, like every BLAS thread
+    setting: solves run concurrently from several Python threads share it.)
+    """
+    controller = _blas_controller()
+    limits = controller.info()
+    if all(lib["num_threads"] == 1 for lib in limits):
+        yield
+        return
+    token = _user_limits.set(limits)
+    try:
+        with controller.limit(limits=1):
+            yield
+    finally:
+        _user_limits.reset(token)
+
+
+@contextlib.contextmanager
+def user_blas_threads():
+    """Inside :func:`solver_blas_threads`: the user's BLAS threads for this block.
+
+    Used around calls of ``fun`` and ``jac`` (one per round) and for dense
+    systems of at least :data:`BLAS_THREADS_MIN_SIZE` unknowns.  A no-op
+    outside a solve.
+    """
+    limits = _user_limits.get()
+    if limits is None:
+        yield
+        return
+    token = _user_limits.set(None)  # a solve nested in ``fun`` starts afresh
+    try:
+        with _blas_controller().limit(limits=limits):
+            yield
+    finally:
+        _user_limits.reset(token)
+
+
+def blas_threads_for(size):
+    """:func:`user_blas_threads` for systems of ``size`` unknowns that pay for threads."""
+    return user_blas_threads() if size >= BLAS_THREADS_MIN_SIZE else contextlib.nullcontext()

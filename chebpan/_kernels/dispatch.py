@@ -1,0 +1,74 @@
+"""Which kernels run the inner loops of a solve, chosen from the array namespace.
+
+- NumPy: numba kernels (:mod:`~chebpan._kernels.ldl_numba`,
+  :mod:`~chebpan._kernels.picard_numba`, imported on first use), unless the environment
+  variable ``CHEBPAN_DISABLE_NUMBA=1`` selects the array-API reference code of
+  :mod:`chebpan._core`;
+- CuPy: the CUDA LDLᵀ kernels (:mod:`~chebpan._kernels.ldl_cupy`, compiled with NVRTC
+  on first use per dtype and cached); the Picard step runs as array-API code;
+- anything else (``array_api_strict``, torch, ...): the reference code (None here).
+
+:class:`LDLFactors` is what every LDLᵀ implementation returns (the kernels and the
+reference of :mod:`chebpan._core.ldl_reference`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, NamedTuple
+
+import array_api_compat
+
+__all__ = ["LDLFactors", "use_numba", "ldl_kernels", "picard_kernel"]
+
+
+class LDLFactors(NamedTuple):
+    """Factors of ``P (H + E) Pᵀ = L D Lᵀ``.
+
+    Attributes
+    ----------
+    L : array, shape (K, n, n)
+        Unit lower triangular factor (in pivoted order).
+    d : array, shape (K, n)
+        Diagonal of D (in pivoted order); every entry is at least δ.
+    perm : integer array, shape (K, n)
+        Pivot order: ``(P H Pᵀ)[i, j] == H[perm[i], perm[j]]``.
+    e : array, shape (K, n)
+        Diagonal of the modification E >= 0, in the original ordering of H.
+    """
+
+    L: Any
+    d: Any
+    perm: Any
+    e: Any
+
+
+def use_numba(xp) -> bool:
+    """Whether the numba kernels run for namespace ``xp`` (NumPy, numba not disabled)."""
+    return array_api_compat.is_numpy_namespace(xp) and os.environ.get(
+        "CHEBPAN_DISABLE_NUMBA", ""
+    ).strip() not in ("1", "true", "True", "yes")
+
+
+def ldl_kernels(xp):
+    """The LDLᵀ kernel module for ``xp`` (numba for NumPy, CUDA for CuPy), or None for
+    the reference code."""
+    if use_numba(xp):
+        from . import ldl_numba
+
+        return ldl_numba
+    if array_api_compat.is_cupy_namespace(xp):
+        from . import ldl_cupy
+
+        return ldl_cupy
+    return None
+
+
+def picard_kernel(xp):
+    """The numba Picard step (:func:`chebpan._kernels.picard_numba.picard_step`) for
+    ``xp``, or None for the reference code."""
+    if use_numba(xp):
+        from .picard_numba import picard_step
+
+        return picard_step
+    return None

@@ -1,0 +1,105 @@
+"""What a solve tells the user: the result object of :func:`chebpan.solve_ivp`, its
+status messages, the failure texts, and warnings attributed to the user's call."""
+
+from __future__ import annotations
+
+import os
+import sys
+from warnings import warn
+
+from scipy.optimize import OptimizeResult
+
+__all__ = ["OdeResult", "MESSAGES", "TOO_SMALL_STEP", "failure_message", "warn_user"]
+
+MESSAGES = {
+    0: "The solver successfully reached the end of the integration interval.",
+    1: "A termination event occurred.",
+}
+TOO_SMALL_STEP = "Required step size is less than spacing between numbers."
+#: Why the last attempt on a segment failed, by the solver's failure code.
+FAILURE_DETAILS = {
+    "nonfinite": "`fun` returned non-finite values",
+    "error": "the error estimate stayed above the tolerance",
+    "no convergence": "the iteration did not converge",
+    "stalled": "the iteration stalled",
+    "line search failed": "the Newton line search found no decrease",
+}
+
+
+#: The folder of the chebpan package (this file is chebpan/_output/result.py).
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def warn_user(message, category=UserWarning):
+    """``warnings.warn`` attributed to the first caller outside chebpan.
+
+    (Python 3.12's ``skip_file_prefixes`` does this; 3.10 needs the walk.)
+    """
+    # (stacklevel 1 is this function, 2 its caller: the walk starts there)
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR + os.sep):
+        frame, level = frame.f_back, level + 1
+    warn(message, category, stacklevel=level)
+
+
+def failure_message(what, t, t_a, t_b):
+    """The message of a solve that could not complete the segment starting at ``t``.
+
+    ``what`` is the failure code of the last attempt, on ``[t_a, t_b]``.
+    """
+    return (f"{TOO_SMALL_STEP} The segment starting at t = {t!r} could not be "
+            f"completed: {FAILURE_DETAILS[what]} on [{t_a!r}, {t_b!r}].")
+
+
+class OdeResult(OptimizeResult):
+    """Result of :func:`chebpan.solve_ivp`: scipy's fields plus PAN's counters.
+
+    A ``dict`` with attribute access, like scipy's ``OdeResult``.
+
+    Attributes
+    ----------
+    t : ndarray, shape (n_points,)
+        Time points: the segment ends, or the reached ``t_eval`` values
+        (``[]`` when no ``t_eval`` value was reached, as in scipy).
+    y : ndarray, shape (n, n_points)
+        Values of the solution at ``t``.
+    sol : chebpan.OdeSolution or None
+        Continuous solution when ``dense_output=True``.
+    t_events, y_events : list of ndarray or None
+        For each event, the times at which it occurred (shape (k,)) and the
+        solution there (shape (k, n)), as in scipy; None without ``events``.
+    nfev : int
+        Calls of ``fun`` (including those for finite-difference Jacobians).
+    njev : int
+        Jacobian evaluations.
+    nlu : int
+        Factorisations: one per Newton step (modified LDLᵀ, or LU on stiff
+        segments).
+    status : int
+        -1: the solve failed (see ``message``); 0: reached the end of
+        ``t_span``; 1: a termination event occurred.
+    message : str
+        Human-readable reason for the end of the solve.
+    success : bool
+        ``status >= 0``.
+    depth : int
+        Rounds of ``fun`` evaluations that had to happen one after another.
+    npoints : int
+        Right-hand-side evaluations at single points.
+    nsegments, nrejected : int
+        Accepted and rejected segments.
+    niter_picard, niter_newton : int
+        Picard and Newton iterations.
+    per_instance : dict of ndarray, batches only
+        For ``y0`` of shape (K, n): ``nsegments``, ``nrejected`` and
+        ``depth`` of each instance, arrays of shape (K,).  (``status`` is
+        then an array (K,) and ``message`` a list of K strings; see
+        :func:`chebpan.solve_ivp`.)
+
+    Examples
+    --------
+    >>> import chebpan
+    >>> res = chebpan.solve_ivp(lambda t, y: -y, (0, 1), [1.0])
+    >>> res.success, res.status, res.y.shape[0]
+    (True, 0, 1)
+    """

@@ -1,0 +1,156 @@
+"""The user's right-hand side, called on many points at once.
+
+:class:`Evaluator` is the only place where ``fun`` and ``jac`` are called.
+One call of :meth:`Evaluator.evaluate` is one *round* (docs/algorithm.md, "Counting"): ``fun`` at
+all given points, and, when asked, the Jacobian at the same points (user
+``jac`` or forward differences), which could all run in parallel.
+"""
+
+from __future__ import annotations
+
+from .._kernels.blas import user_blas_threads
+from .counters import Counters
+from .checks import check_fun_output
+from .jacobian import make_jacobian
+from .sparse import make_sparse_jacobian
+
+__all__ = ["Evaluator"]
+
+
+class Evaluator:
+    """Vectorised access to ``fun`` (and its Jacobian) with counting.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(t, y)`` with ``args`` already bound.  With ``vectorized=True``
+        it is called as ``fun(t, y)`` with ``t`` of shape (P,) and ``y`` of
+        shape (n, P), and must return shape (n, P).  Otherwise it is called
+        once per point with a float ``t`` and ``y`` of shape (n,).
+    jac : None, callable or array_like
+        As in scipy (``args`` already bound for a callable).
+    n : int
+        The number of components.
+    vectorized : bool
+    vectorized_jac : bool
+        Call a callable ``jac`` once over all points (see :mod:`chebpan._rhs.jacobian`).
+    device : device, optional
+        Where a constant ``jac`` is placed (the device of ``y0``).
+    jac_sparsity : array_like or sparse matrix, optional
+        As in scipy: the pattern of forward differences when ``jac`` is None.
+        Then (or for a sparse constant ``jac``) Jacobians come as values on
+        ``pattern`` (:mod:`chebpan._rhs.sparse`), shape (P, nnz).
+    xp : namespace
+    dtype : dtype
+    counters : Counters
+    batch_args : tuple of arrays, optional
+        Per-instance arguments of a batched solve, each with leading axis K.
+        They reach ``fun`` and ``jac`` after ``y``, gathered at the points
+        (see :meth:`point_args`); :meth:`evaluate`'s ``instances`` says which
+        instance each point belongs to.
+    """
+
+    def __init__(
+        self, fun, jac, n, *, vectorized, vectorized_jac=False, xp, dtype, counters: Counters,
+        jac_sparsity=None, device=None, batch_args=(),
+    ):
+        self.fun = fun
+        self.batch_args = tuple(batch_args)
+        self.instances = None  # (P,) instance of each point of the current round
+        self.n = n
+        self.vectorized = vectorized
+        self.xp = xp
+        self.dtype = dtype
+        self.counters = counters
+        self.jacobian = make_sparse_jacobian(jac, jac_sparsity, n, dtype=dtype)
+        if self.jacobian is None:
+            self.jacobian = make_jacobian(
+                jac, n, vectorized_jac=vectorized_jac, xp=xp, dtype=dtype, device=device
+            )
+        #: The sparsity pattern when Jacobians are sparse, else None.
+        self.pattern = getattr(self.jacobian, "pattern", None)
+
+    def point_args(self, n_points):
+        """``batch_args`` at ``n_points`` points, laid out like ``y``: each (..., P).
+
+        ``n_points`` is the round's number of points or a multiple of it
+        (forward differences repeat the points once per perturbed column
+        group); instance ``k``'s row ``a[k]`` becomes the column of each of
+        its points, so an argument of shape (K,) arrives as (P,) and one of
+        shape (K, p) as (p, P).
+        """
+        if not self.batch_args:
+            return ()
+        xp = self.xp
+        instances = self.instances
+        repeats = n_points // instances.shape[0]
+        if repeats != 1:
+            instances = xp.concat([instances] * repeats)
+        gathered = (xp.take(a, instances, axis=0) for a in self.batch_args)
+        return tuple(xp.permute_dims(g, (*range(1, g.ndim), 0)) for g in gathered)
+
+    def point_args_at(self, p):
+        """``batch_args`` of the instance of point ``p`` (point-by-point calls)."""
+        if not self.batch_args:
+            return ()
+        k = int(self.instances[p % self.instances.shape[0]])
+        return tuple(a[k, ...] for a in self.batch_args)
+
+    def call_fun(self, t, y):
+        """``fun`` at the points ``(t[p], y[:, p])``: shapes (P,), (n, P) → (n, P)."""
+        xp = self.xp
+        n_points = t.shape[0]
+        self.counters.npoints += n_points
+        if self.vectorized:
+            self.counters.nfev += 1
+            value = self.fun(t, y, *self.point_args(n_points))
+            return check_fun_output(value, (self.n, n_points), dtype=self.dtype, xp=xp,
+                                    device=y.device)
+        columns = []
+        for p in range(n_points):
+            self.counters.nfev += 1
+            value = self.fun(float(t[p]), y[:, p], *self.point_args_at(p))
+            columns.append(check_fun_output(value, (self.n,), dtype=self.dtype, xp=xp,
+                                            device=y.device))
+        if not columns:
+            return xp.zeros((self.n, 0), dtype=self.dtype, device=y.device)
+        return xp.stack(columns, axis=1)
+
+    def evaluate(self, t, y, *, with_jacobian=False, instances=None):
+        """One round: ``F`` (n, P) and, if asked, ``J`` (P, n, n) at the same points.
+
+        With a sparsity ``pattern``, ``J`` is its values, (P, nnz).
+        ``instances`` (P,): the batch instance of each point (batched solves).
+        """
+        self.counters.depth += 1
+        self.instances = instances
+        with user_blas_threads():
+            f = self.call_fun(t, y)
+            if not with_jacobian:
+                return f, None
+            if getattr(self.jacobian, "counts_as_evaluation", True):
+                self.counters.njev += 1
+            return f, self.jacobian(t, y, f, self)
+
+    def evaluate_some_jacobians(self, t, y, jacobian_points, *, instances):
+        """One round of a batched solve: ``F`` at all points, ``J`` at some.
+
+        ``jacobian_points`` (P,) bools selects where ``J`` is needed; returns
+        ``F`` (n, P) and ``J`` (P_J, n, n) at the selected points, in order
+        (None when none is selected).
+        """
+        f_all, _ = self.evaluate(t, y, instances=instances)
+        if not bool(self.xp.any(jacobian_points)):
+            return f_all, None
+        if getattr(self.jacobian, "counts_as_evaluation", True):
+            self.counters.njev += 1
+        xp = self.xp
+        if not bool(xp.all(jacobian_points)):
+            index = xp.nonzero(jacobian_points)[0]
+            t, instances = xp.take(t, index), xp.take(instances, index)
+            y, f = xp.take(y, index, axis=1), xp.take(f_all, index, axis=1)
+        else:
+            f = f_all
+        self.instances = instances
+        with user_blas_threads():
+            return f_all, self.jacobian(t, y, f, self)

@@ -1,0 +1,130 @@
+"""Jacobians ∂f/∂y at many points: user ``jac`` adapters and forward differences.
+
+Every adapter returns ``J`` of shape (P, n, n) for points ``t`` (P,), ``y``
+(n, P), with ``J[p, i, j] = ∂f_i/∂y_j (t[p], y[:, p])``.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["make_jacobian", "forward_difference_steps", "as_matrix", "as_dense",
+           "jac_shape_error"]
+
+
+def jac_shape_error(expected, actual):
+    return ValueError(
+        f"`jac` is expected to have shape {expected}, but actually has {actual}."
+    )
+
+
+def make_jacobian(jac, n, *, vectorized_jac=False, xp, dtype, device=None):
+    """Return ``jacobian(t, y, f, evaluator) -> J (P, n, n)``.
+
+    Parameters
+    ----------
+    jac : None, callable, array_like or scipy sparse matrix
+        ``None``: forward differences (one vectorised ``fun`` call over all
+        perturbed points).  A callable is called as in scipy, ``jac(t, y)``
+        with ``y`` of shape (n,), once per point, unless ``vectorized_jac``:
+        then once with ``t`` (P,), ``y`` (n, P), returning (n, n, P).
+        An array or sparse matrix is a constant Jacobian.
+    n : int
+        The number of components.
+    """
+    if jac is None:
+        return _ForwardDifference(n, xp=xp, dtype=dtype)
+    if callable(jac):
+        return _UserJacobian(jac, n, vectorized_jac=vectorized_jac, xp=xp, dtype=dtype)
+    return _ConstantJacobian(jac, n, xp=xp, dtype=dtype, device=device)
+
+
+def as_dense(value):
+    if hasattr(value, "toarray"):  # scipy sparse
+        return value.toarray()
+    return value
+
+
+def as_matrix(value, expected, *, xp, dtype, device=None):
+    """A user's Jacobian value as an array of shape ``expected``.
+
+    Like scipy's LSODA, anything with the right number of entries is accepted
+    and reshaped (e.g. a scalar when n = 1); other sizes raise scipy's error.
+    """
+    value = xp.asarray(as_dense(value), dtype=dtype, device=device)
+    if tuple(value.shape) == expected:
+        return value
+    if math.prod(value.shape) == math.prod(expected):
+        return xp.reshape(value, expected)
+    raise jac_shape_error(expected, tuple(value.shape))
+
+
+class _ConstantJacobian:
+    #: A constant matrix is not an evaluation (scipy's njev stays 0).
+    counts_as_evaluation = False
+
+    def __init__(self, jac, n, *, xp, dtype, device=None):
+        self.value = as_matrix(jac, (n, n), xp=xp, dtype=dtype, device=device)
+        self.xp = xp
+
+    def __call__(self, t, y, f, evaluator):
+        return self.xp.broadcast_to(self.value[None, :, :], (t.shape[0], *self.value.shape))
+
+
+class _UserJacobian:
+    def __init__(self, jac, n, *, vectorized_jac, xp, dtype):
+        self.jac = jac
+        self.n = n
+        self.vectorized_jac = vectorized_jac
+        self.xp = xp
+        self.dtype = dtype
+
+    def _convert(self, value, expected, device):
+        return as_matrix(value, expected, xp=self.xp, dtype=self.dtype, device=device)
+
+    def __call__(self, t, y, f, evaluator):
+        xp, n = self.xp, self.n
+        n_points = t.shape[0]
+        if self.vectorized_jac:
+            value = self._convert(self.jac(t, y, *evaluator.point_args(n_points)),
+                                  (n, n, n_points), y.device)
+            return xp.permute_dims(value, (2, 0, 1))
+        return xp.stack(
+            [self._convert(self.jac(float(t[p]), y[:, p], *evaluator.point_args_at(p)),
+                           (n, n), y.device)
+             for p in range(n_points)]
+        )
+
+
+def forward_difference_steps(y, relative_step, *, xp):
+    """Steps ``relative_step · max(|y|, 1)`` away from zero, exactly representable.
+
+    The returned step is ``(y + step) − y``, the perturbation actually made.
+    """
+    sign = xp.where(y >= 0, xp.ones_like(y), -xp.ones_like(y))
+    step = relative_step * sign * xp.maximum(xp.abs(y), xp.ones_like(y))
+    return (y + step) - y
+
+
+class _ForwardDifference:
+    """Forward differences with all n·P perturbed points in one ``fun`` call."""
+
+    def __init__(self, n, *, xp, dtype):
+        self.n = n
+        self.xp = xp
+        self.relative_step = math.sqrt(xp.finfo(dtype).eps)
+
+    def __call__(self, t, y, f, evaluator):
+        xp, n = self.xp, self.n
+        n_points = t.shape[0]
+        if n == 0 or n_points == 0:
+            return xp.zeros((n_points, n, n), dtype=y.dtype, device=y.device)
+        step = forward_difference_steps(y, self.relative_step, xp=xp)
+        eye = xp.eye(n, dtype=y.dtype, device=getattr(y, "device", None))
+        # perturbed[:, j, p] = y[:, p] + step[j, p] e_j
+        perturbed = y[:, None, :] + eye[:, :, None] * step[None, :, :]
+        t_repeated = xp.reshape(xp.broadcast_to(t[None, :], (n, n_points)), (n * n_points,))
+        f_perturbed = evaluator.call_fun(t_repeated, xp.reshape(perturbed, (n, n * n_points)))
+        f_perturbed = xp.reshape(f_perturbed, (n, n, n_points))  # [i, j, p]
+        difference = (f_perturbed - f[:, None, :]) / step[None, :, :]
+        return xp.permute_dims(difference, (2, 0, 1))

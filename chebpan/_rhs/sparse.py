@@ -1,0 +1,238 @@
+"""Sparse Jacobians: the pattern, grouped forward differences, the Newton solve.
+
+A sparse Jacobian is kept as its values on a fixed pattern: ``rows``,
+``cols`` (nnz,) and values of shape (P, nnz) for P points.  Systems too large
+for dense Newton (``n · n_free`` above ``max_newton_size``) then still get
+Newton steps on stiff segments: the square collocation system of the stiff basis is assembled as a
+scipy sparse matrix and factorised by SuperLU.  This module is NumPy/scipy
+only (a NumPy kernel module, like the numba LDLᵀ kernel).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.sparse
+import scipy.sparse.linalg
+
+from .jacobian import as_dense, forward_difference_steps
+
+__all__ = ["SparsityPattern", "group_columns", "make_sparse_jacobian", "SparseLinearization"]
+
+
+class SparsityPattern:
+    """Where ``∂f_i/∂y_j`` may be nonzero: ``rows``, ``cols`` of shape (nnz,).
+
+    The diagonal is always included (the collocation matrix has the
+    identity there anyway, and finite differences of a zero entry are 0).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = SparsityPattern.from_matrix(np.array([[1, 1, 0], [0, 1, 0], [0, 0, 0]]), 3)
+    >>> p.nnz
+    4
+    """
+
+    def __init__(self, rows, cols, n):
+        order = np.lexsort((cols, rows))
+        self.rows = np.asarray(rows, dtype=np.intp)[order]
+        self.cols = np.asarray(cols, dtype=np.intp)[order]
+        self.n = n
+        self.nnz = self.rows.shape[0]
+        #: CSC layouts of the collocation matrix, by (n_nodes, n_free) of a basis.
+        self.layouts = {}
+
+    @classmethod
+    def from_matrix(cls, matrix, n, *, name="jac_sparsity"):
+        shape = getattr(matrix, "shape", None)
+        if shape is None:
+            matrix = np.asarray(matrix)
+            shape = matrix.shape
+        if tuple(shape) != (n, n):
+            raise ValueError(
+                f"`{name}` is expected to have shape {(n, n)}, but actually has {tuple(shape)}.")
+        coo = scipy.sparse.coo_array(matrix)
+        coo.sum_duplicates()
+        nonzero = coo.data != 0
+        rows = np.concatenate([coo.row[nonzero], np.arange(n)])
+        cols = np.concatenate([coo.col[nonzero], np.arange(n)])
+        unique = np.unique(rows * n + cols)
+        return cls(unique // n, unique % n, n)
+
+    def values_of(self, matrix):
+        """Entries of a dense or sparse (n, n) matrix on the pattern: (nnz,)."""
+        return np.asarray(as_dense(matrix))[self.rows, self.cols]
+
+    def row_sums(self, values):
+        """``Σ_j |J_ij|`` for values (..., nnz) → (..., n)."""
+        flat = np.abs(values).reshape(-1, self.nnz)
+        out = np.zeros((flat.shape[0], self.n), dtype=flat.dtype)
+        np.add.at(out, (slice(None), self.rows), flat)
+        return out.reshape(*values.shape[:-1], self.n)
+
+    def to_dense(self, values):
+        """Values (..., nnz) → dense (..., n, n)."""
+        out = np.zeros((*values.shape[:-1], self.n, self.n), dtype=values.dtype)
+        out[..., self.rows, self.cols] = values
+        return out
+
+
+def group_columns(pattern):
+    """Greedy grouping of columns that share no row: (n,) group index per column.
+
+    Columns of one group are perturbed together in forward differences
+    (Curtis–Powell–Reid); the number of groups bounds the extra evaluations.
+    """
+    n = pattern.n
+    column_rows = np.split(pattern.rows[np.argsort(pattern.cols, kind="stable")],
+                           np.cumsum(np.bincount(pattern.cols, minlength=n))[:-1])
+    groups = np.empty(n, dtype=np.intp)
+    used = []  # per group: boolean mask of the rows it touches
+    for j in range(n):
+        rows = column_rows[j]
+        for g, mask in enumerate(used):
+            if not mask[rows].any():
+                mask[rows] = True
+                groups[j] = g
+                break
+        else:
+            mask = np.zeros(n, dtype=bool)
+            mask[rows] = True
+            used.append(mask)
+            groups[j] = len(used) - 1
+    return groups
+
+
+def make_sparse_jacobian(jac, jac_sparsity, n, *, dtype):
+    """A sparse Jacobian adapter, or ``None`` when no sparsity is known.
+
+    Sparsity is known from a scipy sparse constant ``jac`` or, as in scipy,
+    from ``jac_sparsity`` when ``jac`` is None (forward differences grouped
+    by :func:`group_columns`).  A callable ``jac`` is dense (scipy ignores
+    ``jac_sparsity`` then, and so does this).
+    """
+    if jac is None and jac_sparsity is not None:
+        return _GroupedForwardDifference(SparsityPattern.from_matrix(jac_sparsity, n),
+                                         dtype=dtype)
+    if jac is not None and scipy.sparse.issparse(jac):
+        pattern = SparsityPattern.from_matrix(jac, n, name="jac")
+        return _SparseConstant(pattern, pattern.values_of(jac).astype(dtype))
+    return None
+
+
+class _SparseConstant:
+    counts_as_evaluation = False
+
+    def __init__(self, pattern, values):
+        self.pattern = pattern
+        self.values = values
+
+    def __call__(self, t, y, f, evaluator):
+        return np.broadcast_to(self.values, (t.shape[0], self.pattern.nnz))
+
+
+class _GroupedForwardDifference:
+    """Forward differences, one perturbed point per column group, in one call."""
+
+    def __init__(self, pattern, *, dtype):
+        self.pattern = pattern
+        self.groups = group_columns(pattern)
+        self.n_groups = int(self.groups.max()) + 1 if pattern.n else 0
+        self.relative_step = math.sqrt(np.finfo(dtype).eps)
+
+    def __call__(self, t, y, f, evaluator):
+        pattern = self.pattern
+        n, n_points = y.shape
+        if n == 0 or n_points == 0:
+            return np.zeros((n_points, pattern.nnz), dtype=y.dtype)
+        step = forward_difference_steps(y, self.relative_step, xp=np)
+        member = (self.groups[:, None] == np.arange(self.n_groups)[None, :])  # (n, G)
+        # perturbed[:, g, p] = y[:, p] + Σ_{j in g} step[j, p] e_j
+        perturbed = y[:, None, :] + member[:, :, None] * step[:, None, :]
+        t_repeated = np.broadcast_to(t[None, :], (self.n_groups, n_points)).reshape(-1)
+        f_perturbed = evaluator.call_fun(t_repeated, perturbed.reshape(n, -1))
+        f_perturbed = f_perturbed.reshape(n, self.n_groups, n_points)
+        group_of_entry = self.groups[pattern.cols]
+        difference = (f_perturbed[pattern.rows, group_of_entry, :] - f[pattern.rows, :])
+        return (difference / step[pattern.cols, :]).T  # (P, nnz)
+
+
+class SparseLinearization:
+    """The stiff basis' collocation system with a sparse Jacobian at the nodes.
+
+    ``A0[(i,m),(j,n)] = δ_ij D̃[n,m] − (h/2) Φ̃[n,m] J_m[i,j]`` over the fitted
+    nodes m ≥ 1 (square: ``n_free = M − 1``).  Built for one batch member.
+
+    Parameters
+    ----------
+    basis : ChebyshevBasis
+        The stiff basis.
+    pattern : SparsityPattern
+    values : array, shape (M, nnz)
+        ``J_m`` on the pattern at every node.
+    half_h : float
+    """
+
+    def __init__(self, basis, pattern, values, half_h):
+        self.basis = basis
+        self.pattern = pattern
+        self.values = values
+        self.half_h = half_h
+        self._lu = None
+
+    def gradient(self, r):
+        """``∇ẽ = 2 A0ᵀ W r̃`` for ``r`` (1, n, M) → (1, n, n_free)."""
+        basis, pattern = self.basis, self.pattern
+        weighted = r[0] * basis.weights  # (n, M); the weight of τ = −1 is 0
+        # u[j, m] = Σ_i J_m[i, j] weighted[i, m]
+        u = np.zeros_like(weighted)
+        np.add.at(u, pattern.cols, self.values.T * weighted[pattern.rows, :])
+        grad = weighted @ basis.d_tilde.T - self.half_h * (u @ basis.phi_tilde.T)
+        return 2 * grad[None]
+
+    def direction(self, r, grad=None):
+        """Newton direction: ``A0 d = −r̃`` on the fitted nodes, by sparse LU."""
+        n = r.shape[1]
+        if self._lu is None:
+            self._lu = scipy.sparse.linalg.splu(self._assemble(n))
+        step = self._lu.solve(np.ascontiguousarray(r[0, :, 1:]).reshape(-1))
+        return -step.reshape(1, n, self.basis.n_free)
+
+    def _assemble(self, n):
+        basis, pattern = self.basis, self.pattern
+        layout = _collocation_layout(basis, pattern)
+        phi = basis.phi_tilde[:, 1:].T  # (M-1, n_free)
+        # Entry e of J at node m and coefficient n; the pattern holds the
+        # diagonal, where the identity part D̃ is added, so no entry repeats.
+        values = -self.half_h * self.values[1:, :].T[:, :, None] * phi[None, :, :]
+        values[layout.diagonal] += basis.d_tilde[:, 1:].T[None, :, :]
+        data = values.reshape(-1)[layout.order]
+        return scipy.sparse.csc_matrix((data, layout.indices, layout.indptr),
+                                       shape=(layout.size, layout.size))
+
+
+class _Layout:
+    """CSC structure of the collocation matrix for one (basis, pattern)."""
+
+    def __init__(self, basis, pattern):
+        fitted, n_free = basis.n_nodes - 1, basis.n_free
+        rows = (pattern.rows[:, None, None] * fitted
+                + np.arange(fitted)[None, :, None]) + 0 * np.arange(n_free)[None, None, :]
+        cols = (pattern.cols[:, None, None] * n_free
+                + np.arange(n_free)[None, None, :]) + 0 * np.arange(fitted)[None, :, None]
+        rows, cols = rows.reshape(-1), cols.reshape(-1)
+        self.order = np.lexsort((rows, cols))
+        self.indices = rows[self.order].astype(np.int64)
+        self.size = pattern.n * n_free
+        self.indptr = np.concatenate(
+            [[0], np.cumsum(np.bincount(cols, minlength=self.size))]).astype(np.int64)
+        self.diagonal = pattern.rows == pattern.cols
+
+
+def _collocation_layout(basis, pattern):
+    key = (basis.n_nodes, basis.n_free)  # all the layout depends on
+    if key not in pattern.layouts:
+        pattern.layouts[key] = _Layout(basis, pattern)
+    return pattern.layouts[key]

@@ -1,0 +1,106 @@
+"""The options table (chebpan._control.options.OPTIONS) against what the docs say.
+
+Every option of ``solve_ivp(**options)`` is in the table once; its defaults (a single
+solve's and, where different, a batch's) are the ones that the docstring of
+:func:`chebpan.solve_ivp` and docs/user-guide.md state.
+"""
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+import chebpan
+from chebpan._control.options import OPTIONS, SAME, take_options, with_defaults
+
+GUIDE = (Path(__file__).parents[1] / "docs" / "user-guide.md").read_text()
+#: Documented in their own sections of the user guide, not in the options table.
+OWN_SECTIONS = {"backend", "batch_args", "newton_memory"}
+
+
+def _spellings(value):
+    """Ways the docs write a default."""
+    if value == 2**28:
+        return {"2**28", "256 MiB"}
+    if value == math.inf:
+        return {"inf"}
+    out = {repr(value), f"{value:g}"}
+    if isinstance(value, float) and value > 0 and math.log10(value).is_integer():
+        out.add(f"1e{int(math.log10(value))}")
+    return out
+
+
+def _docstring_blocks():
+    """``{name: text}`` of the ``**options`` entries of solve_ivp's docstring."""
+    doc = chebpan.solve_ivp.__doc__
+    section = doc[doc.index("    **options"):doc.index("    Returns\n")]
+    blocks, names = {}, None
+    for line in section.splitlines()[1:]:
+        header = re.match(r"^        (\w+(?:, \w+)*) : ", line)
+        if header:
+            names = header.group(1).split(", ")
+            for name in names:
+                blocks[name] = ""
+        elif names:
+            for name in names:
+                blocks[name] += line + "\n"
+    return blocks
+
+
+def _guide_row(name):
+    for line in GUIDE.splitlines():
+        cells = line.split("|")
+        if len(cells) > 3 and f"`{name}`" in cells[1]:
+            return cells[2]
+    return None
+
+
+def _numeric(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def test_every_option_is_in_the_table_once_and_in_the_docstring():
+    names = [option.name for option in OPTIONS]
+    assert len(names) == len(set(names))
+    assert sorted(_docstring_blocks()) == sorted(names)
+
+
+@pytest.mark.parametrize("option", OPTIONS, ids=lambda option: option.name)
+def test_docstring_states_the_defaults(option):
+    block = _docstring_blocks()[option.name]
+    for batch in (False, True):
+        value = option.default_for(batch=batch)
+        if _numeric(value):
+            assert any(s in block for s in _spellings(value)), (option.name, value, block)
+
+
+@pytest.mark.parametrize("option", OPTIONS, ids=lambda option: option.name)
+def test_user_guide_states_the_defaults(option):
+    if option.name in OWN_SECTIONS:
+        assert f"`{option.name}`" in GUIDE or f"{option.name}=" in GUIDE
+        value = option.default
+        if _numeric(value):
+            assert any(s in GUIDE for s in _spellings(value)), option.name
+        return
+    row = _guide_row(option.name)
+    assert row is not None, f"{option.name} has no row in the user guide's options table"
+    if _numeric(option.default):
+        assert any(f"`{s}`" in row or s in row for s in _spellings(option.default)), row
+    if option.batch is not SAME:
+        assert f"`{option.name} = {option.default_for(batch=True):g}`" in GUIDE
+
+
+def test_take_options_leaves_the_extraneous_ones():
+    options = {"rtol": 1e-5, "n_coeffs": 16, "bogus": 1}
+    assert take_options(options) == {"rtol": 1e-5, "n_coeffs": 16}
+    assert options == {"bogus": 1}
+
+
+def test_with_defaults():
+    single = with_defaults({}, batch=False)
+    batch = with_defaults({"max_picard": 7}, batch=True)
+    assert (single["n_coeffs"], single["n_nodes"], single["max_picard"]) == (32, 31, 12)
+    assert (batch["n_coeffs"], batch["n_nodes"], batch["max_picard"]) == (12, 11, 7)
+    assert with_defaults({"n_coeffs": 20}, batch=False)["n_nodes"] == 19
+    assert with_defaults({"n_nodes": 40}, batch=True)["n_nodes"] == 40

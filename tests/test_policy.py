@@ -1,0 +1,187 @@
+"""Unit tests of the policy functions, against values worked out by hand.
+
+The error estimates (:mod:`chebpan._core.estimates`) and the segment-length, start and
+convergence rules (:mod:`chebpan._control.policy`); docs/algorithm.md, "Segment
+control", states the rules these numbers follow.
+"""
+
+import math
+
+import array_api_compat.numpy as xp
+import numpy as np
+import pytest
+
+from chebpan._control.policy import (
+    converged,
+    extrapolated_guess,
+    initial_lengths,
+    length_factors,
+    next_length_factor,
+    tolerance_scale,
+)
+from chebpan._core.basis import get_basis
+from chebpan._core.estimates import (
+    decay_error_estimate,
+    decay_error_estimates,
+    error_estimate,
+    error_estimates,
+)
+from chebpan._core.picard import node_values
+
+# ------------------------------------------------------------------ error estimates
+
+
+def test_error_estimate_is_the_scaled_rms_of_the_last_two_coefficients():
+    coeffs = np.array([[[1.0, 0.5, 0.01, 0.02],      # tail 0.03, scale 0.1 → 0.3
+                        [2.0, 0.0, 0.003, -0.004]]])  # tail 0.007, scale 0.01 → 0.7
+    scale = np.array([[0.1, 0.01]])
+    expected = math.sqrt((0.3**2 + 0.7**2) / 2)
+    np.testing.assert_allclose(error_estimates(coeffs, scale, xp=xp), [expected], rtol=1e-14)
+    assert error_estimate(coeffs, scale, xp=xp) == pytest.approx(expected, rel=1e-14)
+
+
+def test_error_estimates_one_per_segment_and_none_for_no_components():
+    coeffs = np.zeros((2, 1, 4))
+    coeffs[0, 0, 2:] = [1.0, 1.0]
+    coeffs[1, 0, 2:] = [0.5, 0.0]
+    np.testing.assert_allclose(error_estimates(coeffs, np.ones((2, 1)), xp=xp), [2.0, 0.5])
+    assert error_estimates(np.zeros((3, 0, 4)), np.ones((3, 0)), xp=xp).tolist() == [0.0] * 3
+
+
+def _geometric(ratio, n_coeffs, zero_from=None):
+    coeffs = ratio ** np.arange(n_coeffs, dtype=float)
+    if zero_from is not None:
+        coeffs[zero_from:] = 0.0
+    return coeffs[None, None, :]
+
+
+def test_decay_estimate_extrapolates_the_pairs_above_rounding():
+    # c_q = 0.1^q up to q = 7, zero after: pairs (c_2j + c_2j+1) = 0.1^(2j) · 1.1 for
+    # j = 1, 2, 3; the line through their logarithms, read at the last pair j = 5,
+    # is 0.1^10 · 1.1.
+    coeffs = _geometric(0.1, 12, zero_from=8)
+    got = decay_error_estimates(coeffs, np.ones((1, 1)), xp=xp)
+    np.testing.assert_allclose(got, [1.1e-10], rtol=1e-9)
+    assert decay_error_estimate(coeffs, np.ones((1, 1)), xp=xp) == pytest.approx(1.1e-10,
+                                                                                 rel=1e-9)
+
+
+def test_decay_estimate_is_scaled_and_takes_the_largest_component():
+    coeffs = np.concatenate([_geometric(0.1, 12, 8), 0.5 * _geometric(0.1, 12, 8)], axis=1)
+    got = decay_error_estimates(coeffs, np.array([[2.0, 0.1]]), xp=xp)
+    np.testing.assert_allclose(got, [5 * 1.1e-10], rtol=1e-9)  # 0.5 / 0.1 = 5 > 1 / 2
+
+
+def test_decay_estimate_zero_for_a_low_degree_polynomial():
+    # Two pairs above rounding and the last one at it: the segment could be much longer.
+    coeffs = _geometric(0.1, 12, zero_from=6)
+    assert decay_error_estimates(coeffs, np.ones((1, 1)), xp=xp).tolist() == [0.0]
+    assert decay_error_estimate(coeffs, np.ones((1, 1)), xp=xp) == 0.0
+
+
+def test_decay_estimate_says_nothing_without_decay_or_coefficients():
+    growing = _geometric(1.5, 12)
+    assert np.isnan(decay_error_estimates(growing, np.ones((1, 1)), xp=xp)[0])
+    assert decay_error_estimate(growing, np.ones((1, 1)), xp=xp) is None
+    short = _geometric(0.1, 7)  # fewer than 8 coefficients
+    assert decay_error_estimate(short, np.ones((1, 1)), xp=xp) is None
+
+
+# ------------------------------------------------------------------ segment lengths
+
+
+@pytest.mark.parametrize("err, factor", [
+    (16.0, 0.45),        # 0.9 · 16^(−1/4)
+    (1 / 16, 1.8),       # 0.9 · 2
+    (1e-8, 4.0),         # 0.9 · 100, clipped to the largest growth
+    (1e8, 0.2),          # 0.9 · 0.01, clipped to the smallest factor
+    (0.0, 4.0),          # nothing to measure: the largest growth
+    (math.inf, 0.2),
+    (math.nan, 0.2),
+])
+def test_length_factor(err, factor):
+    n_coeffs = 5  # exponent −1/(N − 1) = −1/4
+    assert next_length_factor(err, n_coeffs, 4.0) == pytest.approx(factor, rel=1e-14)
+    got = length_factors(np.array([err]), n_coeffs, 4.0, xp=xp)
+    np.testing.assert_allclose(got, [factor], rtol=1e-14)
+
+
+def test_length_factors_take_a_growth_limit_per_segment():
+    err = np.array([1e-8, 1e-8, 0.0])
+    np.testing.assert_allclose(length_factors(err, 5, np.array([4.0, 20.0, 20.0]), xp=xp),
+                               [4.0, 20.0, 20.0])
+
+
+def test_tolerance_scale():
+    got = tolerance_scale(1e-6, 1e-3, np.array([1.0, -3.0]), np.array([-2.0, 0.5]), xp=xp)
+    np.testing.assert_allclose(got, [1e-6 + 2e-3, 1e-6 + 3e-3], rtol=1e-15)
+
+
+# ------------------------------------------------------------------ convergence
+
+
+@pytest.mark.parametrize("change, previous, floor, tolerance, expected", [
+    (0.01, 0.1, 0.0, 1e-3, False),    # ρ = 0.1: remaining 0.01 · 0.1 / 0.9 = 1.1e-3
+    (0.01, 0.1, 0.0, 2e-3, True),
+    (0.004, 0.1, 0.0, 1e-3, True),    # ρ = 0.04: remaining 1.7e-4
+    (5e-4, math.nan, 0.0, 1e-3, True),  # no ratio yet: the change itself
+    (2e-3, math.nan, 0.0, 1e-3, False),
+    (0.2, 0.1, 0.0, 1e-3, False),     # ρ = 2: diverging, the change itself
+    (2e-3, 0.0, 0.0, 1e-3, False),    # no ratio from a zero previous change
+    (2e-3, math.nan, 5e-3, 1e-3, True),  # at the rounding floor
+])
+def test_converged(change, previous, floor, tolerance, expected):
+    got = converged(np.array([change]), np.array([previous]), np.array([floor]), tolerance,
+                    xp=xp)
+    assert got.tolist() == [expected]
+
+
+# ------------------------------------------------------------------ first length
+
+
+def _first_length(fun, y0, t0=0.0, tf=10.0, atol=1e-6, rtol=1e-3):
+    y0 = np.array([[y0]])
+    f0 = fun(np.array([t0]), y0)
+    scale = tolerance_scale(atol, rtol, y0, xp=xp)
+    return float(initial_lengths(fun, t0, tf, y0, f0, scale, xp=xp)[0])
+
+
+def test_initial_length_of_a_decay():
+    # y' = −y, y0 = 1: h0 = 0.01 d0/d1 = 0.01; f1 = −0.99, so d2 = d1 = 1/scale and
+    # h1 = (0.01 scale)^(1/16); the length is min(100 h0, h1).
+    scale = 1e-6 + 1e-3
+    expected = min(1.0, (0.01 * scale) ** (1 / 16))
+    assert _first_length(lambda t, y: -y, 1.0) == pytest.approx(expected, rel=1e-12)
+
+
+def test_initial_length_from_zero():
+    # y0 = 0, f = 1: d0 < 1e-5, so h0 = 1e-6, and the length is 100 h0.
+    assert _first_length(lambda t, y: np.ones_like(y), 0.0) == pytest.approx(1e-4, rel=1e-12)
+
+
+def test_initial_length_is_h0_when_the_trial_point_is_not_finite():
+    def fun(t, y):
+        return np.where(t > 0, np.inf, -y)
+
+    assert _first_length(fun, 1.0) == pytest.approx(0.01, rel=1e-12)
+
+
+def test_initial_length_never_exceeds_the_interval():
+    # h0 = min(0.01, 1e-3) already; the length is min(100 h0, h1, 1e-3).
+    assert _first_length(lambda t, y: -y, 1.0, tf=1e-3) == pytest.approx(1e-3, rel=1e-12)
+
+
+# ------------------------------------------------------------------ extrapolated start
+
+
+def test_extrapolated_guess_continues_a_polynomial_solution_exactly():
+    # y = t² on [0, 1] (y' = 2t): in τ, t² = 0.375 T_0 + 0.5 T_1 + 0.125 T_2.  Its
+    # derivative on the next segment [1, 2] turned into X gives t² there exactly.
+    basis = get_basis(8, 7, xp=xp, dtype=np.float64)
+    previous = np.zeros((1, 1, 8))
+    previous[0, 0, :3] = [0.375, 0.5, 0.125]
+    x = extrapolated_guess(basis, previous, 1.0, 1.0, np.array([[2.0]]), xp=xp)
+    y_nodes = node_values(basis, np.array([[1.0]]), np.array([[2.0]]), np.array([[0.5]]), x,
+                          xp=xp)
+    t = 1.0 + (np.asarray(basis.tau) + 1) / 2
+    np.testing.assert_allclose(y_nodes[0, 0], t**2, rtol=1e-13)
