@@ -6,7 +6,7 @@ import contextlib
 
 import array_api_compat
 
-__all__ = ["namespace_of", "select_namespace", "single_threaded_blas"]
+__all__ = ["namespace_of", "select_namespace", "single_threaded_blas", "PicklableNamespace"]
 
 #: What ``backend=`` accepts.
 BACKENDS = (None, "numpy", "cupy")
@@ -100,6 +100,27 @@ def select_namespace(backend, y0):
         raise ValueError(f"`y0` is an array of {foreign.__name__}, but backend='numpy'; "
                          "convert it to NumPy first.")
     return foreign
+
+
+class PicklableNamespace:
+    """Mixin: pickle and copy an object that holds its array namespace ``xp``.
+
+    Modules cannot be pickled, so the namespace is left out and found again
+    on loading from the arrays themselves (attribute ``_namespace_source``),
+    the way the solve found it: results cross multiprocessing, joblib and
+    Dask like scipy's.
+    """
+
+    _namespace_source = "ts"
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["xp"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.xp = namespace_of(getattr(self, self._namespace_source))
 
 
 _controller = None

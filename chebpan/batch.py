@@ -35,9 +35,9 @@ from __future__ import annotations
 
 import math
 
-from .newton import DenseLinearization, objective, residual
+from .newton import DenseLinearization, directional_slope, objective, residual, residual_size
 from .picard import coefficients, end_value, euler_start, node_values, picard_step
-from .result import failure_message
+from .result import Failure, failure_message
 from .segment import (
     FIRST_MAX_FACTOR,
     MAX_FACTOR,
@@ -53,6 +53,7 @@ from .segment import (
     extrapolated_guess,
     length_factors,
     scaled_rms,
+    rounding_floors,
     tolerance_scale,
 )
 
@@ -62,8 +63,8 @@ PICARD, NEWTON_START, NEWTON_TRIAL = 0, 1, 2
 #: What a row's iteration step led to, and the fields that say how.
 GOING, FINISHED, FAILED = 0, 1, 2
 OUTCOME_FIELDS = ("outcome", "half_h", "f_end", "used_newton")
-FAILURES = ("nonfinite", "no convergence", "stalled", "line search failed", "error")
-NONFINITE, NO_CONVERGENCE, STALLED, LINE_SEARCH, ERROR = range(len(FAILURES))
+NONFINITE, NO_CONVERGENCE, STALLED, LINE_SEARCH, ERROR, NONFINITE_JAC, DIVERGED = (
+    int(failure) for failure in Failure)
 
 #: Bytes of Newton workspace (residual Jacobians and Gauss–Newton matrices)
 #: per chunk of instances; see ``newton_memory`` in :func:`chebpan.solve_ivp`.
@@ -201,13 +202,6 @@ class BatchLoop:
     def _scale(self, *values):
         return tolerance_scale(self.atol, self.rtol, *values, xp=self.xp)
 
-    def _floor(self, y_nodes, scale):
-        """The convergence test's rounding floor of each instance, scaled."""
-        xp = self.xp
-        if y_nodes.shape[1] == 0:
-            return xp.zeros(y_nodes.shape[:1], dtype=y_nodes.dtype, device=self.device)
-        return ROUNDING_ULPS * self.eps * xp.max(xp.max(xp.abs(y_nodes), axis=-1) / scale,
-                                                 axis=-1)
 
     def _half_h(self, table):
         return self.xp.astype((table.t_b - table.t_a) / 2, self.dtype)[:, None]
@@ -319,14 +313,19 @@ class BatchLoop:
         h_abs = xp.minimum(xp.minimum(table.h_abs, self.max_step), remaining)
         toward = xp.full_like(table.t_a, self.direction * math.inf)
         min_step = 10 * xp.abs(xp.nextafter(table.t_a, toward) - table.t_a)
-        alive = h_abs >= min_step  # (a NaN length fails too: never loop on it)
+        # (a NaN length fails too: never loop on it.)  A span of a few ulp
+        # is tried whole, once; after a rejection there it fails.
+        whole = (remaining <= min_step) & ~table.rejected_here & (remaining > 0)
+        h_abs = xp.where(whole, remaining, h_abs)
+        alive = h_abs >= min_step
+        alive = alive | whole
         if reached is not None:
             alive = alive & ~reached
         if not bool(xp.all(alive)):
             stuck = ~alive if reached is None else ~alive & ~reached
             stuck = table.select(stuck)
             self._fail(stuck, [
-                failure_message(FAILURES[int(what)], float(t), float(t_a), float(t_b))
+                failure_message(int(what), float(t), float(t_a), float(t_b))
                 for what, t, t_a, t_b in zip(stuck.fail_what, stuck.t_a, stuck.fail_ta,
                                              stuck.fail_tb)])
             # (harmless lengths for the rows that start nothing)
@@ -380,7 +379,7 @@ class BatchLoop:
         table = self._picard(state, counted=None if jac is None else ~needs_jac)
         if newton is not None:
             newton.jac = xp.reshape(jac, (len(newton), m, n_comp, n_comp))
-            newton.finite = newton.finite & xp.all(xp.isfinite(newton.jac), axis=(1, 2, 3))
+            newton.jac_finite = xp.all(xp.isfinite(newton.jac), axis=(1, 2, 3))
             parts = []
             for phase, step in ((NEWTON_START, self._newton_start),
                                 (NEWTON_TRIAL, self._newton_trial)):
@@ -424,9 +423,11 @@ class BatchLoop:
 
     # -- the phases --------------------------------------------------------
     def _split_nonfinite(self, table):
-        bad = table.select(~table.finite)
-        bad.fail_what = self.xp.full_like(bad.fail_what, NONFINITE)
-        return table.select(table.finite), bad
+        xp = self.xp
+        usable = table.finite & table.jac_finite
+        bad = table.select(~usable)
+        bad.fail_what = xp.where(bad.finite, NONFINITE_JAC, NONFINITE)
+        return table.select(usable), bad
 
     def _picard(self, table, counted=None):
         """Zero-order step of every row; ``outcome`` says which rows finished or failed.
@@ -456,7 +457,8 @@ class BatchLoop:
             del table.fields[name]
         outcome = xp.where(done, xp.full_like(table.n_iter, FINISHED), GOING)
         outcome = xp.where(ok, outcome, FAILED)
-        table.fail_what = xp.where(ok, table.fail_what, NONFINITE)
+        table.fail_what = xp.where(ok, table.fail_what,
+                                   xp.where(table.finite, DIVERGED, NONFINITE))
         if self.newton_allowed:
             table.phase = xp.where(stop, NEWTON_START, table.phase)
             table.n_iter = xp.where(stop, 0, table.n_iter)
@@ -502,8 +504,9 @@ class BatchLoop:
         table.n_iter = table.n_iter + 1
         scale = self._scale(table.y_a, table.y_nodes[..., -1])
         change = scaled_rms(xp.matmul(direction, basis.phi_tilde), scale, xp=xp)
-        floor = self._floor(table.y_nodes, scale)
-        slope = xp.sum(grad * direction, axis=(1, 2))
+        floor = rounding_floors(table.y_a, table.y_nodes, scale, self.eps, xp=xp)
+        size = residual_size(table.y_a, table.f_a, table.half_h, xp=xp)
+        slope = directional_slope(grad, direction, size, xp=xp)
         finite = xp.isfinite(change)
         flat = finite & ((change <= floor) | ~(slope < 0))
         # Nothing left to gain above rounding (a direction that is not
@@ -512,7 +515,7 @@ class BatchLoop:
         finished = table.select(small)
         finished.x = finished.x + direction[small]
         failed = [nonfinite]
-        for mask, why in ((~finite, NONFINITE), (flat & ~small, STALLED)):
+        for mask, why in ((~finite, DIVERGED), (flat & ~small, STALLED)):
             bad = table.select(mask)
             bad.fail_what = xp.full_like(bad.fail_what, why)
             failed.append(bad)
@@ -521,7 +524,7 @@ class BatchLoop:
         going.x_base = going.x
         going.direction = direction[trying]
         going.x = going.x_base + going.direction
-        going.value = xp.astype(objective(basis, r[trying], xp=xp), self.dtype)
+        going.value = xp.astype(objective(basis, r[trying], size[trying], xp=xp), self.dtype)
         going.slope = slope[trying]
         going.alpha = xp.ones_like(going.slope)
         going.change = change[trying]
@@ -538,8 +541,10 @@ class BatchLoop:
         if not len(table):
             return table, table, table
         r = residual(basis, table.f_a, table.f_nodes, table.half_h, table.x, xp=xp)
-        value = xp.where(table.finite, objective(basis, r, xp=xp), xp.inf)
-        accept = table.finite & (value <= table.value + ARMIJO * table.alpha * table.slope)
+        usable = table.finite & table.jac_finite
+        size = residual_size(table.y_a, table.f_a, table.half_h, xp=xp)
+        value = xp.where(usable, objective(basis, r, size, xp=xp), xp.inf)
+        accept = usable & (value <= table.value + ARMIJO * table.alpha * table.slope)
         failed = []
         # Accepted: converged, out of iterations, or the next direction.
         moved = table.select(accept)
@@ -619,7 +624,8 @@ class BatchLoop:
         # Rejected on the error, or failed: the next start from this polynomial
         # (not after non-finite values), shorter, the failure remembered.
         table.fail_what = xp.where(too_large, ERROR, table.fail_what)
-        starts_here = ~accepted & (table.fail_what != NONFINITE)
+        starts_here = ~accepted & (table.fail_what != NONFINITE) & (
+            table.fail_what != NONFINITE_JAC) & (table.fail_what != DIVERGED)
         table.att_coeffs = xp.where(starts_here[:, None, None], coeffs, table.att_coeffs)
         table.att_h = xp.where(starts_here, h, xp.nan)
         table.fail_ta = xp.where(accepted, table.fail_ta, table.t_a)

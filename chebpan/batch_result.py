@@ -7,6 +7,7 @@ import math
 import array_api_compat
 import numpy as np
 
+from .backend import PicklableNamespace
 from .dense import segment_values
 from .result import MESSAGES, OdeResult
 
@@ -17,7 +18,7 @@ __all__ = ["BatchOdeSolution", "batch_result"]
 _CHUNK_ELEMENTS = 2**22
 
 
-class BatchOdeSolution:
+class BatchOdeSolution(PicklableNamespace):
     """Continuous solutions of a batch of IVPs, each made of its own segments.
 
     ``sol(t)`` with a scalar ``t`` returns shape (K, n), with a 1-D array of
@@ -50,6 +51,8 @@ class BatchOdeSolution:
     >>> bool(np.allclose(res.sol(1.0)[:, 0], y0[:, 0] * np.exp(-1.0), rtol=1e-7))
     True
     """
+
+    _namespace_source = "t_a"
 
     def __init__(self, offsets, t_a, t_b, coeffs, y_start, y_end, *, direction, xp):
         self.xp = xp
@@ -99,7 +102,7 @@ class BatchOdeSolution:
                            xp.take(self.coeffs, index, axis=0),
                            xp.take(self.y_start, index, axis=0),
                            xp.take(self.y_end, index, axis=0), xp=xp)
-        return xp.permute_dims(xp.reshape(y, (k, n_times, -1)), (0, 2, 1))
+        return xp.permute_dims(xp.reshape(y, (k, n_times, self.coeffs.shape[1])), (0, 2, 1))
 
 
 def _evaluate_in_chunks(sol, t, xp):
@@ -185,8 +188,8 @@ def batch_result(loop, t_eval, dense_output):
     else:
         t_out = t_eval if xp is np else xp.asarray(t_eval, device=device)
         t_query = xp.asarray(t_eval, dtype=xp.float64, device=device)
-        if t_query.shape[0] == 0:
-            y_out = xp.zeros((k, n_comp, 0), dtype=y0.dtype, device=device)
+        if t_query.shape[0] == 0 or k == 0:
+            y_out = xp.zeros((k, n_comp, t_query.shape[0]), dtype=y0.dtype, device=device)
         else:
             # Each instance up to where it got (no extrapolation), NaN beyond.
             last = xp.take(t_b, offsets[1:] - 1)

@@ -19,7 +19,7 @@ from .complex_state import complexify_result, realify, realify_events, realify_s
 from .counters import Counters
 from .progress import ProgressBar
 from .dense import OdeSolution
-from .result import MESSAGES, OdeResult, failure_message
+from .result import MESSAGES, Failure, OdeResult, failure_message
 from .rhs import Evaluator
 from .events import EventTracker, prepare_events, restrict
 from .picard import coefficients, euler_start, node_values
@@ -47,6 +47,7 @@ from .validation import (
     validate_y0,
     validate_batch_args,
     validate_y0_array,
+    validate_pan_options,
     warn_extraneous,
     wrap_args,
     wrap_jac,
@@ -259,6 +260,7 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
                           "tol_ls", "tol_newton", "max_newton_size")
              if name in options}
     warn_extraneous(options)
+    validate_pan_options(dict(given, newton_memory=newton_memory))
 
     y0_raw = y0
     array_xp = select_namespace(backend, y0)
@@ -282,7 +284,7 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
         counters = Counters()
         evaluator = Evaluator(fun, jac, y0.shape[1], vectorized=vectorized,
                               vectorized_jac=vectorized_jac, xp=xp, dtype=y0.dtype,
-                              counters=counters, device=y0.device,
+                              counters=counters, device=y0.device, difference_floor=atol,
                               batch_args=validate_batch_args(batch_args, y0, xp=xp))
         basis = get_basis(n_coeffs, n_nodes, xp=xp, dtype=y0.dtype, device=y0.device)
         loop = BatchLoop(evaluator, basis, t0, tf, y0, rtol, atol, max_step, iteration,
@@ -310,7 +312,8 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
     counters = Counters()
     evaluator = Evaluator(fun, jac, y0.shape[0], vectorized=vectorized,
                           vectorized_jac=vectorized_jac, xp=xp, dtype=y0.dtype,
-                          counters=counters, jac_sparsity=jac_sparsity, device=device)
+                          counters=counters, jac_sparsity=jac_sparsity, device=device,
+                          difference_floor=atol)
     basis = get_basis(n_coeffs, n_nodes, xp=xp, dtype=y0.dtype, device=device)
     # Square collocation: N − 1 free coefficients on the N − 1 nodes right of
     # τ = −1 (whatever n_nodes the paper's basis uses).
@@ -404,7 +407,7 @@ class _SegmentLoop:
         self.tracker = None  # an EventTracker when events are given
         self.progress = None  # a ProgressBar with progress=True
         self.warned_float32 = False
-        self.last_failure = ("error", t0, t0)  # (what, t_a, t_b) of the last rejection
+        self.last_failure = (Failure.ERROR, t0, t0)  # (what, t_a, t_b) of the last rejection
         # The first call of fun, in scipy's order: before `first_step` is checked.
         self.f0 = self._f_at(t0, self.y0) if tf != t0 else None
 
@@ -458,8 +461,12 @@ class _SegmentLoop:
             h_abs = min(h_abs, self.max_step, remaining)
             min_step = 10 * abs(math.nextafter(t, self.direction * math.inf) - t)
             if h_abs < min_step:
-                self._fail(self._failure_message(t))
-                return
+                # A span of a few ulp is tried whole, once (scipy's steps do
+                # the same); below that, and after a rejection, it fails.
+                if remaining > min_step or rejected_here:
+                    self._fail(self._failure_message(t))
+                    return
+                h_abs = remaining
             # Stretch a segment rather than leave a short one behind it.
             stretch = STRETCH * h_abs >= remaining and remaining <= self.max_step
             t_new = self.tf if h_abs >= remaining or stretch else t + self.direction * h_abs
@@ -494,7 +501,7 @@ class _SegmentLoop:
             attempt = None
             if outcome.failure is not None:
                 self.counters.nrejected += 1
-                if outcome.failure != "nonfinite":
+                if not outcome.failure.nonfinite:
                     attempt = (coefficients(basis, y, f, half_h, outcome.x, xp=xp), h)
                 self.last_failure = (outcome.failure, t, t_new)
                 h_abs *= 0.5
@@ -510,7 +517,7 @@ class _SegmentLoop:
             if err > 1:
                 self.counters.nrejected += 1
                 attempt = (outcome.coeffs, h)
-                self.last_failure = ("error", t, t_new)
+                self.last_failure = (Failure.ERROR, t, t_new)
                 h_abs *= min(factor, SAFETY_REJECT)
                 rejected_here = True
                 continue

@@ -11,12 +11,14 @@ import math
 import numba
 import numpy as np
 
+from .segment import GROWTH_CAP
+
 __all__ = ["picard_step"]
 
 
 @numba.njit(cache=True, error_model="numpy")
 def _step(f_nodes, f_a, half_h, x, y_nodes, y_a, picard, phi, slope_factor, atol, rtol,
-          x_new, change, floor):
+          growth_cap, x_new, change, floor):
     k_count, n_comp, n_nodes = f_nodes.shape
     n_free = picard.shape[0]
     g = np.empty(n_nodes, dtype=f_nodes.dtype)
@@ -25,6 +27,10 @@ def _step(f_nodes, f_a, half_h, x, y_nodes, y_a, picard, phi, slope_factor, atol
         h = half_h[k, 0]
         total = 0.0
         worst = 0.0
+        cap = 0.0
+        for i in range(n_comp):
+            cap = max(cap, abs(y_a[k, i]))
+        cap *= growth_cap
         for i in range(n_comp):
             start = slope_factor * f_a[k, i]
             for m in range(n_nodes):
@@ -35,7 +41,9 @@ def _step(f_nodes, f_a, half_h, x, y_nodes, y_a, picard, phi, slope_factor, atol
                     s += g[m] * picard[j, m]
                 x_new[k, i, j] = h * s
                 dx[j] = x_new[k, i, j] - x[k, i, j]
-            scale = atol[i] + rtol[i] * max(abs(y_a[k, i]), abs(y_nodes[k, i, n_nodes - 1]))
+            start = abs(y_a[k, i])
+            end = min(abs(y_nodes[k, i, n_nodes - 1]), cap)
+            scale = atol[i] + rtol[i] * max(start, end)
             biggest = 0.0
             largest_y = 0.0
             for m in range(n_nodes):
@@ -48,7 +56,7 @@ def _step(f_nodes, f_a, half_h, x, y_nodes, y_a, picard, phi, slope_factor, atol
                 largest_y = max(largest_y, abs(y_nodes[k, i, m]))
             ratio = biggest / scale
             total += ratio * ratio
-            worst = max(worst, largest_y / scale)
+            worst = max(worst, max(start, min(largest_y, cap)) / scale)
         change[k] = math.sqrt(total / n_comp) if n_comp else 0.0
         floor[k] = worst
 
@@ -64,5 +72,5 @@ def picard_step(basis, y_a, f_a, half_h, x, y_nodes, f_nodes, atol, rtol):
     floor = np.empty(k_count, dtype=dtype)
     arrays = [np.ascontiguousarray(a) for a in (f_nodes, f_a, half_h, x, y_nodes, y_a,
                                                 basis.picard, basis.phi_tilde)]
-    _step(*arrays, float(basis.slope_factor), atol, rtol, x_new, change, floor)
+    _step(*arrays, float(basis.slope_factor), atol, rtol, GROWTH_CAP, x_new, change, floor)
     return x_new, change, floor

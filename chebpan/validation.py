@@ -433,6 +433,51 @@ def wrap_jac(jac, args):
     return jac_with_args
 
 
+#: Smallest ``n_coeffs``: the error estimate reads the last two coefficients,
+#: which must lie above the linear term (with 3, it is the solution's slope and
+#: never falls below the tolerance).
+MIN_N_COEFFS = 4
+#: PAN's options: (name, kind, smallest allowed value, whether it may equal it).
+_OPTION_BOUNDS = (
+    ("n_coeffs", "integer", MIN_N_COEFFS, True),
+    ("n_nodes", "integer", 1, True),
+    ("max_picard", "integer", 1, True),
+    ("max_newton", "integer", 1, True),
+    ("max_newton_size", "integer", 0, True),
+    ("newton_memory", "integer", 0, False),
+    ("rho_newton", "number", 0.0, False),
+    ("tol_ls", "number", 0.0, False),
+    ("tol_newton", "number", 0.0, False),
+)
+
+
+def validate_pan_options(options):
+    """Check PAN's own options (a dict of those given): a clear error for bad values.
+
+    Integers must be integers (not bools), numbers finite; each has a lower
+    bound (``n_coeffs`` at least :data:`MIN_N_COEFFS`, ``newton_memory``
+    positive, ...).  ``n_nodes`` is checked against ``n_coeffs`` when the
+    basis is built.
+    """
+    for name, kind, lowest, inclusive in _OPTION_BOUNDS:
+        if name not in options or (options[name] is None and name.startswith("tol_")):
+            continue
+        value = options[name]
+        if kind == "integer":
+            ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+        else:
+            ok = (isinstance(value, (int, float, np.integer, np.floating))
+                  and not isinstance(value, (bool, np.bool_)) and math.isfinite(value))
+        if ok:
+            ok = value >= lowest if inclusive else value > lowest
+        if not ok:
+            bound = f"of at least {lowest}" if inclusive else f"greater than {lowest}"
+            reason = (" (the error estimate reads the last two coefficients, above the "
+                      "linear term)" if name == "n_coeffs" else "")
+            raise ValueError(f"`{name}` must be {'an' if kind == 'integer' else 'a'} "
+                             f"{kind} {bound}{reason}, got {value!r}.")
+
+
 def warn_extraneous(extraneous):
     """Warn about options that the chosen solver does not use.
 
