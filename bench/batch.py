@@ -5,6 +5,7 @@ Run from the repository root (after ``pip install ".[bench]"``, or with
 
     python bench/batch.py                 # K = 10 000
     python bench/batch.py --k 2000 --profile
+    python bench/batch.py --memory        # peak memory for K = 1e4, 1e5, 1e6
 
 The problem: Lorenz (σ, ρ, β) = (10, 28, 8/3) on t ∈ [0, 2] from K initial
 conditions spread over the attractor (points of one long trajectory at random
@@ -36,6 +37,11 @@ Printed: machine, versions, thread settings, the tolerance chosen per solver,
 its sample error, the wall time and the ratio ``solver time / chebpan time``
 (above 1: chebpan is faster).  ``--profile`` adds a cProfile breakdown of the
 chebpan run.  Progress goes to stderr, the report to stdout.
+
+``--memory [K ...]`` measures instead the peak resident memory of one chebpan batch
+with ``t_eval=[t_end]`` (rtol = atol = ``--memory-tol``, default 1e-6), each K in a
+fresh process: the process's peak RSS (``getrusage``) before and after the solve,
+against the output's size (K·3 float64 values).
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ import datetime
 import os
 import platform
 import pstats
+import resource
+import subprocess
 import sys
 import time
 
@@ -234,7 +242,15 @@ def main(argv=None):
                         help="instances the scipy loop is timed on (0: all K)")
     parser.add_argument("--repeat", type=int, default=2, help="timed runs (best kept)")
     parser.add_argument("--profile", action="store_true", help="profile the chebpan run")
+    parser.add_argument("--memory", type=int, nargs="*", metavar="K",
+                        help="peak memory of batches of K instances (default 1e4 1e5 1e6)")
+    parser.add_argument("--memory-tol", type=float, default=1e-6)
+    parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.memory_child is not None:
+        return memory_child(args.memory_child, args.memory_tol)
+    if args.memory is not None:
+        return memory_report(args.memory or [10_000, 100_000, 1_000_000], args.memory_tol)
 
     k = args.k
     log(f"initial conditions (K = {k}) and {args.sample} mpmath references ...")
@@ -302,6 +318,46 @@ def main(argv=None):
     print()
     print("time / chebpan: the solver's wall time over chebpan's best configuration's "
           "(above 1: chebpan is faster).")
+
+
+def peak_rss_mib():
+    """This process's peak resident memory so far, MiB (Linux: ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def memory_child(k, tol):
+    """In a fresh process: one batch of K with t_eval=[t_end]; prints a JSON-ish line."""
+    y0 = initial_conditions(k)
+    run_chebpan(y0[:2], tol, {})  # warm-up: numba compilation, imports
+    before = peak_rss_mib()
+    start = time.perf_counter()
+    res = chebpan.solve_ivp(lorenz_fun, (0.0, T_END), y0, vectorized=True, jac=lorenz_jac,
+                            vectorized_jac=True, rtol=tol, atol=tol, t_eval=[T_END])
+    seconds = time.perf_counter() - start
+    after = peak_rss_mib()
+    print(f"{k} {before:.1f} {after:.1f} {res.y.nbytes / 2**20:.2f} {seconds:.1f} "
+          f"{int(res.status.max())} {int(res.status.min())}")
+
+
+def memory_report(ks, tol):
+    """Peak memory of batches of each K, each in a fresh process (see the docstring)."""
+    print(f"# Batch memory: Lorenz on [0, {T_END}], t_eval=[{T_END}], rtol = atol = {tol:g}")
+    print(f"date {datetime.datetime.now().isoformat(timespec='seconds')}, "
+          f"{os.cpu_count()} CPUs, numpy {np.__version__}, chebpan {chebpan.__version__}")
+    print()
+    print("| K | output (MiB) | peak RSS before solve (MiB) | peak RSS (MiB) "
+          "| growth (MiB) | growth / output | time (s) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for k in ks:
+        log(f"K = {k} ...")
+        out = subprocess.run([sys.executable, __file__, "--memory-child", str(k),
+                              "--memory-tol", repr(tol)], check=True, capture_output=True,
+                             text=True).stdout.split()
+        _, before, after, output, seconds, worst, best = out
+        growth = float(after) - float(before)
+        print(f"| {k} | {float(output):.1f} | {float(before):.0f} | {float(after):.0f} "
+              f"| {growth:.0f} | {growth / float(output):.1f} | {seconds} |")
+    return 0
 
 
 def profile_chebpan(y0, tol, settings):

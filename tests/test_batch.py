@@ -378,3 +378,50 @@ def test_first_step_and_max_step_in_a_batch():
     assert tiny.status.tolist() == [-1, -1]
     assert tiny.message[0] == single.message
     assert "could not be completed: the error estimate" in tiny.message[0]
+
+
+@pytest.mark.parametrize("t_span", [(0.0, 1.5), (1.5, 0.0)], ids=["forward", "backward"])
+def test_values_at_t_eval_are_those_of_the_dense_output(t_span):
+    """Filled in as segments are accepted, without keeping them: the same numbers.
+
+    y' = y², exactly y0 / (1 − y0 (t − t0)); forward, the instance with y0 = 2
+    blows up at t = 1/2 and fails there.
+    """
+    y0 = np.array([[0.1], [0.5], [2.0], [-1.0]])
+    t_eval = np.linspace(*t_span, 17)
+    kwargs = dict(vectorized=True, rtol=1e-9, atol=1e-12, t_eval=t_eval)
+    lean = chebpan.solve_ivp(lambda t, y: y * y, t_span, y0, **kwargs)
+    dense = chebpan.solve_ivp(lambda t, y: y * y, t_span, y0, dense_output=True, **kwargs)
+    assert lean.status.tolist() == dense.status.tolist()
+    np.testing.assert_array_equal(lean.y, dense.y)
+    if t_span[0] == 0.0:  # the y0 = 2 instance blows up at t = 1/2
+        assert lean.status.tolist() == [0, 0, -1, 0]
+        assert np.isnan(lean.y[2, 0, -1]) and lean.y[2, 0, 0] == 2.0
+    ok = lean.status == 0
+    exact = y0[ok] / (1 - y0[ok] * (t_eval[None, :] - t_span[0]))
+    np.testing.assert_allclose(lean.y[ok, 0, :], exact, rtol=1e-8)
+
+
+def test_segment_ends_without_dense_output_are_those_with_it():
+    y0 = np.array([[0.1], [0.5], [2.0]])
+    lean = chebpan.solve_ivp(lambda t, y: y * y, (0, 1), y0, vectorized=True, rtol=1e-8)
+    dense = chebpan.solve_ivp(lambda t, y: y * y, (0, 1), y0, vectorized=True, rtol=1e-8,
+                              dense_output=True)
+    np.testing.assert_array_equal(lean.t, dense.t)
+    np.testing.assert_array_equal(lean.y, dense.y)
+
+
+@pytest.mark.parametrize("dense_output", [False, True])
+def test_instances_solved_in_chunks_give_the_same_results(dense_output):
+    """batch_memory small enough for a few instances per chunk: the same numbers."""
+    y0 = np.array(LORENZ_Y0 * 4) + np.linspace(0, 1, 12)[:, None]
+    kwargs = dict(vectorized=True, rtol=1e-8, atol=1e-8, t_eval=[0.5, 1.0],
+                  dense_output=dense_output)
+    whole = chebpan.solve_ivp(lorenz_fun, (0, 1), y0, **kwargs)
+    chunked = chebpan.solve_ivp(lorenz_fun, (0, 1), y0, batch_memory=3 * 8 * 800, **kwargs)
+    np.testing.assert_array_equal(chunked.y, whole.y)
+    np.testing.assert_array_equal(chunked.per_instance["nsegments"],
+                                  whole.per_instance["nsegments"])
+    assert chunked.depth > whole.depth  # the chunks ran one after the other
+    if dense_output:
+        np.testing.assert_array_equal(chunked.sol(0.7), whole.sol(0.7))

@@ -13,7 +13,7 @@ from conftest import host
 from chebpan._core.basis import get_basis
 from chebpan._output.dense import OdeSolution
 from chebpan._core.ldl import modified_ldl_solve
-from chebpan._core.newton import DenseLinearization, objective, residual
+from chebpan._core.newton import DenseLinearization, objective, residual, residual_size
 from chebpan._core.picard import coefficients, end_value, euler_start, node_values, picard_update
 
 def inputs(rng, k=2, n=3, n_free=10, m=11):
@@ -53,7 +53,11 @@ def test_basis_and_iteration_agree_with_numpy(namespace, stiff):
     lin_ref = DenseLinearization(ref, data["jac"], data["half_h"], xp=anp)
     lin_other = DenseLinearization(other, on["jac"], on["half_h"], xp=xp)
     g_ref, g_other = lin_ref.gradient(r_ref), lin_other.gradient(r_other)
-    pairs += [(r_ref, r_other), (objective(ref, r_ref, xp=anp), objective(other, r_other, xp=xp)),
+    size_ref = residual_size(data["y_a"], data["f_a"], data["half_h"], xp=anp)
+    size_other = residual_size(on["y_a"], on["f_a"], on["half_h"], xp=xp)
+    pairs += [(r_ref, r_other), (size_ref, size_other),
+              (objective(ref, r_ref, size_ref, xp=anp),
+               objective(other, r_other, size_other, xp=xp)),
               (g_ref, g_other)]
     for expected, got in pairs:
         assert np.allclose(host(got), expected, rtol=1e-12, atol=1e-12)

@@ -16,13 +16,14 @@ from chebpan._control.options import OPTIONS, SAME, take_options, with_defaults
 
 GUIDE = (Path(__file__).parents[1] / "docs" / "user-guide.md").read_text()
 #: Documented in their own sections of the user guide, not in the options table.
-OWN_SECTIONS = {"backend", "batch_args", "newton_memory"}
+OWN_SECTIONS = {"backend", "batch_args", "newton_memory", "batch_memory"}
 
 
 def _spellings(value):
     """Ways the docs write a default."""
     if value == 2**28:
         return {"2**28", "256 MiB"}
+
     if value == math.inf:
         return {"inf"}
     out = {repr(value), f"{value:g}"}

@@ -17,14 +17,18 @@ from chebpan._control.policy import (
     initial_lengths,
     length_factors,
     next_length_factor,
-    tolerance_scale,
 )
 from chebpan._core.basis import get_basis
 from chebpan._core.estimates import (
+    GROWTH_CAP,
+    ROUNDING_ULPS,
+    capped_magnitude,
     decay_error_estimate,
     decay_error_estimates,
     error_estimate,
     error_estimates,
+    rounding_floors,
+    tolerance_scale,
 )
 from chebpan._core.picard import node_values
 
@@ -115,6 +119,28 @@ def test_length_factors_take_a_growth_limit_per_segment():
 def test_tolerance_scale():
     got = tolerance_scale(1e-6, 1e-3, np.array([1.0, -3.0]), np.array([-2.0, 0.5]), xp=xp)
     np.testing.assert_allclose(got, [1e-6 + 2e-3, 1e-6 + 3e-3], rtol=1e-15)
+    # The start alone, and an end value counting only up to GROWTH_CAP · max|y_start|.
+    assert GROWTH_CAP == 10.0
+    np.testing.assert_allclose(tolerance_scale(0.0, 1.0, np.array([-4.0]), xp=xp), [4.0])
+    got = tolerance_scale(0.0, 1.0, np.array([[1.0, 0.1]]), np.array([[1e80, -5.0]]), xp=xp)
+    np.testing.assert_allclose(got, [[10.0, 5.0]])
+
+
+def test_capped_magnitude():
+    start = np.array([[2.0, -0.5], [0.0, 0.0]])
+    values = np.array([[-30.0, 1.0], [7.0, np.inf]])
+    # caps: 10 · 2 = 20 for the first instance, 0 for the second
+    np.testing.assert_allclose(capped_magnitude(start, values, xp=xp), [[20.0, 1.0], [0.0, 0.0]])
+
+
+def test_rounding_floors():
+    eps = 2.0**-52
+    y_start = np.array([[1.0, 1.0]])
+    y_nodes = np.array([[[1.0, 3.0, 1e300], [0.5, -2.0, 1.0]]])  # (K, n, M)
+    scale = np.array([[2.0, 4.0]])
+    # largest node values capped at 10: (10, 2) / (2, 4) → max 5
+    np.testing.assert_allclose(rounding_floors(y_start, y_nodes, scale, eps, xp=xp),
+                               [ROUNDING_ULPS * eps * 5.0])
 
 
 # ------------------------------------------------------------------ convergence

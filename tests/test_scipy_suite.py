@@ -44,7 +44,7 @@ REPO_ROOT = TESTS_DIR.parent
 SCIPY_MODULE = "scipy.integrate._ivp.tests.test_ivp"
 
 #: Limit for one routed scipy test, and for the whole routed run (seconds).
-PER_TEST_TIMEOUT = float(os.environ.get("CHEBPAN_SCIPY_SUITE_TEST_TIMEOUT", "60"))
+PER_TEST_TIMEOUT = float(os.environ.get("CHEBPAN_SCIPY_SUITE_TEST_TIMEOUT", "180"))
 RUN_TIMEOUT = float(os.environ.get("CHEBPAN_SCIPY_SUITE_TIMEOUT", "900"))
 
 _COST = ("asserts the cost of the method it names, written for that method's "

@@ -29,20 +29,21 @@ from __future__ import annotations
 
 import math
 
-from .._core.estimates import decay_error_estimates, error_estimates
+from .._core.estimates import decay_error_estimates, error_estimates, tolerance_scale
 from .._core.picard import coefficients, end_value, euler_start, node_values
 from .._output.result import failure_message
 from .batch_steps import IterationSteps
 from .batch_table import (
     ERROR,
     FAILED,
-    FAILURES,
     FINISHED,
     GOING,
     NEWTON_FIELDS,
     NEWTON_START,
     NEWTON_TRIAL,
+    DIVERGED,
     NONFINITE,
+    NONFINITE_JAC,
     OUTCOME_FIELDS,
     PICARD,
     STATE_FIELDS,
@@ -54,16 +55,29 @@ from .policy import (
     MAX_FACTOR,
     PICARD_ONLY_FACTOR,
     PICARD_ONLY_RHO,
-    ROUNDING_ULPS,
     SAFETY_REJECT,
     STRETCH,
     extrapolated_guess,
     initial_lengths,
     length_factors,
-    tolerance_scale,
 )
 
-__all__ = ["BatchLoop"]
+__all__ = ["BatchLoop", "instances_per_chunk"]
+
+
+def instances_per_chunk(batch_memory, n, basis, dtype):
+    """How many instances fit in ``batch_memory`` bytes of working memory (at least 1).
+
+    Per instance, a round holds its state (the iterate, its line-search copies,
+    two polynomials: ``5 n N`` values) and the round's temporaries (node values,
+    ``f``, their gathers and the copies NumPy makes on the way), about
+    ``12 n N + 20 n M + 10 M + 64`` values in all as measured with
+    ``bench/batch.py --memory`` (docs/user-guide.md, "Memory"); Newton's
+    systems have a budget of their own (``newton_memory``).
+    """
+    itemsize = 4 if str(dtype).endswith("float32") else 8
+    values = (12 * n * basis.n_coeffs + 20 * n * basis.n_nodes + 10 * basis.n_nodes + 64)
+    return max(1, int(batch_memory) // (itemsize * values))
 
 
 class BatchLoop(IterationSteps):
@@ -84,10 +98,15 @@ class BatchLoop(IterationSteps):
     xp : namespace
     newton_memory : int
         Bytes of Newton workspace per chunk of instances.
+    record : chebpan._output.batch_record.SegmentRecord, EndRecord or TevalRecord
+        What is kept of the accepted segments (only what the output needs).
+    batch_memory : int
+        Bytes of working memory: instances are solved in chunks that fit
+        (:func:`instances_per_chunk`), one after the other.
     """
 
     def __init__(self, evaluator, basis, t0, tf, y0, rtol, atol, max_step, iteration,
-                 counters, *, xp, newton_memory):
+                 counters, *, xp, newton_memory, record, batch_memory):
         self.xp = xp
         self.evaluator = evaluator
         self.basis = basis
@@ -112,9 +131,9 @@ class BatchLoop(IterationSteps):
         else:
             self.max_picard = PICARD_ONLY_FACTOR * iteration.max_picard
             self.rho_limit = PICARD_ONLY_RHO
-        #: Accepted segments, one tuple of arrays per round that accepted any:
-        #: (ids, t_a, t_b, coeffs, y_start, y_end).
-        self.segments = []
+        #: What is kept of the accepted segments.
+        self.record = record
+        self.chunk = instances_per_chunk(batch_memory, n, basis, y0.dtype)
         #: Ended instances, an :class:`Ended` record per round that ended any.
         self.ended = []
 
@@ -124,14 +143,6 @@ class BatchLoop(IterationSteps):
 
     def _scale(self, *values):
         return tolerance_scale(self.atol, self.rtol, *values, xp=self.xp)
-
-    def _floor(self, y_nodes, scale):
-        """The convergence test's rounding floor of each instance, scaled."""
-        xp = self.xp
-        if y_nodes.shape[1] == 0:
-            return xp.zeros(y_nodes.shape[:1], dtype=y_nodes.dtype, device=self.device)
-        return ROUNDING_ULPS * self.eps * xp.max(xp.max(xp.abs(y_nodes), axis=-1) / scale,
-                                                 axis=-1)
 
     def _half_h(self, table):
         return self.xp.astype((table.t_b - table.t_a) / 2, self.dtype)[:, None]
@@ -171,14 +182,21 @@ class BatchLoop(IterationSteps):
         if n == 0:
             # Nothing to integrate: one empty segment over the span each.
             coeffs = xp.zeros((k, 0, self.basis.n_coeffs), dtype=self.dtype, device=self.device)
-            self.segments.append((ids, self._float64(self.t0, k), self._float64(self.tf, k),
-                                  coeffs, self.y0, self.y0))
+            self.record.accept(ids, self._float64(self.t0, k), self._float64(self.tf, k),
+                               coeffs, self.y0, self.y0)
             self.ended.append(Ended(ids, 0, None, zeros_int, zeros_int, zeros_int))
             return
-        f0 = self._f_at_points(self._float64(self.t0, k), self.y0, ids)
+        for start in range(0, k, self.chunk):
+            self._run_instances(ids[start:min(k, start + self.chunk)], first_step)
+
+    def _run_instances(self, ids, first_step):
+        """Solve the instances ``ids`` (a chunk of the batch) to their ends."""
+        xp = self.xp
+        y0 = self.y0 if ids.shape[0] == self.y0.shape[0] else xp.take(self.y0, ids, axis=0)
+        f0 = self._f_at_points(self._float64(self.t0, ids.shape[0]), y0, ids)
         finite = xp.all(xp.isfinite(f0), axis=1)
         # (depth: f0's round, and the initial length's unless first_step is given)
-        state = self._initial_state(ids, f0, 1 if first_step is not None else 2)
+        state = self._initial_state(ids, y0, f0, 1 if first_step is not None else 2)
         bad = state.select(~finite)
         bad.depth = xp.ones_like(bad.depth)
         self._fail(bad, [f"`fun` returned non-finite values at t = {self.t0!r}."] * len(bad))
@@ -196,10 +214,10 @@ class BatchLoop(IterationSteps):
         while state is not None:
             state = self._round(state)
 
-    def _initial_state(self, ids, f0, setup_rounds):
+    def _initial_state(self, ids, y0, f0, setup_rounds):
         """Every field its own array: rows are later written in place."""
         xp, basis = self.xp, self.basis
-        k, n = self.y0.shape
+        k, n = y0.shape
         dtype, device = self.dtype, self.device
 
         def floats(value):
@@ -213,7 +231,7 @@ class BatchLoop(IterationSteps):
 
         table = Table(
             xp, ids=ids, t_a=floats(self.t0), t_b=floats(math.nan), h_abs=floats(math.nan),
-            y_a=xp.asarray(self.y0, copy=True), f_a=xp.asarray(f0, copy=True),
+            y_a=xp.asarray(y0, copy=True), f_a=xp.asarray(f0, copy=True),
             x=values((n, basis.n_free)),
             phase=ints(), n_iter=ints(), prev_change=values() + math.nan,
             prev_coeffs=values((n, basis.n_coeffs)), prev_h=floats(math.nan),
@@ -242,14 +260,18 @@ class BatchLoop(IterationSteps):
         h_abs = xp.minimum(xp.minimum(table.h_abs, self.max_step), remaining)
         toward = xp.full_like(table.t_a, self.direction * math.inf)
         min_step = 10 * xp.abs(xp.nextafter(table.t_a, toward) - table.t_a)
-        alive = h_abs >= min_step  # (a NaN length fails too: never loop on it)
+        # (a NaN length fails too: never loop on it.)  A span of a few ulp
+        # is tried whole, once; after a rejection there it fails.
+        whole = (remaining <= min_step) & ~table.rejected_here & (remaining > 0)
+        h_abs = xp.where(whole, remaining, h_abs)
+        alive = (h_abs >= min_step) | whole
         if reached is not None:
             alive = alive & ~reached
         if not bool(xp.all(alive)):
             stuck = ~alive if reached is None else ~alive & ~reached
             stuck = table.select(stuck)
             self._fail(stuck, [
-                failure_message(FAILURES[int(what)], float(t), float(t_a), float(t_b))
+                failure_message(int(what), float(t), float(t_a), float(t_b))
                 for what, t, t_a, t_b in zip(stuck.fail_what, stuck.t_a, stuck.fail_ta,
                                              stuck.fail_tb)])
             # (harmless lengths for the rows that start nothing)
@@ -303,7 +325,7 @@ class BatchLoop(IterationSteps):
         table = self._picard(state, counted=None if jac is None else ~needs_jac)
         if newton is not None:
             newton.jac = xp.reshape(jac, (len(newton), m, n, n))
-            newton.finite = newton.finite & xp.all(xp.isfinite(newton.jac), axis=(1, 2, 3))
+            newton.jac_finite = xp.all(xp.isfinite(newton.jac), axis=(1, 2, 3))
             parts = []
             for phase, step in ((NEWTON_START, self._newton_start),
                                 (NEWTON_TRIAL, self._newton_trial)):
@@ -373,12 +395,13 @@ class BatchLoop(IterationSteps):
         self.counters.nrejected += len(table) - n_accepted
         if n_accepted:
             # (copies: the table's arrays are updated in place later)
-            self.segments.append(tuple(value[accepted] for value in (
+            self.record.accept(*(value[accepted] for value in (
                 table.ids, table.t_a, table.t_b, coeffs, table.y_a, y_end)))
         # Rejected on the error, or failed: the next start from this polynomial
         # (not after non-finite values), shorter, the failure remembered.
         table.fail_what = xp.where(too_large, ERROR, table.fail_what)
-        starts_here = ~accepted & (table.fail_what != NONFINITE)
+        starts_here = ~accepted & (table.fail_what != NONFINITE) & (
+            table.fail_what != NONFINITE_JAC) & (table.fail_what != DIVERGED)
         table.att_coeffs = xp.where(starts_here[:, None, None], coeffs, table.att_coeffs)
         table.att_h = xp.where(starts_here, h, xp.nan)
         table.fail_ta = xp.where(accepted, table.fail_ta, table.t_a)

@@ -16,8 +16,14 @@ Each step returns the rows by outcome (going on, finished, failed).
 
 from __future__ import annotations
 
-from .._core.estimates import scaled_rms
-from .._core.newton import DenseLinearization, objective, residual
+from .._core.estimates import ROUNDING_ULPS, rounding_floors, scaled_rms
+from .._core.newton import (
+    DenseLinearization,
+    directional_slope,
+    objective,
+    residual,
+    residual_size,
+)
 from .._core.picard import picard_step
 from .batch_table import (
     FAILED,
@@ -27,11 +33,13 @@ from .batch_table import (
     NEWTON_START,
     NEWTON_TRIAL,
     NO_CONVERGENCE,
+    DIVERGED,
     NONFINITE,
+    NONFINITE_JAC,
     STALLED,
     Table,
 )
-from .policy import ROUNDING_ULPS, converged
+from .policy import converged
 
 __all__ = ["IterationSteps"]
 
@@ -44,9 +52,12 @@ class IterationSteps:
     """The steps of a round, for :class:`~chebpan._control.batch.BatchLoop`."""
 
     def _split_nonfinite(self, table):
-        bad = table.select(~table.finite)
-        bad.fail_what = self.xp.full_like(bad.fail_what, NONFINITE)
-        return table.select(table.finite), bad
+        xp = self.xp
+        usable = table.finite & table.jac_finite
+        bad = table.select(~usable)
+        bad.fail_what = xp.where(bad.finite, xp.full_like(bad.fail_what, NONFINITE_JAC),
+                                 NONFINITE)
+        return table.select(usable), bad
 
     def _picard(self, table, counted=None):
         """Picard step of every row; ``outcome`` says which rows finished or failed.
@@ -76,7 +87,9 @@ class IterationSteps:
             del table.fields[name]
         outcome = xp.where(done, xp.full_like(table.n_iter, FINISHED), GOING)
         outcome = xp.where(ok, outcome, FAILED)
-        table.fail_what = xp.where(ok, table.fail_what, NONFINITE)
+        table.fail_what = xp.where(ok, table.fail_what,
+                                   xp.where(table.finite, xp.full_like(table.fail_what, DIVERGED),
+                                            NONFINITE))
         if self.newton_allowed:
             table.phase = xp.where(stop, NEWTON_START, table.phase)
             table.n_iter = xp.where(stop, 0, table.n_iter)
@@ -122,8 +135,9 @@ class IterationSteps:
         table.n_iter = table.n_iter + 1
         scale = self._scale(table.y_a, table.y_nodes[..., -1])
         change = scaled_rms(xp.matmul(direction, basis.phi_tilde), scale, xp=xp)
-        floor = self._floor(table.y_nodes, scale)
-        slope = xp.sum(grad * direction, axis=(1, 2))
+        floor = rounding_floors(table.y_a, table.y_nodes, scale, self.eps, xp=xp)
+        size = residual_size(table.y_a, table.f_a, table.half_h, xp=xp)
+        slope = directional_slope(grad, direction, size, xp=xp)
         finite = xp.isfinite(change)
         flat = finite & ((change <= floor) | ~(slope < 0))
         # Nothing left to gain above rounding (a direction that is not
@@ -132,7 +146,7 @@ class IterationSteps:
         finished = table.select(small)
         finished.x = finished.x + direction[small]
         failed = [nonfinite]
-        for mask, why in ((~finite, NONFINITE), (flat & ~small, STALLED)):
+        for mask, why in ((~finite, DIVERGED), (flat & ~small, STALLED)):
             bad = table.select(mask)
             bad.fail_what = xp.full_like(bad.fail_what, why)
             failed.append(bad)
@@ -141,7 +155,7 @@ class IterationSteps:
         going.x_base = going.x
         going.direction = direction[trying]
         going.x = going.x_base + going.direction
-        going.value = xp.astype(objective(basis, r[trying], xp=xp), self.dtype)
+        going.value = xp.astype(objective(basis, r[trying], size[trying], xp=xp), self.dtype)
         going.slope = slope[trying]
         going.alpha = xp.ones_like(going.slope)
         going.change = change[trying]
@@ -158,8 +172,10 @@ class IterationSteps:
         if not len(table):
             return table, table, table
         r = residual(basis, table.f_a, table.f_nodes, table.half_h, table.x, xp=xp)
-        value = xp.where(table.finite, objective(basis, r, xp=xp), xp.inf)
-        accept = table.finite & (value <= table.value + ARMIJO * table.alpha * table.slope)
+        size = residual_size(table.y_a, table.f_a, table.half_h, xp=xp)
+        usable = table.finite & table.jac_finite
+        value = xp.where(usable, objective(basis, r, size, xp=xp), xp.inf)
+        accept = usable & (value <= table.value + ARMIJO * table.alpha * table.slope)
         failed = []
         # Accepted: converged, out of iterations, or the next direction.
         moved = table.select(accept)

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-__all__ = ["Table", "Ended", "STATE_FIELDS", "NEWTON_FIELDS", "OUTCOME_FIELDS", "FAILURES"]
+from .._output.result import Failure
+
+__all__ = ["Table", "Ended", "STATE_FIELDS", "NEWTON_FIELDS", "OUTCOME_FIELDS"]
 
 #: The phase of a row's iteration.
 PICARD, NEWTON_START, NEWTON_TRIAL = 0, 1, 2
 #: What a row's iteration step led to, and the fields that say how.
 GOING, FINISHED, FAILED = 0, 1, 2
 OUTCOME_FIELDS = ("outcome", "half_h", "f_end", "used_newton")
-FAILURES = ("nonfinite", "no convergence", "stalled", "line search failed", "error")
-NONFINITE, NO_CONVERGENCE, STALLED, LINE_SEARCH, ERROR = range(len(FAILURES))
+#: The failure codes (:class:`~chebpan._output.result.Failure`) as plain integers,
+#: the way rows of the table store them.
+NONFINITE, NO_CONVERGENCE, STALLED, LINE_SEARCH, ERROR, NONFINITE_JAC, DIVERGED = (
+    int(failure) for failure in Failure)
 
 
 #: The per-instance state carried from round to round ...

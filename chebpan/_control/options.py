@@ -15,8 +15,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Option", "OPTIONS", "CONVERGENCE", "IterationOptions", "take_options",
-           "with_defaults", "iteration_options"]
+import numpy as np
+
+__all__ = ["Option", "OPTIONS", "CONVERGENCE", "MIN_N_COEFFS", "IterationOptions",
+           "take_options", "check_options", "with_defaults", "iteration_options"]
 
 #: Marks an option whose batch default is its single-solve default.
 SAME = object()
@@ -24,14 +26,47 @@ SAME = object()
 
 @dataclass(frozen=True)
 class Option:
-    """One keyword of ``**options``: its default for a single solve and for a batch."""
+    """One keyword of ``**options``: its defaults for a single solve and a batch.
+
+    PAN's own numeric options also carry their ``kind`` ("integer" or "number")
+    and lower bound (``lowest``, allowed itself unless ``strict``), which
+    :func:`check_options` enforces; scipy's are checked by the front end.
+    """
 
     name: str
     default: Any
     batch: Any = SAME
+    kind: str | None = None
+    lowest: float | None = None
+    strict: bool = False
+    why: str = ""
 
     def default_for(self, *, batch: bool) -> Any:
         return self.default if not batch or self.batch is SAME else self.batch
+
+    def check(self, value):
+        """A clear ``ValueError`` unless ``value`` is of the kind and above the bound."""
+        if self.kind is None or (value is None and self.default is None):
+            return
+        exact = isinstance(value, (bool, np.bool_))
+        if self.kind == "integer":
+            ok = isinstance(value, (int, np.integer)) and not exact
+        else:
+            ok = (isinstance(value, (int, float, np.integer, np.floating)) and not exact
+                  and math.isfinite(value))
+        if ok:
+            ok = value > self.lowest if self.strict else value >= self.lowest
+        if not ok:
+            bound = f"greater than {self.lowest}" if self.strict else f"of at least {self.lowest}"
+            article = "an" if self.kind == "integer" else "a"
+            raise ValueError(f"`{self.name}` must be {article} {self.kind} {bound}"
+                             f"{self.why}, got {value!r}.")
+
+
+#: Smallest ``n_coeffs``: the error estimate reads the last two coefficients, which
+#: must lie above the linear term (with 3 it is the solution's slope, which never
+#: falls below the tolerance, and the solve never ends).
+MIN_N_COEFFS = 4
 
 
 #: Every option of :func:`chebpan.solve_ivp` beyond scipy's positional arguments, in the
@@ -44,18 +79,20 @@ OPTIONS = (
     Option("jac", None),
     Option("vectorized_jac", False),
     Option("jac_sparsity", None),
-    Option("n_coeffs", 32, batch=12),
-    Option("n_nodes", None),
-    Option("max_picard", 12, batch=30),
-    Option("max_newton", 8),
-    Option("rho_newton", 0.2, batch=0.9),
-    Option("max_newton_size", 1200),
+    Option("n_coeffs", 32, batch=12, kind="integer", lowest=MIN_N_COEFFS,
+           why=" (the error estimate reads the last two coefficients, above the linear term)"),
+    Option("n_nodes", None, kind="integer", lowest=1),
+    Option("max_picard", 12, batch=30, kind="integer", lowest=1),
+    Option("max_newton", 8, kind="integer", lowest=1),
+    Option("rho_newton", 0.2, batch=0.9, kind="number", lowest=0.0, strict=True),
+    Option("max_newton_size", 1200, kind="integer", lowest=0),
     Option("progress", False),
     Option("backend", None),
     Option("batch_args", None),
-    Option("newton_memory", 2**28),
-    Option("tol_ls", None),
-    Option("tol_newton", None),
+    Option("newton_memory", 2**28, kind="integer", lowest=0, strict=True),
+    Option("batch_memory", 2**28, kind="integer", lowest=0, strict=True),
+    Option("tol_ls", None, kind="number", lowest=0.0, strict=True),
+    Option("tol_newton", None, kind="number", lowest=0.0, strict=True),
 )
 
 #: Not an option: an iteration has converged when its estimated remaining change of the
@@ -74,6 +111,16 @@ def take_options(options: dict) -> dict:
     """
     return {option.name: options.pop(option.name) for option in OPTIONS
             if option.name in options}
+
+
+def check_options(given: dict) -> None:
+    """A clear ``ValueError`` for a value of PAN's own options that cannot work.
+
+    ``n_nodes`` is checked against ``n_coeffs`` when the basis is built.
+    """
+    for option in OPTIONS:
+        if option.name in given:
+            option.check(given[option.name])
 
 
 def with_defaults(given: dict, *, batch: bool) -> dict:

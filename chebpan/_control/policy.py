@@ -15,8 +15,8 @@ from .._core.basis import chebyshev_values
 from .._core.estimates import scaled_rms
 from .._core.picard import picard_update
 
-__all__ = ["length_factors", "next_length_factor", "extrapolated_guess", "tolerance_scale",
-           "initial_lengths", "converged"]
+__all__ = ["length_factors", "next_length_factor", "extrapolated_guess", "initial_lengths",
+           "converged"]
 
 #: Growth factor of the length: ``SAFETY · err^(−1/(N−1))`` clipped to
 #: ``[MIN_FACTOR, MAX_FACTOR]``.
@@ -33,8 +33,6 @@ SAFETY_REJECT = 0.9
 #: contraction ratio above which the segment is given up (and shortened).
 PICARD_ONLY_FACTOR = 4
 PICARD_ONLY_RHO = 0.9
-#: Rounding floor of the convergence test, in units of eps·max|y|.
-ROUNDING_ULPS = 64.0
 #: Order assumed by the first segment's length heuristic (scipy's rule).
 INITIAL_ORDER = 15
 #: Stiffness ``(h/2) ‖J‖_∞`` above which the stiff basis is used, and below
@@ -111,14 +109,6 @@ def extrapolated_guess(basis, prev_coeffs, prev_h, h, f_a, *, xp, tau_start=1.0)
     derivative = xp.matmul(prev_coeffs * mask[:, None, :], slopes) * to_time
     derivative = xp.astype(derivative, f_a.dtype)
     return picard_update(basis, f_a, derivative, half_h, xp=xp)
-
-
-def tolerance_scale(atol, rtol, *values, xp):
-    """``atol + rtol max(|values|)``: the scale of errors and changes, elementwise."""
-    magnitude = xp.abs(values[0])
-    for v in values[1:]:
-        magnitude = xp.maximum(magnitude, xp.abs(v))
-    return atol + rtol * magnitude
 
 
 def initial_lengths(f_at, t0, tf, y0, f0, scale, *, xp, order=INITIAL_ORDER):

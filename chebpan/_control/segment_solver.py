@@ -13,12 +13,19 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .._core.estimates import scaled_rms_max
+from .._core.estimates import rounding_floors, scaled_rms_max, tolerance_scale
 from .._core.linesearch import strong_wolfe
-from .._core.newton import DenseLinearization, objective, residual
+from .._core.newton import (
+    DenseLinearization,
+    directional_slope,
+    objective,
+    residual,
+    residual_size,
+)
 from .._core.picard import coefficients, end_value, node_times, node_values, picard_update
 from .._rhs.sparse import SparseLinearization
-from .policy import PICARD_ONLY_FACTOR, PICARD_ONLY_RHO, ROUNDING_ULPS, tolerance_scale
+from .._output.result import Failure
+from .policy import PICARD_ONLY_FACTOR, PICARD_ONLY_RHO
 
 __all__ = ["SegmentResult", "SegmentSolver"]
 
@@ -29,14 +36,14 @@ class SegmentResult:
 
     ``x`` is the last iterate; ``f_end`` is ``f`` at (or, after a Picard exit,
     within the convergence tolerance of) the segment end.  ``failure`` is
-    ``None`` on convergence, otherwise a short text.
+    ``None`` on convergence, otherwise why it failed.
     """
 
     x: Any
     f_end: Any
     y_end: Any
     coeffs: Any
-    failure: str | None
+    failure: Failure | None
     used_newton: bool
     rounds: int = 0
     basis: Any = None
@@ -86,11 +93,9 @@ class SegmentSolver:
                 change = change * rho / (1 - rho)
         return change <= self.options.convergence
 
-    def _floor(self, y_nodes, scale):
+    def _floor(self, y_a, y_nodes, scale):
         """The convergence test's rounding floor, in scaled units."""
-        xp = self.xp
-        magnitude = xp.max(xp.abs(y_nodes), axis=-1)
-        return ROUNDING_ULPS * self.eps * float(xp.max(magnitude / scale))
+        return float(self.xp.max(rounding_floors(y_a, y_nodes, scale, self.eps, xp=self.xp)))
 
     # -- the iteration -----------------------------------------------------
     def dense_newton_fits(self, basis, n):
@@ -136,7 +141,7 @@ class SegmentSolver:
         use_newton = start_with_newton and newton_allowed
         x, y_nodes, f_nodes, jac = self._best_start(t_nodes, y_a, f_a, half_h, x0, use_newton)
         if f_nodes is None:
-            return self._failed(x, "nonfinite")
+            return self._failed(x, self.nonfinite)
 
         previous = None
         if not use_newton:
@@ -149,12 +154,12 @@ class SegmentSolver:
                 scale = self.scale(y_a, y_nodes[..., -1])
                 change = scaled_rms_max(xp.matmul(dx, basis.phi_tilde), scale, xp=xp)
                 if not math.isfinite(change):
-                    return self._failed(x, "nonfinite")
+                    return self._failed(x, Failure.DIVERGED)
                 x = x_new
                 if opts.tol_ls is not None:
                     done = float(xp.sqrt(xp.sum(dx * dx))) < opts.tol_ls
                 else:
-                    done = self._converged(change, previous, self._floor(y_nodes, scale))
+                    done = self._converged(change, previous, self._floor(y_a, y_nodes, scale))
                 if done:
                     # f at the previous iterate's end point: within the
                     # convergence tolerance of f(t_b, y_b), see docs/algorithm.
@@ -168,7 +173,7 @@ class SegmentSolver:
                 f_nodes, jac = self._evaluate(t_nodes, y_nodes,
                                               with_jacobian=last and newton_allowed)
                 if f_nodes is None:
-                    return self._failed(x, "nonfinite")
+                    return self._failed(x, self.nonfinite)
             else:
                 if not newton_allowed:
                     return self._picard_only_failed(x)
@@ -179,7 +184,7 @@ class SegmentSolver:
             y_nodes = node_values(basis, y_a, f_a, half_h, x, xp=xp)
             f_nodes, jac = self._evaluate(t_nodes, y_nodes, with_jacobian=True)
             if f_nodes is None:
-                return self._failed(x, "nonfinite")
+                return self._failed(x, self.nonfinite)
         return self._newton(t_nodes, y_a, f_a, half_h, x, y_nodes, f_nodes, jac)
 
     def _best_start(self, t_nodes, y_a, f_a, half_h, candidates, with_jacobian):
@@ -197,12 +202,15 @@ class SegmentSolver:
         y_nodes = node_values(basis, repeat(y_a), repeat(f_a), repeat(half_h), x, xp=xp)
         f_nodes, jac = self._evaluate_raw(t_nodes, y_nodes, with_jacobian=with_jacobian)
         finite = xp.all(xp.isfinite(f_nodes), axis=(1, 2))
+        self.nonfinite = Failure.NONFINITE
         if jac is not None:
+            if bool(xp.any(finite)):
+                self.nonfinite = Failure.NONFINITE_JAC
             finite = finite & xp.all(xp.isfinite(jac), axis=tuple(range(1, jac.ndim)))
         if not bool(xp.any(finite)):
             return x[:1, ...], y_nodes[:1, ...], None, None
         r = residual(basis, repeat(f_a), f_nodes, repeat(half_h), x, xp=xp)
-        value = objective(basis, r, xp=xp)
+        value = objective(basis, r, repeat(residual_size(y_a, f_a, half_h, xp=xp)), xp=xp)
         best = int(xp.argmin(xp.where(finite, value, xp.inf)))
         pick = slice(best, best + 1)
         return (x[pick, ...], y_nodes[pick, ...], f_nodes[pick, ...],
@@ -213,7 +221,7 @@ class SegmentSolver:
             # Too long for the Picard iteration: Newton on the stiff
             # basis (sparse) is the way on, and it will measure ‖J‖.
             self.stiffness = math.inf
-        return self._failed(x, "no convergence")
+        return self._failed(x, Failure.NO_CONVERGENCE)
 
     def _note_stiffness(self, jac, half_h):
         xp = self.xp
@@ -239,7 +247,8 @@ class SegmentSolver:
         r = residual(basis, f_a, f_nodes, half_h, x, xp=xp)
         linear = self._linearize(jac, half_h)
         grad = linear.gradient(r)
-        value = float(objective(basis, r, xp=xp)[0])
+        size = residual_size(y_a, f_a, half_h, xp=xp)
+        value = float(objective(basis, r, size, xp=xp)[0])
         previous = None
         for _ in range(opts.max_newton):
             self.counters.niter_newton += 1
@@ -250,16 +259,16 @@ class SegmentSolver:
             scale = self.scale(y_a, y_nodes[..., -1])
             change = scaled_rms_max(xp.matmul(direction, basis.phi_tilde), scale, xp=xp)
             if not math.isfinite(change):
-                return self._failed(x, "nonfinite")
-            floor = self._floor(y_nodes, scale)
-            slope = float(xp.sum(grad * direction))
+                return self._failed(x, Failure.DIVERGED)
+            floor = self._floor(y_a, y_nodes, scale)
+            slope = float(directional_slope(grad, direction, size, xp=xp)[0])
             if change <= floor or not slope < 0:
                 # Nothing left to gain above rounding (a direction that is not
                 # downhill only happens there, through rounding in H or ∇e).
                 if change <= max(floor, opts.convergence):
                     return self._finish(y_a, f_a, half_h, x + direction, f_nodes[..., -1],
                                         used_newton=True)
-                return self._failed(x, "stalled")
+                return self._failed(x, Failure.STALLED)
 
             def phi(alpha):
                 x_trial = x + alpha * direction
@@ -270,22 +279,22 @@ class SegmentSolver:
                 r_trial = residual(basis, f_a, f_trial, half_h, x_trial, xp=xp)
                 linear_trial = self._linearize(jac_trial, half_h)
                 g_trial = linear_trial.gradient(r_trial)
-                return (float(objective(basis, r_trial, xp=xp)[0]),
-                        float(xp.sum(g_trial * direction)),
+                return (float(objective(basis, r_trial, size, xp=xp)[0]),
+                        float(directional_slope(g_trial, direction, size, xp=xp)[0]),
                         (x_trial, y_trial, f_trial, r_trial, linear_trial, g_trial))
 
             search = strong_wolfe(phi, value, slope)
             if search.payload is None:
                 if change <= opts.convergence:
                     return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1], used_newton=True)
-                return self._failed(x, "line search failed")
+                return self._failed(x, Failure.LINE_SEARCH)
             x, y_nodes, f_nodes, r, linear, grad = search.payload
             value = search.value
             change *= search.alpha
             if opts.tol_newton is None and self._converged(change, previous, floor):
                 return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1], used_newton=True)
             previous = change
-        return self._failed(x, "no convergence")
+        return self._failed(x, Failure.NO_CONVERGENCE)
 
     def _evaluate_raw(self, t_nodes, y_nodes, *, with_jacobian):
         """One round: f (and J) at the nodes as (K, n, M) and (K, M, n, n)."""
@@ -305,8 +314,10 @@ class SegmentSolver:
         xp = self.xp
         f_nodes, jac = self._evaluate_raw(t_nodes, y_nodes, with_jacobian=with_jacobian)
         if not bool(xp.all(xp.isfinite(f_nodes))):
+            self.nonfinite = Failure.NONFINITE
             return None, None
         if jac is not None and not bool(xp.all(xp.isfinite(jac))):
+            self.nonfinite = Failure.NONFINITE_JAC
             return None, None
         return f_nodes, jac
 

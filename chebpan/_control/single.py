@@ -19,7 +19,7 @@ from .._core.basis import restrict
 from .._core.estimates import decay_error_estimate, error_estimate
 from .._core.picard import coefficients, euler_start, node_times, node_values
 from .._output.dense import OdeSolution
-from .._output.result import MESSAGES, OdeResult, failure_message, warn_user
+from .._output.result import MESSAGES, Failure, OdeResult, failure_message, warn_user
 from .policy import (
     FIRST_MAX_FACTOR,
     MAX_FACTOR,
@@ -62,7 +62,7 @@ class SegmentLoop:
         self.tracker = None  # an EventTracker when events are given
         self.progress = None  # a ProgressBar with progress=True
         self.warned_float32 = False
-        self.last_failure = ("error", t0, t0)  # (what, t_a, t_b) of the last rejection
+        self.last_failure = (Failure.ERROR, t0, t0)  # (what, t_a, t_b) of the last rejection
         # The first call of fun, in scipy's order: before `first_step` is checked.
         self.f0 = self._f_at(t0, self.y0) if tf != t0 else None
 
@@ -116,8 +116,12 @@ class SegmentLoop:
             h_abs = min(h_abs, self.max_step, remaining)
             min_step = 10 * abs(math.nextafter(t, self.direction * math.inf) - t)
             if h_abs < min_step:
-                self._fail(self._failure_message(t))
-                return
+                # A span of a few ulp is tried whole, once (scipy's steps do
+                # the same); below that, and after a rejection, it fails.
+                if remaining > min_step or rejected_here:
+                    self._fail(self._failure_message(t))
+                    return
+                h_abs = remaining
             # Stretch a segment rather than leave a short one behind it.
             stretch = STRETCH * h_abs >= remaining and remaining <= self.max_step
             t_new = self.tf if h_abs >= remaining or stretch else t + self.direction * h_abs
@@ -152,7 +156,7 @@ class SegmentLoop:
             attempt = None
             if outcome.failure is not None:
                 self.counters.nrejected += 1
-                if outcome.failure != "nonfinite":
+                if not outcome.failure.nonfinite:
                     attempt = (coefficients(basis, y, f, half_h, outcome.x, xp=xp), h)
                 self.last_failure = (outcome.failure, t, t_new)
                 h_abs *= 0.5
@@ -168,7 +172,7 @@ class SegmentLoop:
             if err > 1:
                 self.counters.nrejected += 1
                 attempt = (outcome.coeffs, h)
-                self.last_failure = ("error", t, t_new)
+                self.last_failure = (Failure.ERROR, t, t_new)
                 h_abs *= min(factor, SAFETY_REJECT)
                 rejected_here = True
                 continue

@@ -9,7 +9,56 @@ from __future__ import annotations
 import math
 
 __all__ = ["scaled_rms", "scaled_rms_max", "error_estimates", "error_estimate",
-           "decay_error_estimates", "decay_error_estimate"]
+           "decay_error_estimates", "decay_error_estimate", "tolerance_scale",
+           "capped_magnitude", "rounding_floors", "GROWTH_CAP", "ROUNDING_ULPS"]
+
+#: A segment's values count in its tolerance scale and rounding floor up to this
+#: many times the largest component of its start: a diverging iterate cannot
+#: inflate either beyond that and so pass the tests it fails.
+GROWTH_CAP = 10.0
+#: Rounding floor of the convergence test, in units of eps·max|y|.
+ROUNDING_ULPS = 64.0
+
+
+def capped_magnitude(y_start, values, *, xp):
+    """``max(|y_start|, min(|values|, GROWTH_CAP · max_i |y_start_i|))``, elementwise.
+
+    ``y_start`` (K, n) is a segment's start, ``values`` (K, n) magnitudes found
+    on the segment by the iteration (its end value, the largest node value):
+    they count only up to :data:`GROWTH_CAP` times the start's largest
+    component, so that a diverging iterate cannot loosen the tests that judge
+    it (docs/algorithm.md, "Acceptance a diverging iterate cannot pass").
+    """
+    start = xp.abs(y_start)
+    if start.shape[-1] == 0:
+        return start
+    cap = GROWTH_CAP * xp.max(start, axis=-1, keepdims=True)
+    return xp.maximum(start, xp.minimum(xp.abs(values), cap))
+
+
+def tolerance_scale(atol, rtol, y_start, *values, xp):
+    """``atol + rtol max(|y_start|, |values| capped)``: the scale of errors and changes.
+
+    ``values`` (the iterate's end value) count through
+    :func:`capped_magnitude`; with none, the scale of ``y_start`` itself.
+    """
+    magnitude = xp.abs(y_start)
+    for v in values:
+        magnitude = xp.maximum(magnitude, capped_magnitude(y_start, v, xp=xp))
+    return atol + rtol * magnitude
+
+
+def rounding_floors(y_start, y_nodes, scale, eps, *, xp):
+    """The convergence test's rounding floor of each instance: (K,), scaled.
+
+    Node values are known to ``eps`` times their size, so an update cannot be
+    resolved below ``ROUNDING_ULPS · eps · max |y_m| / scale``; the node values
+    count through :func:`capped_magnitude`.
+    """
+    if y_nodes.shape[-2] == 0:
+        return xp.zeros(y_nodes.shape[:1], dtype=y_nodes.dtype, device=y_nodes.device)
+    size = capped_magnitude(y_start, xp.max(xp.abs(y_nodes), axis=-1), xp=xp) / scale
+    return ROUNDING_ULPS * eps * xp.max(size, axis=-1)
 
 
 def scaled_rms(delta, scale, *, xp):

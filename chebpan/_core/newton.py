@@ -24,6 +24,8 @@ __all__ = [
     "residual_jacobian",
     "gradient",
     "gauss_newton_matrix",
+    "directional_slope",
+    "residual_size",
     "newton_direction",
     "collocation_direction",
     "DenseLinearization",
@@ -36,9 +38,38 @@ def residual(basis, f_a, f_nodes, half_h, x, *, xp):
             + xp.matmul(x, basis.d_tilde))
 
 
-def objective(basis, r, *, xp):
-    """``ẽ = Σ_m w_m ‖r̃_m‖²`` per batch member: (K,)."""
+def objective(basis, r, size, *, xp):
+    """``ẽ = Σ_m w_m ‖r̃_m / s‖²`` per batch member: (K,).
+
+    ``size`` (K,) is the segment's :func:`residual_size` ``s``: dividing by
+    it before squaring keeps the squares from overflowing or underflowing
+    whatever the magnitude of ``y`` (docs/algorithm.md, "Newton steps"); it
+    changes neither the minimiser nor the Newton direction.
+    """
+    r = r / size[:, None, None]
     return xp.sum(r * r * basis.weights, axis=(-2, -1))
+
+
+def directional_slope(grad, direction, size, *, xp):
+    """``∇ẽ · d`` of the objective scaled by ``size`` (K,): (K,).
+
+    ``grad`` is the unscaled ``∇(Σ w ‖r̃‖²)``; both factors are divided by
+    ``s`` before the product, for the same reason as in :func:`objective`.
+    """
+    s = size[:, None, None]
+    return xp.sum((grad / s) * (direction / s), axis=(-2, -1))
+
+
+def residual_size(y_a, f_a, half_h, *, xp):
+    """The size ``s`` of a segment's values: ``max_i max(|y_a,i|, |h/2 f_a,i|)``, (K,).
+
+    Residuals are differences of such values; 1 where all are zero.
+    """
+    size = xp.maximum(xp.abs(y_a), xp.abs(half_h * f_a))
+    if size.shape[-1] == 0:
+        return xp.ones(size.shape[:1], dtype=size.dtype, device=size.device)
+    size = xp.max(size, axis=-1)
+    return xp.where(size > 0, size, xp.ones_like(size))
 
 
 def residual_jacobian(basis, jac_nodes, half_h, *, xp):

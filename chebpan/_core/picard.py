@@ -10,6 +10,7 @@ n_free is N-2 in the paper's basis and N-1 in the stiff basis
 from __future__ import annotations
 
 from .._kernels.dispatch import picard_kernel
+from .estimates import GROWTH_CAP, capped_magnitude, tolerance_scale
 
 __all__ = ["node_values", "node_times", "picard_update", "coefficients", "end_value", "euler_start",
            "picard_step"]
@@ -84,20 +85,22 @@ def picard_step(basis, y_a, f_a, half_h, x, y_nodes, f_nodes, atol, rtol, *, xp)
 
     Returns ``x_new`` (K, n, n_free) (:func:`picard_update`), ``change`` (K,):
     the RMS over components of ``max_m |(x_new − x) Φ̃| / scale`` with
-    ``scale = atol + rtol max(|y_a|, |y(t_b)|)``, and ``size`` (K,): the
-    largest ``max_m |y_m| / scale`` (the rounding floor is ``eps`` times it).
+    ``scale`` of :func:`~chebpan._core.estimates.tolerance_scale` (from ``y_a`` and
+    ``y(t_b)``), and ``size`` (K,): the largest ``max_m |y_m| / scale``, the
+    node values capped as there (the rounding floor is ``eps`` times it).
     On NumPy a numba kernel does it in one pass over the nodes
     (``CHEBPAN_DISABLE_NUMBA=1``: this code).
     """
     kernel = picard_kernel(xp)
     if kernel is not None:
-        return kernel(basis, y_a, f_a, half_h, x, y_nodes, f_nodes, atol, rtol)
+        return kernel(basis, y_a, f_a, half_h, x, y_nodes, f_nodes, atol, rtol, GROWTH_CAP)
     x_new = picard_update(basis, f_a, f_nodes, half_h, xp=xp)
-    scale = atol + rtol * xp.maximum(xp.abs(y_a), xp.abs(y_nodes[..., -1]))
     if y_a.shape[-1] == 0:
         zeros = xp.zeros(y_a.shape[:1], dtype=y_a.dtype, device=y_a.device)
         return x_new, zeros, zeros
+    scale = tolerance_scale(atol, rtol, y_a, y_nodes[..., -1], xp=xp)
     moved = xp.max(xp.abs(xp.matmul(x_new - x, basis.phi_tilde)), axis=-1) / scale
     change = xp.sqrt(xp.mean(moved * moved, axis=-1))
-    size = xp.max(xp.max(xp.abs(y_nodes), axis=-1) / scale, axis=-1)
+    largest = capped_magnitude(y_a, xp.max(xp.abs(y_nodes), axis=-1), xp=xp)
+    size = xp.max(largest / scale, axis=-1)
     return x_new, change, size

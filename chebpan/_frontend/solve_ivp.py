@@ -18,10 +18,11 @@ import scipy.integrate
 import scipy.sparse
 
 from .._control.batch import BatchLoop
-from .._control.options import iteration_options, take_options, with_defaults
+from .._control.options import check_options, iteration_options, take_options, with_defaults
 from .._control.single import SegmentLoop
 from .._core.basis import get_basis
 from .._kernels.blas import solver_blas_threads
+from .._output.batch_record import make_record
 from .._output.batch_result import batch_result
 from .._output.events import EventTracker, prepare_events
 from .._output.progress import ProgressBar
@@ -167,6 +168,11 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
             Bytes of workspace for the dense Newton systems of a batch
             (default 2**28): instances in a Newton step are processed in
             chunks that fit.
+        batch_memory : int, optional
+            Bytes of working memory for a batch (default 2**28): its
+            instances are solved in chunks that fit, one after the other
+            (a batch keeps only what its output needs: with ``t_eval`` and
+            no ``dense_output``, the values at ``t_eval``).
         tol_ls, tol_newton : float, optional
             The paper's stopping rules: stop the Picard iteration when the
             coefficient change is below ``tol_ls`` and Newton when the
@@ -236,6 +242,7 @@ def _solve_pan(fun, t_span, y0, t_eval, dense_output, events, vectorized, args, 
     """:func:`solve_ivp` with ``method="PAN"``, after scipy's methods are forwarded."""
     t0, tf = validate_t_span(t_span)
     given = take_options(options)
+    check_options(given)
     # (the defaults that differ for a batch are read again once y0 says it is one)
     values = with_defaults(given, batch=False)
     fun = wrap_args(fun, args)
@@ -274,11 +281,14 @@ def _solve_pan(fun, t_span, y0, t_eval, dense_output, events, vectorized, args, 
         counters = Counters()
         evaluator = Evaluator(fun, jac, y0.shape[1], vectorized=vectorized,
                               vectorized_jac=vectorized_jac, xp=xp, dtype=y0.dtype,
-                              counters=counters, device=y0.device,
+                              counters=counters, device=y0.device, difference_floor=atol,
                               batch_args=validate_batch_args(batch_args, y0, xp=xp))
         basis = get_basis(n_coeffs, n_nodes, xp=xp, dtype=y0.dtype, device=y0.device)
+        record = make_record(t_eval, dense_output, t0, 1.0 if tf >= t0 else -1.0, xp=xp,
+                             device=y0.device)
         loop = BatchLoop(evaluator, basis, t0, tf, y0, rtol, atol, max_step, iteration,
-                         counters, xp=xp, newton_memory=values["newton_memory"])
+                         counters, xp=xp, newton_memory=values["newton_memory"],
+                         record=record, batch_memory=values["batch_memory"])
         with _on_device(xp, y0.device):
             loop.run(first_step)
         return batch_result(loop, t_eval, dense_output)
@@ -302,7 +312,8 @@ def _solve_pan(fun, t_span, y0, t_eval, dense_output, events, vectorized, args, 
     counters = Counters()
     evaluator = Evaluator(fun, jac, y0.shape[0], vectorized=vectorized,
                           vectorized_jac=vectorized_jac, xp=xp, dtype=y0.dtype,
-                          counters=counters, jac_sparsity=jac_sparsity, device=device)
+                          counters=counters, jac_sparsity=jac_sparsity, device=device,
+                          difference_floor=atol)
     basis = get_basis(n_coeffs, n_nodes, xp=xp, dtype=y0.dtype, device=device)
     # Square collocation: N − 1 free coefficients on the N − 1 nodes right of
     # τ = −1 (whatever n_nodes the paper's basis uses).

@@ -16,7 +16,7 @@ __all__ = ["picard_step"]
 
 @numba.njit(cache=True, error_model="numpy")
 def _step(f_nodes, f_a, half_h, x, y_nodes, y_a, picard, phi, slope_factor, atol, rtol,
-          x_new, change, floor):
+          growth_cap, x_new, change, floor):
     k_count, n, n_nodes = f_nodes.shape
     n_free = picard.shape[0]
     g = np.empty(n_nodes, dtype=f_nodes.dtype)
@@ -25,6 +25,10 @@ def _step(f_nodes, f_a, half_h, x, y_nodes, y_a, picard, phi, slope_factor, atol
         h = half_h[k, 0]
         total = 0.0
         worst = 0.0
+        cap = 0.0
+        for i in range(n):
+            cap = max(cap, abs(y_a[k, i]))
+        cap *= growth_cap
         for i in range(n):
             start = slope_factor * f_a[k, i]
             for m in range(n_nodes):
@@ -35,7 +39,9 @@ def _step(f_nodes, f_a, half_h, x, y_nodes, y_a, picard, phi, slope_factor, atol
                     s += g[m] * picard[j, m]
                 x_new[k, i, j] = h * s
                 dx[j] = x_new[k, i, j] - x[k, i, j]
-            scale = atol[i] + rtol[i] * max(abs(y_a[k, i]), abs(y_nodes[k, i, n_nodes - 1]))
+            start = abs(y_a[k, i])
+            end = min(abs(y_nodes[k, i, n_nodes - 1]), cap)
+            scale = atol[i] + rtol[i] * max(start, end)
             biggest = 0.0
             largest_y = 0.0
             for m in range(n_nodes):
@@ -48,12 +54,12 @@ def _step(f_nodes, f_a, half_h, x, y_nodes, y_a, picard, phi, slope_factor, atol
                 largest_y = max(largest_y, abs(y_nodes[k, i, m]))
             ratio = biggest / scale
             total += ratio * ratio
-            worst = max(worst, largest_y / scale)
+            worst = max(worst, max(start, min(largest_y, cap)) / scale)
         change[k] = math.sqrt(total / n) if n else 0.0
         floor[k] = worst
 
 
-def picard_step(basis, y_a, f_a, half_h, x, y_nodes, f_nodes, atol, rtol):
+def picard_step(basis, y_a, f_a, half_h, x, y_nodes, f_nodes, atol, rtol, growth_cap):
     """As :func:`chebpan._core.picard.picard_step` (which calls it for NumPy arrays)."""
     k_count, n, _ = f_nodes.shape
     dtype = f_nodes.dtype
@@ -64,5 +70,6 @@ def picard_step(basis, y_a, f_a, half_h, x, y_nodes, f_nodes, atol, rtol):
     floor = np.empty(k_count, dtype=dtype)
     arrays = [np.ascontiguousarray(a) for a in (f_nodes, f_a, half_h, x, y_nodes, y_a,
                                                 basis.picard, basis.phi_tilde)]
-    _step(*arrays, float(basis.slope_factor), atol, rtol, x_new, change, floor)
+    _step(*arrays, float(basis.slope_factor), atol, rtol, float(growth_cap), x_new, change,
+          floor)
     return x_new, change, floor

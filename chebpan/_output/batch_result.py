@@ -8,6 +8,7 @@ import array_api_compat
 import numpy as np
 
 from .dense import segment_values
+from .pickling import PicklableNamespace
 from .result import MESSAGES, OdeResult
 
 __all__ = ["BatchOdeSolution", "batch_result"]
@@ -17,7 +18,7 @@ __all__ = ["BatchOdeSolution", "batch_result"]
 _CHUNK_ELEMENTS = 2**22
 
 
-class BatchOdeSolution:
+class BatchOdeSolution(PicklableNamespace):
     """Continuous solutions of a batch of IVPs, each made of its own segments.
 
     ``sol(t)`` with a scalar ``t`` returns shape (K, n), with a 1-D array of
@@ -50,6 +51,8 @@ class BatchOdeSolution:
     >>> bool(np.allclose(res.sol(1.0)[:, 0], y0[:, 0] * np.exp(-1.0), rtol=1e-7))
     True
     """
+
+    _namespace_source = "t_a"
 
     def __init__(self, offsets, t_a, t_b, coeffs, y_start, y_end, *, direction, xp):
         self.xp = xp
@@ -99,7 +102,7 @@ class BatchOdeSolution:
                            xp.take(self.coeffs, index, axis=0),
                            xp.take(self.y_start, index, axis=0),
                            xp.take(self.y_end, index, axis=0), xp=xp)
-        return xp.permute_dims(xp.reshape(y, (k, n_times, -1)), (0, 2, 1))
+        return xp.permute_dims(xp.reshape(y, (k, n_times, self.coeffs.shape[1])), (0, 2, 1))
 
 
 def _evaluate_in_chunks(sol, t, xp):
@@ -156,41 +159,24 @@ def batch_result(loop, t_eval, dense_output):
             for i, message in zip(_to_host(ended.ids, xp), ended.messages):
                 messages[int(i)] = message
 
-    # Segments sorted by instance (appended in time order, so a stable sort).
-    real = _segment_columns(loop, xp)
-    real_ids = real[0]
-    real_counts = _counts(real_ids, k, xp)
-    # Instances without a segment get a constant one at t0.
-    empty = real_counts == 0
-    n_empty = int(xp.sum(xp.astype(empty, xp.int64)))
-    columns = list(real)
-    if n_empty:
-        constant = xp.zeros((n_empty, n, loop.basis.n_coeffs), dtype=y0.dtype,
-                            device=device)
-        y_empty = y0[empty]
-        constant = xp.concat([y_empty[..., None], constant[..., 1:]], axis=-1)
-        t0 = xp.full((n_empty,), loop.t0, dtype=xp.float64, device=device)
-        extra = (xp.arange(k, dtype=xp.int64, device=device)[empty], t0, t0, constant,
-                 y_empty, y_empty)
-        columns = [xp.concat([a, b]) for a, b in zip(columns, extra)]
-    seg_order = xp.argsort(columns[0], stable=True)
-    seg_ids, t_a, t_b, coeffs, y_start, y_end = (xp.take(c, seg_order, axis=0)
-                                                 for c in columns)
-    offsets = xp.searchsorted(seg_ids, xp.arange(k + 1, dtype=seg_ids.dtype, device=device))
-    offsets = xp.astype(offsets, xp.int64)
-    sol = BatchOdeSolution(offsets, t_a, t_b, coeffs, y_start, y_end,
-                           direction=loop.direction, xp=xp)
-
+    record = loop.record
+    sol = _dense_solution(loop, record, xp) if record.keeps_polynomials else None
     if t_eval is None:
-        t_out, y_out = _segment_ends(loop, sol, real_counts, xp)
+        t_out, y_out = _segment_ends(loop, record, xp)
     else:
         t_out = t_eval if xp is np else xp.asarray(t_eval, device=device)
         t_query = xp.asarray(t_eval, dtype=xp.float64, device=device)
-        if t_query.shape[0] == 0:
-            y_out = xp.zeros((k, n, 0), dtype=y0.dtype, device=device)
+        if t_query.shape[0] == 0 or k == 0:
+            y_out = xp.zeros((k, n, t_query.shape[0]), dtype=y0.dtype, device=device)
+        elif sol is None:
+            # (filled in as segments were accepted; t0 is y0 even where the
+            # first segment failed, as the dense output would say)
+            y_out = record.finish(k, n, y0.dtype)
+            at_t0 = (t_query == loop.t0)[None, None, :]
+            y_out = xp.where(at_t0 & xp.isnan(y_out), y0[..., None], y_out)
         else:
             # Each instance up to where it got (no extrapolation), NaN beyond.
-            last = xp.take(t_b, offsets[1:] - 1)
+            last = xp.take(sol.t_b, sol.offsets[1:] - 1)
             reached = loop.direction * (t_query[None, :] - last[:, None]) <= 0
             times = xp.where(reached, t_query[None, :], last[:, None])
             y_out = xp.where(reached[:, None, :], _evaluate_in_chunks(sol, times, xp), xp.nan)
@@ -205,17 +191,44 @@ def batch_result(loop, t_eval, dense_output):
     )
 
 
-def _segment_columns(loop, xp):
-    """The accepted segments as six arrays (ids, t_a, t_b, coeffs, y_start, y_end)."""
-    if not loop.segments:
-        k, n = loop.y0.shape
-        device = loop.y0.device
-        empty = xp.zeros((0,), dtype=xp.float64, device=device)
-        values = xp.zeros((0, n), dtype=loop.y0.dtype, device=device)
-        return (xp.zeros((0,), dtype=xp.int64, device=device), empty, empty,
-                xp.zeros((0, n, loop.basis.n_coeffs), dtype=loop.y0.dtype,
-                         device=device), values, values)
-    return tuple(xp.concat([segment[i] for segment in loop.segments]) for i in range(6))
+def _columns(parts, empty, xp):
+    """The recorded parts (tuples of arrays, one per round) as one tuple of arrays."""
+    if not parts:
+        return empty
+    return tuple(xp.concat([part[i] for part in parts]) for i in range(len(parts[0])))
+
+
+def _dense_solution(loop, record, xp):
+    """:class:`BatchOdeSolution` of every instance from a :class:`SegmentRecord`.
+
+    Segments are sorted by instance (recorded in time order: a stable sort);
+    an instance without a segment gets a constant one at ``t0``.
+    """
+    y0 = loop.y0
+    k, n = y0.shape
+    device = y0.device
+    times = xp.zeros((0,), dtype=xp.float64, device=device)
+    values = xp.zeros((0, n), dtype=y0.dtype, device=device)
+    columns = list(_columns(record.parts, (
+        xp.zeros((0,), dtype=xp.int64, device=device), times, times,
+        xp.zeros((0, n, loop.basis.n_coeffs), dtype=y0.dtype, device=device), values, values),
+        xp))
+    empty = _counts(columns[0], k, xp) == 0
+    n_empty = int(xp.sum(xp.astype(empty, xp.int64)))
+    if n_empty:
+        constant = xp.zeros((n_empty, n, loop.basis.n_coeffs), dtype=y0.dtype, device=device)
+        y_empty = y0[empty]
+        constant = xp.concat([y_empty[..., None], constant[..., 1:]], axis=-1)
+        t0 = xp.full((n_empty,), loop.t0, dtype=xp.float64, device=device)
+        extra = (xp.arange(k, dtype=xp.int64, device=device)[empty], t0, t0, constant,
+                 y_empty, y_empty)
+        columns = [xp.concat([a, b]) for a, b in zip(columns, extra)]
+    seg_order = xp.argsort(columns[0], stable=True)
+    seg_ids, t_a, t_b, coeffs, y_start, y_end = (xp.take(c, seg_order, axis=0)
+                                                 for c in columns)
+    offsets = xp.searchsorted(seg_ids, xp.arange(k + 1, dtype=seg_ids.dtype, device=device))
+    return BatchOdeSolution(xp.astype(offsets, xp.int64), t_a, t_b, coeffs, y_start, y_end,
+                            direction=loop.direction, xp=xp)
 
 
 def _counts(ids, k, xp):
@@ -225,22 +238,35 @@ def _counts(ids, k, xp):
     return xp.astype(edges[1:] - edges[:-1], xp.int64)
 
 
-def _segment_ends(loop, sol, real_counts, xp):
+def _segment_ends(loop, record, xp):
     """``t`` (K, S+1) and ``y`` (K, n, S+1): each instance's t0 and segment ends.
 
     Instances have different numbers of segments; rows are padded with NaN
-    after their last end.
+    after their last end.  ``record`` is a SegmentRecord or an EndRecord.
     """
     k, n = loop.y0.shape
     device = loop.y0.device
     if loop.t0 == loop.tf:
         t = xp.full((k, 2), loop.t0, dtype=xp.float64, device=device)
         return t, xp.stack([loop.y0, loop.y0], axis=-1)
-    width = int(xp.max(real_counts)) if k else 0
-    index, valid = _padded_index(sol.offsets, real_counts, width, xp=xp)
-    flat = xp.reshape(index, (-1,))
-    t_ends = xp.where(valid, xp.reshape(xp.take(sol.t_b, flat), index.shape), math.nan)
-    y_ends = xp.reshape(xp.take(sol.y_end, flat, axis=0), (k, width, n))
+    ids, t_b, y_end = _columns(record.ends(), (
+        xp.zeros((0,), dtype=xp.int64, device=device),
+        xp.zeros((0,), dtype=xp.float64, device=device),
+        xp.zeros((0, n), dtype=loop.y0.dtype, device=device)), xp)
+    order = xp.argsort(ids, stable=True)
+    ids, t_b, y_end = xp.take(ids, order), xp.take(t_b, order), xp.take(y_end, order, axis=0)
+    counts = _counts(ids, k, xp)
+    offsets = xp.astype(xp.searchsorted(ids, xp.arange(k + 1, dtype=ids.dtype, device=device)),
+                        xp.int64)
+    width = int(xp.max(counts)) if k else 0
+    index, valid = _padded_index(offsets, counts, width, xp=xp)
+    if ids.shape[0] == 0:  # (nothing to take from: every value is padding)
+        t_b = xp.full((1,), math.nan, dtype=xp.float64, device=device)
+        y_end = xp.full((1, n), math.nan, dtype=loop.y0.dtype, device=device)
+    # (instances without a segment: clamped indices, masked by `valid`)
+    flat = xp.clip(xp.reshape(index, (-1,)), 0, t_b.shape[0] - 1)
+    t_ends = xp.where(valid, xp.reshape(xp.take(t_b, flat), index.shape), math.nan)
+    y_ends = xp.reshape(xp.take(y_end, flat, axis=0), (k, width, n))
     y_ends = xp.where(valid[..., None], y_ends, math.nan)
     t = xp.concat([xp.full((k, 1), loop.t0, dtype=xp.float64, device=device), t_ends], axis=1)
     y = xp.concat([loop.y0[:, None, :], y_ends], axis=1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .pickling import PicklableNamespace
+
 __all__ = ["OdeSolution", "ChebyshevSegment", "clenshaw", "segment_values"]
 
 
@@ -43,7 +45,7 @@ def segment_values(t, t_a, t_b, coeffs, y_start, y_end, *, xp):
     return xp.where(((t == t_b) & (length != 0))[:, None], y_end, y)
 
 
-class OdeSolution:
+class OdeSolution(PicklableNamespace):
     """Continuous solution made of Chebyshev segments.
 
     It behaves like :class:`scipy.integrate.OdeSolution`: ``sol(t)`` with a

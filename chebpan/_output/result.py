@@ -3,26 +3,53 @@ status messages, the failure texts, and warnings attributed to the user's call."
 
 from __future__ import annotations
 
+import enum
 import os
 import sys
 from warnings import warn
 
 from scipy.optimize import OptimizeResult
 
-__all__ = ["OdeResult", "MESSAGES", "TOO_SMALL_STEP", "failure_message", "warn_user"]
+__all__ = ["OdeResult", "MESSAGES", "TOO_SMALL_STEP", "Failure", "failure_message", "warn_user"]
 
 MESSAGES = {
     0: "The solver successfully reached the end of the integration interval.",
     1: "A termination event occurred.",
 }
 TOO_SMALL_STEP = "Required step size is less than spacing between numbers."
-#: Why the last attempt on a segment failed, by the solver's failure code.
-FAILURE_DETAILS = {
-    "nonfinite": "`fun` returned non-finite values",
-    "error": "the error estimate stayed above the tolerance",
-    "no convergence": "the iteration did not converge",
-    "stalled": "the iteration stalled",
-    "line search failed": "the Newton line search found no decrease",
+
+
+class Failure(enum.IntEnum):
+    """Why an attempt on a segment failed (batches store the codes in arrays)."""
+
+    NONFINITE = 0
+    NO_CONVERGENCE = 1
+    STALLED = 2
+    LINE_SEARCH = 3
+    ERROR = 4
+    NONFINITE_JAC = 5
+    DIVERGED = 6
+
+    @property
+    def detail(self):
+        """What happened, as the failure message says it."""
+        return _FAILURE_DETAILS[self]
+
+    @property
+    def nonfinite(self):
+        """Whether non-finite values ended the attempt (nothing to restart from)."""
+        return self in (Failure.NONFINITE, Failure.NONFINITE_JAC, Failure.DIVERGED)
+
+
+_FAILURE_DETAILS = {
+    Failure.NONFINITE: "`fun` returned non-finite values",
+    Failure.NONFINITE_JAC: "the Jacobian (`jac`, or forward differences of `fun`) had "
+                           "non-finite values",
+    Failure.DIVERGED: "the iteration diverged to non-finite values",
+    Failure.ERROR: "the error estimate stayed above the tolerance",
+    Failure.NO_CONVERGENCE: "the iteration did not converge",
+    Failure.STALLED: "the iteration stalled",
+    Failure.LINE_SEARCH: "the Newton line search found no decrease",
 }
 
 
@@ -45,10 +72,11 @@ def warn_user(message, category=UserWarning):
 def failure_message(what, t, t_a, t_b):
     """The message of a solve that could not complete the segment starting at ``t``.
 
-    ``what`` is the failure code of the last attempt, on ``[t_a, t_b]``.
+    ``what`` (a :class:`Failure` or its code) is why the last attempt, on
+    ``[t_a, t_b]``, failed.
     """
     return (f"{TOO_SMALL_STEP} The segment starting at t = {t!r} could not be "
-            f"completed: {FAILURE_DETAILS[what]} on [{t_a!r}, {t_b!r}].")
+            f"completed: {Failure(what).detail} on [{t_a!r}, {t_b!r}].")
 
 
 class OdeResult(OptimizeResult):

@@ -43,6 +43,9 @@ class Evaluator:
     xp : namespace
     dtype : dtype
     counters : Counters
+    difference_floor : array, shape (n,), optional
+        Magnitude below which a component's forward-difference step no
+        longer shrinks (the solve's ``atol``; default 1).
     batch_args : tuple of arrays, optional
         Per-instance arguments of a batched solve, each with leading axis K.
         They reach ``fun`` and ``jac`` after ``y``, gathered at the points
@@ -52,7 +55,7 @@ class Evaluator:
 
     def __init__(
         self, fun, jac, n, *, vectorized, vectorized_jac=False, xp, dtype, counters: Counters,
-        jac_sparsity=None, device=None, batch_args=(),
+        jac_sparsity=None, device=None, batch_args=(), difference_floor=None,
     ):
         self.fun = fun
         self.batch_args = tuple(batch_args)
@@ -62,6 +65,11 @@ class Evaluator:
         self.xp = xp
         self.dtype = dtype
         self.counters = counters
+        floor = 1.0 if difference_floor is None else difference_floor
+        #: (n, 1): broadcasts against the (n, P) points of a round.
+        self.difference_floor = xp.reshape(
+            xp.asarray(floor, dtype=dtype, device=device) * xp.ones((n,), dtype=dtype, device=device),
+            (n, 1))
         self.jacobian = make_sparse_jacobian(jac, jac_sparsity, n, dtype=dtype)
         if self.jacobian is None:
             self.jacobian = make_jacobian(

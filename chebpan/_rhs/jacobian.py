@@ -96,13 +96,17 @@ class _UserJacobian:
         )
 
 
-def forward_difference_steps(y, relative_step, *, xp):
-    """Steps ``relative_step · max(|y|, 1)`` away from zero, exactly representable.
+def forward_difference_steps(y, relative_step, floor, *, xp):
+    """Steps ``relative_step · max(|y|, floor)`` away from zero, exactly representable.
 
-    The returned step is ``(y + step) − y``, the perturbation actually made.
+    ``floor`` (broadcast against ``y``, e.g. ``atol`` of shape (n, 1)) sizes
+    the step of components near zero, as scipy's ``num_jac`` does with its
+    threshold: a step of 1 would swamp a component of 1e-10 (and make the
+    Jacobian of a stiff problem wrong).  The returned step is
+    ``(y + step) − y``, the perturbation actually made.
     """
     sign = xp.where(y >= 0, xp.ones_like(y), -xp.ones_like(y))
-    step = relative_step * sign * xp.maximum(xp.abs(y), xp.ones_like(y))
+    step = relative_step * sign * xp.maximum(xp.abs(y), floor)
     return (y + step) - y
 
 
@@ -119,7 +123,8 @@ class _ForwardDifference:
         n_points = t.shape[0]
         if n == 0 or n_points == 0:
             return xp.zeros((n_points, n, n), dtype=y.dtype, device=y.device)
-        step = forward_difference_steps(y, self.relative_step, xp=xp)
+        step = forward_difference_steps(y, self.relative_step, evaluator.difference_floor,
+                                        xp=xp)
         eye = xp.eye(n, dtype=y.dtype, device=getattr(y, "device", None))
         # perturbed[:, j, p] = y[:, p] + step[j, p] e_j
         perturbed = y[:, None, :] + eye[:, :, None] * step[None, :, :]

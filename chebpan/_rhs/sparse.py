@@ -147,7 +147,8 @@ class _GroupedForwardDifference:
         n, n_points = y.shape
         if n == 0 or n_points == 0:
             return np.zeros((n_points, pattern.nnz), dtype=y.dtype)
-        step = forward_difference_steps(y, self.relative_step, xp=np)
+        step = forward_difference_steps(y, self.relative_step,
+                                        np.asarray(evaluator.difference_floor), xp=np)
         member = (self.groups[:, None] == np.arange(self.n_groups)[None, :])  # (n, G)
         # perturbed[:, g, p] = y[:, p] + Σ_{j in g} step[j, p] e_j
         perturbed = y[:, None, :] + member[:, :, None] * step[:, None, :]
