@@ -12,6 +12,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 from chebpan.testing import _paper as problems
+from chebpan.testing import _taylor_reference as reference_cache
 from chebpan.testing import PROBLEMS, Problem, lorenz, spiral
 
 mpmath = pytest.importorskip("mpmath")
@@ -258,7 +259,7 @@ def test_cache_dir_env(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert problems.cache_dir() == tmp_path / "xdg" / "chebpan"
     monkeypatch.delenv("XDG_CACHE_HOME")
-    assert problems.cache_dir() == problems.Path.home() / ".cache" / "chebpan"
+    assert problems.cache_dir() == reference_cache.Path.home() / ".cache" / "chebpan"
 
 
 def test_disk_cache_round_trip(tmp_cache, monkeypatch):
@@ -279,7 +280,7 @@ def test_disk_cache_round_trip(tmp_cache, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("recomputed despite the disk cache")
 
-    monkeypatch.setattr(problems, "_compute_reference", boom)
+    monkeypatch.setattr(reference_cache, "_compute_reference", boom)
     assert p.reference(dps=20) == first
     # in-process cache: the file is not even read again
     files[0].unlink()

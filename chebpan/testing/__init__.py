@@ -3,9 +3,18 @@
 Not needed to solve anything: these are the problems chebpan's tests and benchmarks
 measure against, public so that users can reproduce the figures.
 
->>> from chebpan.testing import lorenz
+* the paper's problems: :func:`spiral`, :func:`lorenz` (:class:`Problem`, mpmath
+  references computed on demand);
+* the benchmark suite, :data:`SUITE`: the non-stiff DETEST problems A1-E5, the stiff
+  HIRES, VDPOL (mu = 1000), ROBER, E5-stiff, CHEMAKZO and MEDAKZO, and the paper's two
+  problems, as :class:`SuiteProblem` with stored references, each checked two
+  independent ways (``python -m chebpan.testing.make_references`` recomputes them).
+
+>>> from chebpan.testing import lorenz, SUITE
 >>> lorenz().t_span
 (0.0, 15.0)
+>>> SUITE["HIRES"]().stiff
+True
 """
 
 from ._paper import (
@@ -17,6 +26,7 @@ from ._paper import (
     lorenz,
     spiral,
 )
+from ._suite import SUITE, TARGETS, SuiteProblem, scaled_error
 
 __all__ = ["Problem", "spiral", "lorenz", "PROBLEMS", "REFERENCE_DPS", "cache_dir",
-           "clear_reference_cache"]
+           "clear_reference_cache", "SUITE", "SuiteProblem", "TARGETS", "scaled_error"]

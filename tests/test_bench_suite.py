@@ -1,0 +1,49 @@
+"""bench/suite.py in quick mode: runs, and prints and writes the expected structure.
+
+Timings are not checked (no wall-clock thresholds in tests).
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "suite.py"
+pytest.importorskip("matplotlib")
+
+
+def test_quick_mode_output_structure(tmp_path):
+    env = dict(os.environ, MPLBACKEND="Agg")
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--problems", "A3,HIRES",
+         "--solvers", "chebpan,DOP853,Radau", "--output", str(tmp_path)],
+        capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert out.startswith("threads: OMP_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1, MKL_NUM_THREADS=1")
+    assert "| problem | target | chebpan [ms] |" in out
+    main_table = out.split("| problem | target | chebpan [ms] |")[1].split("#### Summary")[0]
+    rows = [line for line in main_table.splitlines() if line.startswith(("| A3 |", "| HIRES"))]
+    assert len(rows) == 2
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1] == "1e-06" and len(cells) == 10
+        assert cells[-1] == "—" or float(cells[-1]) > 0
+    assert "#### Summary" in out and "median chebpan / best time" in out
+    assert (tmp_path / "suite.md").read_text().strip() == out.split("\n", 1)[1].strip()
+    runs = json.loads((tmp_path / "suite_runs.json").read_text())
+    assert set(runs) == {"A3", "HIRES"}
+    assert set(runs["A3"]) == {"chebpan", "DOP853", "Radau"}
+    first = runs["A3"]["chebpan"][0]
+    assert {"rtol", "error", "seconds", "depth", "npoints", "nfev", "status"} <= set(first)
+    for name in ("suite_error_vs_time.png", "suite_error_vs_depth.png"):
+        assert (tmp_path / name).stat().st_size > 1000
+
+
+def test_unknown_problem_is_an_error():
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--problems", "nope"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "unknown problems" in proc.stderr
