@@ -63,8 +63,8 @@ def main(argv=None):
         for mu in (1.0, 2.0, 5.0, 10.0):
             y0 = rng.uniform(-3, 3, size=(args.k, 2))
             start = time.perf_counter()
-            res = chebpan.solve_ivp(vdp, (0, t_end), y0, vectorized=True, args=(mu,),
-                                    rtol=rtol, atol=atol, t_eval=[t_end])
+            res = chebpan.solve_ivp_batch(vdp, (0, t_end), y0, vectorized=True, args=(mu,),
+                                          rtol=rtol, atol=atol, t_eval=[t_end])
             seconds = time.perf_counter() - start
             ref = block_reference(y0, mu, t_end)
             errors = scaled(res.y[..., -1], ref, rtol, atol)

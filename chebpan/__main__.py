@@ -140,12 +140,24 @@ def _machine_line():
             f"{np.__version__}, scipy {scipy.__version__}, numba {numba.__version__}")
 
 
-def main(argv=None):
-    """Entry point of ``python -m chebpan`` and ``chebpan-demo``."""
+def _program_name():
+    """How the demo was started: ``chebpan-demo`` (the script) or ``python -m chebpan``."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "chebpan-demo" if name.startswith("chebpan-demo") else "python -m chebpan"
+
+
+def main(argv=None, prog=None):
+    """Entry point of ``python -m chebpan`` and ``chebpan-demo``.
+
+    ``argv``: the arguments (default ``sys.argv[1:]``); ``prog``: the program name in
+    ``--help`` (default: the name it was started by).
+    """
     parser = argparse.ArgumentParser(
-        prog="python -m chebpan",
+        prog=prog or _program_name(),
         description="chebpan against scipy's solvers on the PAN paper's spiral and "
                     "Lorenz problems.")
+    parser.add_argument("--version", action="version",
+                        version=f"chebpan {chebpan.__version__}")
     parser.add_argument("--tol", type=float, default=1e-10,
                         help="rtol = atol for every solver (default 1e-10)")
     parser.add_argument("--repeats", type=int, default=3,

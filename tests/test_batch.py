@@ -46,8 +46,8 @@ def lorenz_references():
 def test_decay_with_per_instance_rates_against_exact():
     y0 = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [-1.0, 0.5]])
     rate = np.array([0.5, 1.0, 2.0, 8.0])
-    res = chebpan.solve_ivp(decay, (0, 3), y0, vectorized=True, batch_args=(rate,),
-                            rtol=1e-10, atol=1e-12, dense_output=True)
+    res = chebpan.solve_ivp_batch(decay, (0, 3), y0, vectorized=True, batch_args=(rate,),
+                                  rtol=1e-10, atol=1e-12, dense_output=True)
     assert res.success and res.status.tolist() == [0, 0, 0, 0]
     assert res.message == [MESSAGES[0]] * 4
     exact_end = y0 * np.exp(-3 * rate)[:, None]
@@ -72,7 +72,8 @@ def test_decay_with_per_instance_rates_against_exact():
 
 def test_counters_sum_over_instances():
     y0 = np.array([[1.0], [2.0], [3.0]])
-    res = chebpan.solve_ivp(decay, (0, 2), y0, vectorized=True, batch_args=([1.0, 5.0, 25.0],))
+    res = chebpan.solve_ivp_batch(decay, (0, 2), y0, vectorized=True,
+                                  batch_args=([1.0, 5.0, 25.0],))
     per = res.per_instance
     assert per["nsegments"].sum() == res.nsegments
     assert per["nrejected"].sum() == res.nrejected
@@ -85,7 +86,7 @@ def test_counters_sum_over_instances():
 def test_lorenz_batch_against_mpmath_and_single_solves(lorenz_references):
     y0 = np.array(LORENZ_Y0)
     opts = dict(rtol=1e-10, atol=1e-10, t_eval=[2.0])
-    res = chebpan.solve_ivp(lorenz_fun, (0, 2), y0, vectorized=True, **opts)
+    res = chebpan.solve_ivp_batch(lorenz_fun, (0, 2), y0, vectorized=True, **opts)
     assert res.success
     np.testing.assert_allclose(res.y[:, :, -1], lorenz_references, rtol=0, atol=1e-7)
     for k in range(3):
@@ -94,9 +95,9 @@ def test_lorenz_batch_against_mpmath_and_single_solves(lorenz_references):
 
 
 def test_picard_only_batch_against_mpmath(lorenz_references):
-    res = chebpan.solve_ivp(lorenz_fun, (0, 2), np.array(LORENZ_Y0), vectorized=True,
-                            rtol=1e-10, atol=1e-10, t_eval=[2.0], n_coeffs=12,
-                            max_newton_size=0)
+    res = chebpan.solve_ivp_batch(lorenz_fun, (0, 2), np.array(LORENZ_Y0), vectorized=True,
+                                  rtol=1e-10, atol=1e-10, t_eval=[2.0], n_coeffs=12,
+                                  max_newton_size=0)
     assert res.success and res.niter_newton == 0
     np.testing.assert_allclose(res.y[:, :, -1], lorenz_references, rtol=0, atol=1e-7)
 
@@ -107,8 +108,8 @@ def test_parameter_sweep_matches_single_solves():
                        [10.0, 0.5, 8 / 3]])
     y0 = np.tile([1.0, 1.0, 1.0], (4, 1))
     opts = dict(rtol=1e-10, atol=1e-10, t_eval=np.linspace(0, 1, 5))
-    res = chebpan.solve_ivp(lorenz_params, (0, 1), y0, vectorized=True,
-                            batch_args=(params,), **opts)
+    res = chebpan.solve_ivp_batch(lorenz_params, (0, 1), y0, vectorized=True,
+                                  batch_args=(params,), **opts)
     assert res.success and res.y.shape == (4, 3, 5)
     for k in range(4):
         single = chebpan.solve_ivp(lorenz_fun, (0, 1), y0[k], vectorized=True,
@@ -136,9 +137,9 @@ def test_point_wise_fun_and_jac_get_the_instance_row():
         return jac(t, y, a, offset)
 
     # (a single solve's settings, so that Newton steps call jac)
-    res = chebpan.solve_ivp(fun, (0, 1), y0, batch_args=(a,), args=(0.0,), jac=counted_jac,
-                            rtol=1e-10, atol=1e-12, t_eval=[1.0], n_coeffs=32,
-                            rho_newton=0.01)
+    res = chebpan.solve_ivp_batch(fun, (0, 1), y0, batch_args=(a,), args=(0.0,), jac=counted_jac,
+                                  rtol=1e-10, atol=1e-12, t_eval=[1.0], n_coeffs=32,
+                                  rho_newton=0.01, vectorized=False)
     assert set(calls) == {(2,)}
     assert res.niter_newton > 0 and set(jac_calls) == {1.0, 3.0}
     np.testing.assert_allclose(res.y[:, :, -1], y0 * np.exp(-a[:, :1]), rtol=1e-9)
@@ -159,8 +160,8 @@ def test_newton_with_per_instance_jacobians(jac_kind):
     elif jac_kind == "jac":
         options = dict(jac=lambda t, y, lam: np.array([[-lam]]))
     y0 = np.array([[2.0], [2.0], [2.0]])
-    res = chebpan.solve_ivp(fun, (0, 2), y0, vectorized=True, batch_args=(lam,),
-                            rtol=1e-9, atol=1e-12, t_eval=np.linspace(0, 2, 9), **options)
+    res = chebpan.solve_ivp_batch(fun, (0, 2), y0, vectorized=True, batch_args=(lam,),
+                                  rtol=1e-9, atol=1e-12, t_eval=np.linspace(0, 2, 9), **options)
     assert res.success and res.niter_newton > 0
     t = np.linspace(0, 2, 9)
     exact = np.cos(t)[None, :] + np.exp(-lam[:, None] * t)
@@ -175,8 +176,8 @@ def test_easy_hard_and_failing_instances():
 
     y0 = np.array([[0.0], [0.25], [0.5], [2.0]])
     t_eval = np.array([0.25, 0.45, 0.75, 1.0])
-    res = chebpan.solve_ivp(square, (0, 1), y0, vectorized=True, rtol=1e-9, atol=1e-12,
-                            t_eval=t_eval, dense_output=True)
+    res = chebpan.solve_ivp_batch(square, (0, 1), y0, vectorized=True, rtol=1e-9, atol=1e-12,
+                                  t_eval=t_eval, dense_output=True)
     assert res.status.tolist() == [0, 0, 0, -1]
     assert not res.success
     assert "t = 0.4" in res.message[3] and "could not be completed" in res.message[3]
@@ -197,8 +198,8 @@ def test_nan_in_one_instance():
         return np.where(bad & (t > 0.3), np.nan, -y)
 
     y0 = np.array([[1.0], [1.0], [1.0]])
-    res = chebpan.solve_ivp(fun, (0, 1), y0, vectorized=True,
-                            batch_args=(np.array([False, True, False]),), t_eval=[0.2, 1.0])
+    res = chebpan.solve_ivp_batch(fun, (0, 1), y0, vectorized=True,
+                                  batch_args=(np.array([False, True, False]),), t_eval=[0.2, 1.0])
     assert res.status.tolist() == [0, -1, 0]
     assert "non-finite" in res.message[1]
     np.testing.assert_allclose(res.y[[0, 2], 0, 1], np.exp(-1.0), rtol=1e-5)
@@ -210,7 +211,7 @@ def test_nonfinite_at_t0_fails_that_instance_only():
     def fun(t, y):
         return np.log(y)
 
-    res = chebpan.solve_ivp(fun, (0, 1), np.array([[1.0], [-1.0]]), vectorized=True)
+    res = chebpan.solve_ivp_batch(fun, (0, 1), np.array([[1.0], [-1.0]]), vectorized=True)
     assert res.status.tolist() == [0, -1]
     assert res.message[1] == "`fun` returned non-finite values at t = 0.0."
     assert np.isnan(res.t[1, 1:]).all() and res.t[1, 0] == 0.0
@@ -218,8 +219,8 @@ def test_nonfinite_at_t0_fails_that_instance_only():
 
 def test_backward_batch():
     y0 = np.array([[1.0], [2.0]])
-    res = chebpan.solve_ivp(decay, (2, -1), y0, vectorized=True, batch_args=([1.0, 0.5],),
-                            rtol=1e-10, atol=1e-12, t_eval=[1.0, 0.0, -1.0])
+    res = chebpan.solve_ivp_batch(decay, (2, -1), y0, vectorized=True, batch_args=([1.0, 0.5],),
+                                  rtol=1e-10, atol=1e-12, t_eval=[1.0, 0.0, -1.0])
     assert res.success
     exact = y0 * np.exp(-np.array([[1.0], [0.5]]) * (np.array([1.0, 0.0, -1.0]) - 2))
     np.testing.assert_allclose(res.y[:, 0, :], exact, rtol=1e-9)
@@ -229,16 +230,17 @@ def test_newton_chunks_do_not_change_the_result():
     y0 = np.array(LORENZ_Y0 * 3)
     # (a single solve's settings: Newton on most segments)
     opts = dict(rtol=1e-9, atol=1e-9, t_eval=[1.0], n_coeffs=32, rho_newton=0.2)
-    whole = chebpan.solve_ivp(lorenz_fun, (0, 1), y0, vectorized=True, **opts)
-    chunked = chebpan.solve_ivp(lorenz_fun, (0, 1), y0, vectorized=True, newton_memory=1, **opts)
+    whole = chebpan.solve_ivp_batch(lorenz_fun, (0, 1), y0, vectorized=True, **opts)
+    chunked = chebpan.solve_ivp_batch(lorenz_fun, (0, 1), y0, vectorized=True, newton_memory=1,
+                                      **opts)
     assert whole.niter_newton > 0
     np.testing.assert_allclose(chunked.y, whole.y, rtol=0, atol=1e-13)
 
 
 def test_single_instance_batch_matches_1d_solve():
     y0 = np.array([[2.0, 1.0, 1.0]])
-    batch = chebpan.solve_ivp(lorenz_fun, (0, 1), y0, vectorized=True, rtol=1e-10, atol=1e-10,
-                              t_eval=[1.0])
+    batch = chebpan.solve_ivp_batch(lorenz_fun, (0, 1), y0, vectorized=True, rtol=1e-10, atol=1e-10,
+                                    t_eval=[1.0])
     single = chebpan.solve_ivp(lorenz_fun, (0, 1), y0[0], vectorized=True, rtol=1e-10,
                                atol=1e-10, t_eval=[1.0])
     assert batch.y.shape == (1, 3, 1) and single.y.shape == (3, 1)
@@ -246,29 +248,32 @@ def test_single_instance_batch_matches_1d_solve():
 
 
 def test_degenerate_batches():
-    empty_state = chebpan.solve_ivp(decay, (0, 1), np.zeros((3, 0)), vectorized=True,
-                                    batch_args=([1.0, 2.0, 3.0],))
+    empty_state = chebpan.solve_ivp_batch(decay, (0, 1), np.zeros((3, 0)), vectorized=True,
+                                          batch_args=([1.0, 2.0, 3.0],))
     assert empty_state.success and empty_state.y.shape[:2] == (3, 0)
-    same_time = chebpan.solve_ivp(decay, (1, 1), np.ones((2, 2)), vectorized=True,
-                                  batch_args=([1.0, 2.0],), dense_output=True)
+    same_time = chebpan.solve_ivp_batch(decay, (1, 1), np.ones((2, 2)), vectorized=True,
+                                        batch_args=([1.0, 2.0],), dense_output=True)
     assert same_time.success and same_time.t.shape == (2, 2)
     np.testing.assert_array_equal(same_time.sol(1.0), np.ones((2, 2)))
 
 
 def test_batch_input_errors():
-    with pytest.raises(ValueError, match="`batch_args` needs a 2-dimensional `y0`"):
-        chebpan.solve_ivp(decay, (0, 1), [1.0], batch_args=([1.0],))
-    with pytest.raises(ValueError, match=r"`batch_args\[0\]` must have K = 2 rows"):
-        chebpan.solve_ivp(decay, (0, 1), np.ones((2, 1)), batch_args=([1.0, 2.0, 3.0],))
-    with pytest.raises(ValueError, match="`y0` must be 1-dimensional, or 2-dimensional"):
-        chebpan.solve_ivp(decay, (0, 1), np.ones((2, 1, 1)))
-    with pytest.raises(NotImplementedError, match="`events` is not supported with a batch"):
-        chebpan.solve_ivp(decay, (0, 1), np.ones((2, 1)), events=lambda t, y: y[0])
+    with pytest.raises(ValueError, match=r"`batch_args\[0\]` must have K = 2 rows, one per "
+                                         r"instance of the batch \(shape \(2,\) or \(2, p\)\), "
+                                         r"but has shape \(3,\)"):
+        chebpan.solve_ivp_batch(decay, (0, 1), np.ones((2, 1)), batch_args=([1.0, 2.0, 3.0],))
+    with pytest.raises(ValueError, match=r"`y0` must be 2-dimensional \(K, n\).*shape \(2, 1, 1\)"
+                                         r".*`chebpan.solve_ivp`"):
+        chebpan.solve_ivp_batch(decay, (0, 1), np.ones((2, 1, 1)))
+    with pytest.raises(ValueError, match=r"`y0` must be 2-dimensional \(K, n\).*shape \(2,\)"):
+        chebpan.solve_ivp_batch(decay, (0, 1), np.ones(2))
+    with pytest.raises(NotImplementedError,
+                       match="`events` is not supported by `solve_ivp_batch`"):
+        chebpan.solve_ivp_batch(decay, (0, 1), np.ones((2, 1)), events=lambda t, y: y[0])
     with pytest.raises(NotImplementedError, match="complex batch"):
-        chebpan.solve_ivp(decay, (0, 1), np.ones((2, 1), dtype=complex))
-    # scipy's own methods keep scipy's check
-    with pytest.raises(ValueError, match="`y0` must be 1-dimensional."):
-        chebpan.solve_ivp(decay, (0, 1), np.ones((2, 1)), method="RK45", args=(1.0,))
+        chebpan.solve_ivp_batch(decay, (0, 1), np.ones((2, 1), dtype=complex))
+    with pytest.raises(TypeError, match="PAN only"):
+        chebpan.solve_ivp_batch(decay, (0, 1), np.ones((2, 1)), method="RK45", args=(1.0,))
 
 
 def test_batch_on_array_api_strict_agrees_with_numpy():
@@ -280,10 +285,10 @@ def test_batch_on_array_api_strict_agrees_with_numpy():
     y0 = np.array([[2.0, 1.0, 1.0], [1.0, 1.0, 1.0]])
     params = np.array([[10.0, 28.0, 8 / 3], [10.0, 15.0, 8 / 3]])
     opts = dict(rtol=1e-9, atol=1e-9, t_eval=[0.5], dense_output=True)
-    on_numpy = chebpan.solve_ivp(fun, (0, 0.5), y0, vectorized=True, batch_args=(params,),
-                                 **opts)
-    on_strict = chebpan.solve_ivp(fun, (0, 0.5), sx.asarray(y0), vectorized=True,
-                                  batch_args=(sx.asarray(params),), **opts)
+    on_numpy = chebpan.solve_ivp_batch(fun, (0, 0.5), y0, vectorized=True, batch_args=(params,),
+                                       **opts)
+    on_strict = chebpan.solve_ivp_batch(fun, (0, 0.5), sx.asarray(y0), vectorized=True,
+                                        batch_args=(sx.asarray(params),), **opts)
     assert on_strict.success
     assert isinstance(on_strict.y, type(sx.asarray(1.0)))
     np.testing.assert_allclose(np.asarray(on_strict.y), on_numpy.y, rtol=0, atol=1e-12)
@@ -350,13 +355,13 @@ def test_fun_returning_its_input_or_a_read_only_array():
     """The solver never writes into fun's output (nor into y0)."""
     y0 = np.array([[1.0], [2.0], [3.0]])
     kept = y0.copy()
-    res = chebpan.solve_ivp(lambda t, y: y, (0, 1), y0, vectorized=True, rtol=1e-10,
-                            atol=1e-12, t_eval=[0.0, 1.0])
+    res = chebpan.solve_ivp_batch(lambda t, y: y, (0, 1), y0, vectorized=True, rtol=1e-10,
+                                  atol=1e-12, t_eval=[0.0, 1.0])
     np.testing.assert_array_equal(y0, kept)
     np.testing.assert_allclose(res.y[:, 0, :], kept * np.exp([0.0, 1.0]), rtol=1e-9)
     rate = np.array([[1.0], [2.0]])
-    res = chebpan.solve_ivp(lambda t, y: np.broadcast_to(rate[:, :1], y.shape), (0, 1),
-                            np.zeros((2, 2)), vectorized=True, t_eval=[1.0])
+    res = chebpan.solve_ivp_batch(lambda t, y: np.broadcast_to(rate[:, :1], y.shape), (0, 1),
+                                  np.zeros((2, 2)), vectorized=True, t_eval=[1.0])
     assert res.success
     # (y' = (1, 2) for every instance: y(1) = (1, 2))
     np.testing.assert_allclose(res.y[:, :, -1], [[1.0, 2.0], [1.0, 2.0]], rtol=1e-12)
@@ -364,15 +369,15 @@ def test_fun_returning_its_input_or_a_read_only_array():
 
 def test_first_step_and_max_step_in_a_batch():
     y0 = np.array([[1.0], [2.0]])
-    res = chebpan.solve_ivp(decay, (0, 1), y0, vectorized=True, batch_args=([1.0, 2.0],),
-                            first_step=0.01, max_step=0.2, rtol=1e-10, atol=1e-12)
+    res = chebpan.solve_ivp_batch(decay, (0, 1), y0, vectorized=True, batch_args=([1.0, 2.0],),
+                                  first_step=0.01, max_step=0.2, rtol=1e-10, atol=1e-12)
     assert res.success
     np.testing.assert_allclose(res.t[:, 1], 0.01)
     steps = np.diff(res.t, axis=1)
     assert np.nanmax(steps) <= 0.2 + 1e-15
     # below the spacing of numbers near t0 = 1: no attempt is possible (as scipy)
-    tiny = chebpan.solve_ivp(decay, (1, 2), y0, vectorized=True, batch_args=([1.0, 2.0],),
-                             max_step=1e-300)
+    tiny = chebpan.solve_ivp_batch(decay, (1, 2), y0, vectorized=True, batch_args=([1.0, 2.0],),
+                                   max_step=1e-300)
     single = chebpan.solve_ivp(decay, (1, 2), y0[0], vectorized=True, args=(1.0,),
                                max_step=1e-300)
     assert tiny.status.tolist() == [-1, -1]
@@ -390,8 +395,8 @@ def test_values_at_t_eval_are_those_of_the_dense_output(t_span):
     y0 = np.array([[0.1], [0.5], [2.0], [-1.0]])
     t_eval = np.linspace(*t_span, 17)
     kwargs = dict(vectorized=True, rtol=1e-9, atol=1e-12, t_eval=t_eval)
-    lean = chebpan.solve_ivp(lambda t, y: y * y, t_span, y0, **kwargs)
-    dense = chebpan.solve_ivp(lambda t, y: y * y, t_span, y0, dense_output=True, **kwargs)
+    lean = chebpan.solve_ivp_batch(lambda t, y: y * y, t_span, y0, **kwargs)
+    dense = chebpan.solve_ivp_batch(lambda t, y: y * y, t_span, y0, dense_output=True, **kwargs)
     assert lean.status.tolist() == dense.status.tolist()
     np.testing.assert_array_equal(lean.y, dense.y)
     if t_span[0] == 0.0:  # the y0 = 2 instance blows up at t = 1/2
@@ -404,9 +409,9 @@ def test_values_at_t_eval_are_those_of_the_dense_output(t_span):
 
 def test_segment_ends_without_dense_output_are_those_with_it():
     y0 = np.array([[0.1], [0.5], [2.0]])
-    lean = chebpan.solve_ivp(lambda t, y: y * y, (0, 1), y0, vectorized=True, rtol=1e-8)
-    dense = chebpan.solve_ivp(lambda t, y: y * y, (0, 1), y0, vectorized=True, rtol=1e-8,
-                              dense_output=True)
+    lean = chebpan.solve_ivp_batch(lambda t, y: y * y, (0, 1), y0, vectorized=True, rtol=1e-8)
+    dense = chebpan.solve_ivp_batch(lambda t, y: y * y, (0, 1), y0, vectorized=True, rtol=1e-8,
+                                    dense_output=True)
     np.testing.assert_array_equal(lean.t, dense.t)
     np.testing.assert_array_equal(lean.y, dense.y)
 
@@ -417,8 +422,8 @@ def test_instances_solved_in_chunks_give_the_same_results(dense_output):
     y0 = np.array(LORENZ_Y0 * 4) + np.linspace(0, 1, 12)[:, None]
     kwargs = dict(vectorized=True, rtol=1e-8, atol=1e-8, t_eval=[0.5, 1.0],
                   dense_output=dense_output)
-    whole = chebpan.solve_ivp(lorenz_fun, (0, 1), y0, **kwargs)
-    chunked = chebpan.solve_ivp(lorenz_fun, (0, 1), y0, batch_memory=3 * 8 * 800, **kwargs)
+    whole = chebpan.solve_ivp_batch(lorenz_fun, (0, 1), y0, **kwargs)
+    chunked = chebpan.solve_ivp_batch(lorenz_fun, (0, 1), y0, batch_memory=3 * 8 * 800, **kwargs)
     np.testing.assert_array_equal(chunked.y, whole.y)
     np.testing.assert_array_equal(chunked.per_instance["nsegments"],
                                   whole.per_instance["nsegments"])

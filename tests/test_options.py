@@ -1,8 +1,9 @@
 """The options table (chebpan._control.options.OPTIONS) against what the docs say.
 
-Every option of ``solve_ivp(**options)`` is in the table once; its defaults (a single
-solve's and, where different, a batch's) are the ones that the docstring of
-:func:`chebpan.solve_ivp` and docs/user-guide.md state.
+Every option of ``solve_ivp(**options)`` and ``solve_ivp_batch(**options)`` is in the
+table once; its defaults (a single solve's and, where different, a batch's) are the ones
+that the docstring of :func:`chebpan.solve_ivp` (of :func:`chebpan.solve_ivp_batch` for
+the batch-only options) and docs/user-guide.md state.
 """
 
 import math
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import chebpan
-from chebpan._control.options import OPTIONS, SAME, take_options, with_defaults
+from chebpan._control.options import BATCH_ONLY, OPTIONS, SAME, take_options, with_defaults
 
 GUIDE = (Path(__file__).parents[1] / "docs" / "user-guide.md").read_text()
 #: Documented in their own sections of the user guide, not in the options table.
@@ -32,9 +33,9 @@ def _spellings(value):
     return out
 
 
-def _docstring_blocks():
-    """``{name: text}`` of the ``**options`` entries of solve_ivp's docstring."""
-    doc = chebpan.solve_ivp.__doc__
+def _docstring_blocks(function=chebpan.solve_ivp):
+    """``{name: text}`` of the ``**options`` entries of ``function``'s docstring."""
+    doc = function.__doc__
     section = doc[doc.index("    **options"):doc.index("    Returns\n")]
     blocks, names = {}, None
     for line in section.splitlines()[1:]:
@@ -64,12 +65,14 @@ def _numeric(value):
 def test_every_option_is_in_the_table_once_and_in_the_docstring():
     names = [option.name for option in OPTIONS]
     assert len(names) == len(set(names))
-    assert sorted(_docstring_blocks()) == sorted(names)
+    assert sorted(_docstring_blocks()) == sorted(set(names) - set(BATCH_ONLY))
+    assert sorted(_docstring_blocks(chebpan.solve_ivp_batch)) == sorted(BATCH_ONLY)
 
 
 @pytest.mark.parametrize("option", OPTIONS, ids=lambda option: option.name)
 def test_docstring_states_the_defaults(option):
-    block = _docstring_blocks()[option.name]
+    function = chebpan.solve_ivp_batch if option.name in BATCH_ONLY else chebpan.solve_ivp
+    block = _docstring_blocks(function)[option.name]
     for batch in (False, True):
         value = option.default_for(batch=batch)
         if _numeric(value):

@@ -9,12 +9,14 @@ import pkgutil
 
 import chebpan
 
-EXPECTED_ALL = ["solve_ivp", "OdeResult", "OdeSolution", "BatchOdeSolution", "cite",
+EXPECTED_ALL = ["solve_ivp", "solve_ivp_batch", "OdeResult", "OdeSolution", "BatchOdeSolution", "cite",
                 "__version__"]
 
 EXPECTED_SIGNATURES = {
     "solve_ivp": "(fun, t_span, y0, method='PAN', t_eval=None, dense_output=False, "
-                 "events=None, vectorized=False, args=None, **options)",
+                 "events=None, vectorized=None, args=None, **options)",
+    "solve_ivp_batch": "(fun, t_span, y0, t_eval=None, dense_output=False, events=None, "
+                       "vectorized=None, args=None, **options)",
     "cite": "(which: 'str' = 'all') -> 'str'",
     "OdeSolution": "(ts, coeffs, y_start, y_end, *, xp)",
     "OdeSolution.__call__": "(self, t)",

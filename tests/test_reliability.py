@@ -57,8 +57,8 @@ def test_van_der_pol_batch_has_no_spurious_failures(mu, rtol):
     rng = np.random.default_rng(1234)
     y0 = rng.uniform(-3, 3, size=(300, 2))
     t_eval = np.linspace(0, 20, 11)
-    res = chebpan.solve_ivp(vdp, (0, 20), y0, vectorized=True, args=(mu,), rtol=rtol,
-                            t_eval=t_eval, dense_output=True)
+    res = chebpan.solve_ivp_batch(vdp, (0, 20), y0, vectorized=True, args=(mu,), rtol=rtol,
+                                  t_eval=t_eval, dense_output=True)
     assert res.status.tolist() == [0] * 300, res.message[int(np.argmax(res.status != 0))]
     reference = block_reference(vdp, (0, 20), y0, t_eval, args=(mu,))
     # Nothing a diverged iterate could leave behind: every value, and sol
@@ -76,7 +76,8 @@ def test_van_der_pol_batch_has_no_spurious_failures(mu, rtol):
 
 
 def test_van_der_pol_reproducer_from_the_report():
-    res = chebpan.solve_ivp(vdp, (0, 20), np.array([[2.0, 2.0]]), vectorized=True, args=(1.0,))
+    res = chebpan.solve_ivp_batch(vdp, (0, 20), np.array([[2.0, 2.0]]), vectorized=True,
+                                  args=(1.0,))
     single = chebpan.solve_ivp(vdp, (0, 20), [2.0, 2.0], vectorized=True, args=(1.0,))
     assert res.status.tolist() == [0] and single.status == 0
     assert np.all(np.abs(res.y[np.isfinite(res.y)]) < 10)
@@ -88,8 +89,9 @@ def lorenz_scaled(c):
 
 def solve_scaled(c, batch):
     y0 = c * np.array([2.0, 1.0, 1.0])
-    return chebpan.solve_ivp(lorenz_scaled(c), (0, 1.5), y0[None, :] if batch else y0,
-                             vectorized=True, rtol=1e-6, atol=1e-6 * c)
+    solve = chebpan.solve_ivp_batch if batch else chebpan.solve_ivp
+    return solve(lorenz_scaled(c), (0, 1.5), y0[None, :] if batch else y0, vectorized=True,
+                 rtol=1e-6, atol=1e-6 * c)
 
 
 @pytest.mark.parametrize("batch", [False, True])
@@ -144,7 +146,8 @@ def test_results_and_dense_output_pickle_and_deepcopy(y0):
 
 def test_batch_results_pickle_and_deepcopy():
     y0 = np.array([[1.0], [2.0], [3.0]])
-    res = chebpan.solve_ivp(lambda t, y: -y, (0, 2), y0, vectorized=True, dense_output=True)
+    res = chebpan.solve_ivp_batch(lambda t, y: -y, (0, 2), y0, vectorized=True,
+                                  dense_output=True)
     expected = res.sol([0.5, 1.5])
     for copied in round_trips(res):
         assert np.array_equal(copied.sol([0.5, 1.5]), expected)
@@ -159,7 +162,7 @@ def test_spans_of_a_few_ulp(t_span):
     assert res.status == expected.status == 0
     assert res.t[-1] == expected.t[-1]
     np.testing.assert_allclose(res.y[:, -1], expected.y[:, -1], rtol=1e-15)
-    batch = chebpan.solve_ivp(lambda t, y: -y, t_span, np.ones((2, 1)), vectorized=True)
+    batch = chebpan.solve_ivp_batch(lambda t, y: -y, t_span, np.ones((2, 1)), vectorized=True)
     assert batch.status.tolist() == [0, 0]
 
 
@@ -173,11 +176,12 @@ def test_spans_of_a_few_ulp(t_span):
     ({"rho_newton": float("nan")}, "`rho_newton` must be a number greater than 0"),
 ])
 def test_degenerate_options_are_rejected(options, message):
+    if "newton_memory" not in options:  # (a batch's option: no effect on a single solve)
+        with pytest.raises(ValueError, match=message):
+            chebpan.solve_ivp(lambda t, y: -y, (0, 1), [1.0], **options)
     with pytest.raises(ValueError, match=message):
-        chebpan.solve_ivp(lambda t, y: -y, (0, 1), [1.0], **options)
-    with pytest.raises(ValueError, match=message):
-        chebpan.solve_ivp(lambda t, y: -y, (0, 1), np.ones((2, 1)), vectorized=True,
-                          **options)
+        chebpan.solve_ivp_batch(lambda t, y: -y, (0, 1), np.ones((2, 1)), vectorized=True,
+                                **options)
 
 
 def test_smallest_n_coeffs_converges():
@@ -202,8 +206,35 @@ def test_a_jacobian_with_nan_is_named_in_the_message():
 
 
 def test_empty_batch_with_t_eval():
-    res = chebpan.solve_ivp(lambda t, y: -y, (0, 1), np.ones((0, 2)), vectorized=True,
-                            t_eval=[0.5, 1.0], dense_output=True)
+    res = chebpan.solve_ivp_batch(lambda t, y: -y, (0, 1), np.ones((0, 2)), vectorized=True,
+                                  t_eval=[0.5, 1.0], dense_output=True)
     assert res.y.shape == (0, 2, 2)
     assert res.status.shape == (0,) and res.success
     assert res.sol([0.5]).shape == (0, 2, 1)
+
+
+def test_batch_working_set_does_not_grow_with_k():
+    """Chunks of `batch_memory`: eight times the instances, about the same peak memory.
+
+    (Before, every instance of a batch was in one round's arrays and every accepted
+    segment was kept: the peak grew with K, 7.5× from K = 400 to 3200 here.)
+    """
+    import tracemalloc
+
+    rng = np.random.default_rng(5)
+
+    def solve(k):
+        y0 = rng.uniform(-10, 10, size=(k, 3)) + [0.0, 0.0, 25.0]
+        return chebpan.solve_ivp_batch(lorenz, (0, 1), y0, vectorized=True, rtol=1e-6,
+                                       atol=1e-6, t_eval=[1.0], batch_memory=2**22)
+
+    solve(50)  # (first-use allocations: compiled kernels, cached bases)
+    peaks = []
+    for k in (400, 3200):
+        tracemalloc.start()
+        try:
+            assert solve(k).success
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+    assert peaks[1] < 1.5 * peaks[0], peaks

@@ -66,9 +66,8 @@ EXPECTED_FAILURES = {
     "test_integration_complex": _COST + (
         "nfev < 25 (DOP853 < 35), BDF njev == 1 and nlu < 6, others "
         "njev == nlu == 0"),
-    "test_integration_const_jac": _COST + (
-        "nfev < 100, njev == 0, 0 < nlu < 15 for Radau/BDF; PAN's "
-        "Picard iteration converges without any factorisation (nlu == 0)"),
+    # (test_integration_const_jac passes since `vectorized` is probed: its fun_linear
+    # runs vectorised, nfev < 100)
 }
 
 #: scipy test id -> regular expression the failing source line must match,
@@ -77,7 +76,6 @@ FAILURE_SIGNATURES = {
     "test_duplicate_timestamps": r"sol\.sol\(0\.01\)",
     "test_integration": r"\b(nfev|njev|nlu)\b",
     "test_integration_complex": r"\b(nfev|njev|nlu)\b",
-    "test_integration_const_jac": r"\b(nfev|njev|nlu)\b",
 }
 
 #: Slow scipy tests (run with CHEBPAN_SCIPY_SUITE_SLOW=1) allowed to fail,

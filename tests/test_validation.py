@@ -283,22 +283,10 @@ def test_validators_match_scipy(case):
         **case.full_kwargs(case.scipy_method)), expected)
 
 
-#: A 2-D y0 is a batch of IVPs for PAN (scipy's methods keep scipy's check):
-#: scipy's outcome → PAN's.
-_PAN_BATCH = {
-    "y0-2d": lambda scipy_out: Outcome(),
-    "y0-2d-and-nan": lambda scipy_out: _own(
-        ValueError, "All components of the initial state `y0` must be finite."),
-    "unknown-option-before-y0": lambda scipy_out: Outcome(warnings=scipy_out.warnings),
-}
-
-
 @pytest.mark.parametrize("case", CASES, ids=_ids(CASES))
 def test_solve_ivp_matches_scipy(case):
+    """PAN keeps scipy's contract, a 2-D ``y0`` included (batches: solve_ivp_batch)."""
     expected = expected_outcome(case)
-    if case.id in _PAN_BATCH:
-        assert expected.exc_type is ValueError  # scipy: "`y0` must be 1-dimensional."
-        expected = _PAN_BATCH[case.id](expected)
     assert_outcome(lambda: chebpan.solve_ivp(**case.full_kwargs("PAN")),
                    expected)
 

@@ -49,6 +49,7 @@ from .batch_table import (
     STATE_FIELDS,
     Ended,
     Table,
+    instances_per_chunk,
 )
 from .policy import (
     FIRST_MAX_FACTOR,
@@ -62,22 +63,7 @@ from .policy import (
     length_factors,
 )
 
-__all__ = ["BatchLoop", "instances_per_chunk"]
-
-
-def instances_per_chunk(batch_memory, n, basis, dtype):
-    """How many instances fit in ``batch_memory`` bytes of working memory (at least 1).
-
-    Per instance, a round holds its state (the iterate, its line-search copies,
-    two polynomials: ``5 n N`` values) and the round's temporaries (node values,
-    ``f``, their gathers and the copies NumPy makes on the way), about
-    ``12 n N + 20 n M + 10 M + 64`` values in all as measured with
-    ``bench/batch.py --memory`` (docs/user-guide.md, "Memory"); Newton's
-    systems have a budget of their own (``newton_memory``).
-    """
-    itemsize = 4 if str(dtype).endswith("float32") else 8
-    values = (12 * n * basis.n_coeffs + 20 * n * basis.n_nodes + 10 * basis.n_nodes + 64)
-    return max(1, int(batch_memory) // (itemsize * values))
+__all__ = ["BatchLoop"]
 
 
 class BatchLoop(IterationSteps):

@@ -12,7 +12,8 @@ from typing import Any, NamedTuple
 
 from .._output.result import Failure
 
-__all__ = ["Table", "Ended", "STATE_FIELDS", "NEWTON_FIELDS", "OUTCOME_FIELDS"]
+__all__ = ["Table", "Ended", "STATE_FIELDS", "NEWTON_FIELDS", "OUTCOME_FIELDS",
+           "instances_per_chunk"]
 
 #: The phase of a row's iteration.
 PICARD, NEWTON_START, NEWTON_TRIAL = 0, 1, 2
@@ -106,3 +107,18 @@ class Ended(NamedTuple):
     nsegments: Any
     nrejected: Any
     depth: Any
+
+
+def instances_per_chunk(batch_memory, n, basis, dtype):
+    """How many instances fit in ``batch_memory`` bytes of working memory (at least 1).
+
+    Per instance, a round holds its state (the iterate, its line-search copies,
+    two polynomials: ``5 n N`` values) and the round's temporaries (node values,
+    ``f``, their gathers and the copies NumPy makes on the way), about
+    ``12 n N + 20 n M + 10 M + 64`` values in all as measured with
+    ``bench/batch.py --memory`` (docs/user-guide.md, "Memory"); Newton's
+    systems have a budget of their own (``newton_memory``).
+    """
+    itemsize = 4 if str(dtype).endswith("float32") else 8
+    values = (12 * n * basis.n_coeffs + 20 * n * basis.n_nodes + 10 * basis.n_nodes + 64)
+    return max(1, int(batch_memory) // (itemsize * values))

@@ -1,12 +1,12 @@
 """The options of :func:`chebpan.solve_ivp` and their defaults, in one table.
 
 :data:`OPTIONS` lists every keyword of ``**options`` with its default for a single solve
-and, where different, for a batch (a 2-D ``y0``: defaults chosen for work rather than
-depth, measured with ``bench/batch.py``).  The front end takes the options from this
+and, where different, for a batch (:func:`chebpan.solve_ivp_batch`: defaults chosen for
+work rather than depth, measured with ``bench/batch.py``).  The front end takes the options from this
 table (:func:`take_options`, :func:`with_defaults`); the drivers get the iteration's
 part as an :class:`IterationOptions`.  ``tests/test_options.py`` checks the table
-against the docstring of :func:`chebpan.solve_ivp` and the tables of
-docs/user-guide.md.
+against the docstrings of :func:`chebpan.solve_ivp` and :func:`chebpan.solve_ivp_batch`
+(the :data:`BATCH_ONLY` options) and the tables of docs/user-guide.md.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Option", "OPTIONS", "CONVERGENCE", "MIN_N_COEFFS", "IterationOptions",
+__all__ = ["Option", "OPTIONS", "BATCH_ONLY", "CONVERGENCE", "MIN_N_COEFFS", "IterationOptions",
            "take_options", "check_options", "with_defaults", "iteration_options"]
 
 #: Marks an option whose batch default is its single-solve default.
@@ -94,6 +94,9 @@ OPTIONS = (
     Option("tol_ls", None, kind="number", lowest=0.0, strict=True),
     Option("tol_newton", None, kind="number", lowest=0.0, strict=True),
 )
+
+#: The options of a batch only (:func:`chebpan.solve_ivp_batch`).
+BATCH_ONLY = ("batch_args", "newton_memory", "batch_memory")
 
 #: Not an option: an iteration has converged when its estimated remaining change of the
 #: node values is below this fraction of the tolerance (docs/algorithm.md, "One segment").

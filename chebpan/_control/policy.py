@@ -90,8 +90,7 @@ def extrapolated_guess(basis, prev_coeffs, prev_h, h, f_a, *, xp, tau_start=1.0)
     # New nodes in the other segment's τ; float64 whatever the working dtype,
     # since T_n there can exceed float32's range.
     if isinstance(h, (int, float)):
-        tau_prev = tau_start + (h / prev_h) * tau64
-        _, slopes = chebyshev_values(n, tau_prev, xp=xp)  # (N, M)
+        slopes = _slopes_at(basis, h / prev_h, tau_start, tau64, xp=xp)  # (N, M)
         half_h = xp.asarray([[h / 2]], dtype=f_a.dtype, device=f_a.device)
         to_time = 2.0 / prev_h
     else:
@@ -109,6 +108,24 @@ def extrapolated_guess(basis, prev_coeffs, prev_h, h, f_a, *, xp, tau_start=1.0)
     derivative = xp.matmul(prev_coeffs * mask[:, None, :], slopes) * to_time
     derivative = xp.astype(derivative, f_a.dtype)
     return picard_update(basis, f_a, derivative, half_h, xp=xp)
+
+
+#: ``T_n'`` on the new nodes, by (basis, length ratio, start): consecutive segments
+#: of equal length (``max_step`` binding) need the same values every time.
+_SLOPES = {}
+
+
+def _slopes_at(basis, ratio, tau_start, tau64, *, xp):
+    """``T_n'(tau_start + ratio (1 + τ_m))``: (N, M), cached for a few recent ratios."""
+    key = (id(basis), ratio, tau_start)
+    cached = _SLOPES.get(key)
+    if cached is not None and cached[0] is basis:
+        return cached[1]
+    _, slopes = chebyshev_values(basis.n_coeffs, tau_start + ratio * tau64, xp=xp)
+    if len(_SLOPES) >= 16:
+        _SLOPES.clear()
+    _SLOPES[key] = (basis, slopes)  # (the basis kept alive: its id stays its own)
+    return slopes
 
 
 def initial_lengths(f_at, t0, tf, y0, f0, scale, *, xp, order=INITIAL_ORDER):

@@ -196,9 +196,11 @@ def realify(fun, jac, y0, rtol, atol, vectorized, vectorized_jac=False):
         tolerance.  Best passed through
         :func:`chebpan._frontend.validation.validate_tol` with size ``n`` first, so
         that scipy's messages and warnings refer to the complex size.
-    vectorized : bool
+    vectorized : bool or None
         Whether ``fun`` is vectorised (chebpan's convention: ``t`` of shape
-        (P,), ``y`` of shape (n, P)).
+        (P,), ``y`` of shape (n, P)).  ``real_fun`` follows the shape of
+        ``x`` either way (a solve without ``vectorized`` probes ``fun`` with
+        many points), so this only documents the call.
     vectorized_jac : bool, optional
         Whether a callable ``jac`` is called once with ``t`` (P,) and ``y``
         (n, P), returning (n, n, P).
@@ -206,8 +208,8 @@ def realify(fun, jac, y0, rtol, atol, vectorized, vectorized_jac=False):
     Returns
     -------
     real_fun : callable
-        ``real_fun(t, x)``: float ``t`` and ``x`` (2n,) → (2n,), or when
-        ``vectorized`` ``t`` (P,) and ``x`` (2n, P) → (2n, P); float64.
+        ``real_fun(t, x)``: float ``t`` and ``x`` (2n,) → (2n,), or ``t``
+        (P,) and ``x`` (2n, P) → (2n, P); float64.
     real_jac : None, callable or ndarray
         None when ``jac`` is None (forward differences on the real system);
         a callable with the calling convention of ``jac`` returning
@@ -235,15 +237,11 @@ def realify(fun, jac, y0, rtol, atol, vectorized, vectorized_jac=False):
     n = y0.shape[0]
     real_y0 = to_real(y0)
 
-    if vectorized:
-        def real_fun(t, x):
-            z = to_complex(x, n)
-            value = check_fun_output(fun(t, z), z.shape, dtype=np.complex128)
-            return to_real(value)
-    else:
-        def real_fun(t, x):
-            value = check_fun_output(fun(t, to_complex(x, n)), (n,), dtype=np.complex128)
-            return to_real(value)
+    def real_fun(t, x):
+        # (x of shape (2n, P) with vectorized, or when the solve probes `fun` for it)
+        z = to_complex(x, n)
+        value = check_fun_output(fun(t, z), z.shape, dtype=np.complex128)
+        return to_real(value)
 
     if jac is None:
         real_jac = None

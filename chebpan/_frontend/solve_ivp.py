@@ -2,54 +2,35 @@
 
 Checks the arguments in scipy's order, takes the options from
 :data:`chebpan._control.options.OPTIONS`, hands scipy's methods to scipy, turns a
-complex state into a real one, and runs a single solve
-(:class:`~chebpan._control.single.SegmentLoop`) or a batch
-(:class:`~chebpan._control.batch.BatchLoop`) with the host BLAS on one thread.
+complex state into a real one, and runs the segment loop
+(:class:`~chebpan._control.single.SegmentLoop`) with the host BLAS on one thread.
+Batches are :func:`chebpan.solve_ivp_batch` (:mod:`.solve_ivp_batch`).
 docs/architecture.md follows a call from here to the kernels.
 """
 
 from __future__ import annotations
 
-import contextlib
-
-import array_api_compat
 import numpy as np
 import scipy.integrate
-import scipy.sparse
 
-from .._control.batch import BatchLoop
-from .._control.options import check_options, iteration_options, take_options, with_defaults
 from .._control.single import SegmentLoop
 from .._core.basis import get_basis
 from .._kernels.blas import solver_blas_threads
-from .._output.batch_record import make_record
-from .._output.batch_result import batch_result
 from .._output.events import EventTracker, prepare_events
 from .._output.progress import ProgressBar
 from .._rhs.counters import Counters
 from .._rhs.evaluator import Evaluator
-from .arguments import wrap_args, wrap_jac
-from .backend import namespace_of, select_namespace
+from .backend import namespace_of
 from .complex_result import complexify_result
 from .complex_state import realify, realify_events, realify_sparsity
-from .validation import (
-    validate_batch_args,
-    validate_first_step,
-    validate_max_step,
-    validate_method,
-    validate_t_eval,
-    validate_t_span,
-    validate_tol,
-    validate_y0,
-    validate_y0_array,
-    warn_extraneous,
-)
+from .prologue import check_numpy_only, on_device, prepare, warn_pointwise
+from .validation import validate_first_step, validate_max_step, validate_method, validate_tol
 
 __all__ = ["solve_ivp"]
 
 
 def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
-              events=None, vectorized=False, args=None, **options):
+              events=None, vectorized=None, args=None, **options):
     """Solve an initial value problem for a system of ODEs.
 
     A drop-in for :func:`scipy.integrate.solve_ivp`.  With ``method="PAN"``
@@ -66,20 +47,19 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
         called with ``t`` of shape (P,) and ``y`` of shape (n, P) (all nodes
         of a segment at once, each column with its own time) and must return
         shape (n, P).  An autonomous function written for scipy's
-        ``vectorized=True`` works unchanged.  With ``vectorized=False``
-        (scipy's default) it is called once per point with a float ``t`` and
-        ``y`` of shape (n,): correct, but slow for this method.
+        ``vectorized=True`` works unchanged.  With ``vectorized=False`` it
+        is called once per point with a float ``t`` and ``y`` of shape (n,):
+        correct, but slow for this method.
     t_span : 2-sequence of floats
         Interval of integration ``(t0, tf)``; ``tf < t0`` integrates backward.
-    y0 : array_like, shape (n,) or (K, n)
+    y0 : array_like, shape (n,)
         Initial state.  A complex ``y0`` is solved as the real system
         ``[Re y; Im y]`` of size 2n and the results are complex (as scipy's
         explicit methods support it); a callable ``jac`` is then assumed to be
-        the complex derivative of a complex-analytic ``fun``.  A 2-D ``y0``
-        is a *batch*: K independent IVPs sharing ``fun``, ``t_span`` and
-        ``t_eval``, each with its own segments, solved in lock step with one
-        call of ``fun`` per round on the nodes of all active instances (see
-        ``batch_args`` and "Returns"; the user guide's "Batched IVPs").
+        the complex derivative of a complex-analytic ``fun``.  As in scipy, a
+        ``y0`` of another dimension raises ``ValueError("`y0` must be
+        1-dimensional.")``: a batch of K IVPs (``y0`` of shape (K, n)) is
+        solved by :func:`chebpan.solve_ivp_batch`.
     method : str or OdeSolver class, optional
         ``"PAN"`` (default), or one of scipy's (``"RK45"``, ``"RK23"``,
         ``"DOP853"``, ``"Radau"``, ``"BDF"``, ``"LSODA"``) or an ``OdeSolver``
@@ -100,8 +80,15 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
         polynomial to 4 ulp.  With ``vectorized=True`` an event is first
         called once per segment with ``t`` (P,), ``y`` (n, P); if it does not
         return shape (P,) it is called point by point.
-    vectorized : bool, optional
-        Whether ``fun`` accepts many points at once (see ``fun``).
+    vectorized : bool or None, optional
+        Whether ``fun`` accepts many points at once (see ``fun``).  True and
+        False are obeyed.  None (the default; scipy's is False): the first
+        call probes ``fun`` once with ``t`` (3,), ``y`` (n, 3) and once per
+        point at the same three points; equal values make the solve
+        vectorised, otherwise ``fun`` is called point by point and one
+        ``UserWarning`` at the end of the solve names ``vectorized=True``
+        and the number of calls.  The probe's calls count in ``nfev``.
+        Events are called point by point unless ``vectorized=True``.
     args : tuple, optional
         Extra arguments for ``fun`` and a callable ``jac``.
     **options
@@ -156,23 +143,6 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
             host arrays).  A float32 ``y0`` of such a library is solved in
             float32 (a NumPy one is cast to float64, as scipy does).  Events,
             complex states and sparse Jacobians need the NumPy backend.
-        batch_args : tuple of arrays, optional
-            Per-instance arguments of a batch (2-D ``y0``): each has K rows
-            (shape (K,) or (K, ...)).  They reach ``fun`` and a callable
-            ``jac`` after ``y`` and before ``args``, laid out like ``y``: in a
-            vectorised call with points ``t`` (P,), ``y`` (n, P), an argument
-            of shape (K,) arrives as (P,) and one of shape (K, p) as (p, P),
-            each column its point's instance's row; in a point-wise call the
-            instance's row itself.
-        newton_memory : int, optional
-            Bytes of workspace for the dense Newton systems of a batch
-            (default 2**28): instances in a Newton step are processed in
-            chunks that fit.
-        batch_memory : int, optional
-            Bytes of working memory for a batch (default 2**28): its
-            instances are solved in chunks that fit, one after the other
-            (a batch keeps only what its output needs: with ``t_eval`` and
-            no ``dense_output``, the values at ``t_eval``).
         tol_ls, tol_newton : float, optional
             The paper's stopping rules: stop the Picard iteration when the
             coefficient change is below ``tol_ls`` and Newton when the
@@ -188,18 +158,16 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
         (``status = -1``) ``t``, ``y`` and ``sol`` hold the solution up to the
         last accepted segment.
 
-        For a batch (``y0`` of shape (K, n)): ``y`` has shape (K, n, n_t)
-        with ``t = t_eval``, NaN where an instance failed before reaching
-        that time; without ``t_eval``, ``t`` (K, S+1) holds each instance's
-        t0 and segment ends and ``y`` (K, n, S+1) the values there, both
-        padded with NaN after the instance's last end.  ``sol(t)``
-        (:class:`chebpan.BatchOdeSolution`) gives (K, n) or (K, n, k).
-        ``status`` is a NumPy array (K,) and ``message`` a list of K
-        strings; ``success`` is True when every instance succeeded.  The
-        counters are totals over the batch (``depth`` and ``nfev`` count
-        the shared rounds and calls); ``per_instance`` holds arrays (K,) of
-        ``nsegments``, ``nrejected`` and ``depth`` (rounds in which the
-        instance was active).
+    Raises
+    ------
+    ValueError
+        scipy's errors, with scipy's messages (a ``y0`` that is not 1-D
+        included); ``batch_args`` (an option of
+        :func:`chebpan.solve_ivp_batch`).
+
+    See Also
+    --------
+    chebpan.solve_ivp_batch : K IVPs that share ``fun``, in lock step.
 
     Examples
     --------
@@ -213,25 +181,12 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
     0
     >>> bool(np.allclose(res.y[:, -1], [2 * np.exp(-5), 4 * np.exp(-5)], rtol=1e-10))
     True
-
-    A batch of three IVPs with a decay rate each (``rate`` arrives with one
-    entry per point, like a row of ``y``):
-
-    >>> def decay_at(t, y, rate):
-    ...     return -rate * y
-    >>> y0 = np.array([[1.0], [1.0], [1.0]])
-    >>> res = chebpan.solve_ivp(decay_at, (0, 2), y0, vectorized=True, t_eval=[1.0, 2.0],
-    ...                         batch_args=([0.5, 1.0, 2.0],), rtol=1e-10, atol=1e-12)
-    >>> res.y.shape, res.status.tolist()
-    ((3, 1, 2), [0, 0, 0])
-    >>> bool(np.allclose(res.y[:, 0, 1], np.exp(-2 * np.array([0.5, 1.0, 2.0])), rtol=1e-9))
-    True
     """
     kind = validate_method(method)
     if kind == "scipy":
         return scipy.integrate.solve_ivp(
             fun, t_span, y0, method=method, t_eval=t_eval, dense_output=dense_output,
-            events=events, vectorized=vectorized, args=args, **options)
+            events=events, vectorized=bool(vectorized), args=args, **options)
 
     with solver_blas_threads():
         return _solve_pan(fun, t_span, y0, t_eval, dense_output, events, vectorized, args,
@@ -240,61 +195,18 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
 
 def _solve_pan(fun, t_span, y0, t_eval, dense_output, events, vectorized, args, options):
     """:func:`solve_ivp` with ``method="PAN"``, after scipy's methods are forwarded."""
-    t0, tf = validate_t_span(t_span)
-    given = take_options(options)
-    check_options(given)
-    # (the defaults that differ for a batch are read again once y0 says it is one)
-    values = with_defaults(given, batch=False)
-    fun = wrap_args(fun, args)
-    jac = wrap_jac(values["jac"], args)
-    t_eval = validate_t_eval(t_eval, t0, tf)
-    warn_extraneous(options)
-
+    y0_raw = y0
+    p = prepare(fun, t_span, y0, t_eval, args, options, batch=False)
+    fun, jac, y0, values, array_xp = p.fun, p.jac, p.y0, p.values, p.array_xp
+    t0, tf, t_eval = p.t0, p.tf, p.t_eval
     rtol, atol = values["rtol"], values["atol"]
-    first_step, max_step = values["first_step"], values["max_step"]
+    first_step = values["first_step"]
     vectorized_jac = bool(values["vectorized_jac"])
     jac_sparsity = values["jac_sparsity"]
-    progress = bool(values["progress"])
-    batch_args = values["batch_args"]
-
-    y0_raw = y0
-    array_xp = select_namespace(values["backend"], y0)
-    if array_xp is None:
-        y0 = validate_y0(y0, support_complex=True, batch=True)
-    else:
-        y0 = validate_y0_array(y0, array_xp, batch=True)
-        _check_numpy_only(array_xp, events=events, jac=jac, jac_sparsity=jac_sparsity)
-    # A batch's defaults are chosen for work, a single solve's for depth.
-    if y0.ndim == 2:
-        values = with_defaults(given, batch=True)
     n_coeffs, n_nodes = int(values["n_coeffs"]), int(values["n_nodes"])
-    iteration = iteration_options(values)
-    if y0.ndim == 2:
-        _check_batch_support(y0, events=events, jac=jac, jac_sparsity=jac_sparsity,
-                             progress=progress, iteration=iteration)
-        xp = namespace_of(y0) if array_xp is None else array_xp
-        eps = float(xp.finfo(y0.dtype).eps)
-        rtol, atol = validate_tol(rtol, atol, y0.shape[1], eps=eps)
-        max_step = validate_max_step(max_step)
-        if first_step is not None:
-            first_step = validate_first_step(first_step, t0, tf)
-        counters = Counters()
-        evaluator = Evaluator(fun, jac, y0.shape[1], vectorized=vectorized,
-                              vectorized_jac=vectorized_jac, xp=xp, dtype=y0.dtype,
-                              counters=counters, device=y0.device, difference_floor=atol,
-                              batch_args=validate_batch_args(batch_args, y0, xp=xp))
-        basis = get_basis(n_coeffs, n_nodes, xp=xp, dtype=y0.dtype, device=y0.device)
-        record = make_record(t_eval, dense_output, t0, 1.0 if tf >= t0 else -1.0, xp=xp,
-                             device=y0.device)
-        loop = BatchLoop(evaluator, basis, t0, tf, y0, rtol, atol, max_step, iteration,
-                         counters, xp=xp, newton_memory=values["newton_memory"],
-                         record=record, batch_memory=values["batch_memory"])
-        with _on_device(xp, y0.device):
-            loop.run(first_step)
-        return batch_result(loop, t_eval, dense_output)
-    if batch_args is not None:
-        raise ValueError("`batch_args` needs a 2-dimensional `y0` (K, n): a batch of IVPs.")
-    max_step = validate_max_step(max_step)
+    if array_xp is not None:
+        check_numpy_only(array_xp, events=events, jac=jac, jac_sparsity=jac_sparsity)
+    max_step = validate_max_step(values["max_step"])
     eps = float((np if array_xp is None else array_xp).finfo(y0.dtype).eps)
     rtol, atol = validate_tol(rtol, atol, y0.shape[0], eps=eps)
     n_complex = None
@@ -320,57 +232,21 @@ def _solve_pan(fun, t_span, y0, t_eval, dense_output, events, vectorized, args, 
     stiff_basis = get_basis(n_coeffs, n_coeffs, xp=xp, dtype=y0.dtype, device=device,
                             stiff=True)
     loop = SegmentLoop(evaluator, basis, stiff_basis, t0, tf, xp.asarray(y0), rtol, atol,
-                        max_step, iteration, counters, xp=xp)
+                        max_step, p.iteration, counters, xp=xp)
     if first_step is not None:
         first_step = validate_first_step(first_step, t0, tf)
     if events is not None:
         events, max_events, event_direction = prepare_events(events, args)
         loop.tracker = EventTracker(events, max_events, event_direction, t0, y0_raw,
-                                    vectorized=vectorized)
-    if progress:
+                                    vectorized=bool(vectorized))
+    if values["progress"]:
         loop.progress = ProgressBar(t0, tf)
     try:
-        with _on_device(xp, device):
+        with on_device(xp, device):
             loop.run(first_step)
     finally:
         if loop.progress is not None:
             loop.progress.close()
+    warn_pointwise(evaluator)
     res = loop.result(t_eval, dense_output)
     return res if n_complex is None else complexify_result(res, n_complex)
-
-
-def _on_device(xp, device):
-    """CuPy launches on the current device: make it y0's for the whole solve."""
-    return device if array_api_compat.is_cupy_namespace(xp) else contextlib.nullcontext()
-
-
-def _check_batch_support(y0, *, events, jac, jac_sparsity, progress, iteration):
-    """What a batched solve cannot do (yet): a clear error."""
-    if np.iscomplexobj(y0):
-        raise NotImplementedError(
-            "A complex batch `y0` is not supported; solve the real system [Re y; Im y].")
-    unsupported = (("events", events is not None),
-                   ("jac_sparsity", jac_sparsity is not None),
-                   ("a sparse `jac`", scipy.sparse.issparse(jac)),
-                   ("progress", progress),
-                   ("tol_ls", iteration.tol_ls is not None),
-                   ("tol_newton", iteration.tol_newton is not None))
-    for name, used in unsupported:
-        if used:
-            name = name if name.startswith("a ") else f"`{name}`"
-            raise NotImplementedError(
-                f"{name[0].upper()}{name[1:]} is not supported with a batch `y0` of shape "
-                "(K, n) (yet): solve the instances one at a time.")
-
-
-def _check_numpy_only(xp, *, events, jac, jac_sparsity):
-    """Features that run on the NumPy backend only (for now): a clear error."""
-    for name, value in (("events", events), ("jac_sparsity", jac_sparsity)):
-        if value is not None:
-            raise NotImplementedError(
-                f"`{name}` is supported on the NumPy backend only (this solve runs on "
-                f"{xp.__name__}).")
-    if scipy.sparse.issparse(jac):
-        raise NotImplementedError(
-            f"A sparse `jac` is supported on the NumPy backend only (this solve runs on "
-            f"{xp.__name__}).")

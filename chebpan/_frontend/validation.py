@@ -124,12 +124,14 @@ def validate_t_span(t_span):
 
 
 def _check_y0_ndim(y0, batch):
-    if y0.ndim == 1 or (batch and y0.ndim == 2):
-        return
-    if batch and y0.ndim > 2:
-        raise ValueError("`y0` must be 1-dimensional, or 2-dimensional (K, n) for a batch "
-                         "of K initial value problems.")
-    raise ValueError("`y0` must be 1-dimensional.")
+    if batch:
+        if y0.ndim != 2:
+            raise ValueError(
+                f"`y0` must be 2-dimensional (K, n) for a batch of K initial value "
+                f"problems, but has shape {tuple(y0.shape)}; solve a single IVP with "
+                "`chebpan.solve_ivp`.")
+    elif y0.ndim != 1:
+        raise ValueError("`y0` must be 1-dimensional.")
 
 
 def validate_y0(y0, *, support_complex=True, batch=False):
@@ -143,18 +145,20 @@ def validate_y0(y0, *, support_complex=True, batch=False):
         Whether the chosen solver accepts a complex state (``False`` gives
         SciPy's Radau/LSODA message for a complex ``y0``).
     batch : bool, optional
-        Whether a 2-D ``y0`` (K, n) (a batch of IVPs) is accepted.
+        Whether ``y0`` is a batch of IVPs: then it must be 2-D (K, n), otherwise
+        1-D (scipy's message).
 
     Returns
     -------
     numpy.ndarray
-        complex128 if ``y0`` is complex, otherwise float64; shape ``(n,)`` (or
-        ``(K, n)`` with ``batch``).
+        complex128 if ``y0`` is complex, otherwise float64; shape ``(n,)``, or
+        ``(K, n)`` with ``batch``.
 
     Raises
     ------
     ValueError
-        Complex but unsupported, not 1-D, or not finite (in SciPy's order).
+        Complex but unsupported, not 1-D (2-D with ``batch``), or not finite (in
+        SciPy's order).
     """
     y0 = np.asarray(y0)
     if np.issubdtype(y0.dtype, np.complexfloating):
@@ -192,18 +196,29 @@ def validate_batch_args(batch_args, y0, *, xp):
     """Per-instance arguments of a batched solve: a tuple of arrays with K rows.
 
     Each is placed on ``y0``'s device; a NumPy float/int array keeps its dtype.
+
+    Raises
+    ------
+    ValueError
+        ``batch_args`` is an array itself rather than a tuple of arrays, or an entry
+        does not have K rows (the message names the entry, its shape and the shape
+        expected).
     """
     if batch_args is None:
         return ()
-    batch_args = unpack_args(batch_args)
     k = y0.shape[0]
+    if hasattr(batch_args, "shape") and hasattr(batch_args, "dtype"):
+        raise ValueError(
+            f"`batch_args` must be a tuple of arrays with K = {k} rows each, e.g. "
+            f"`batch_args=(rho,)`, but is an array of shape {tuple(batch_args.shape)}.")
+    batch_args = unpack_args(batch_args)
     checked = []
     for i, value in enumerate(batch_args):
         value = xp.asarray(value, device=y0.device)
         if value.ndim == 0 or value.shape[0] != k:
             raise ValueError(
                 f"`batch_args[{i}]` must have K = {k} rows, one per instance of the "
-                f"batch, but has shape {tuple(value.shape)}.")
+                f"batch (shape ({k},) or ({k}, p)), but has shape {tuple(value.shape)}.")
         checked.append(value)
     return tuple(checked)
 

@@ -44,8 +44,8 @@ class BatchOdeSolution(PicklableNamespace):
     >>> import numpy as np
     >>> import chebpan
     >>> y0 = np.array([[1.0], [2.0], [3.0]])            # K = 3 IVPs y' = -y
-    >>> res = chebpan.solve_ivp(lambda t, y: -y, (0, 1), y0, vectorized=True,
-    ...                         dense_output=True, rtol=1e-8)
+    >>> res = chebpan.solve_ivp_batch(lambda t, y: -y, (0, 1), y0, vectorized=True,
+    ...                               dense_output=True, rtol=1e-8)
     >>> res.sol(0.5).shape, res.sol([0.25, 0.5]).shape
     ((3, 1), (3, 1, 2))
     >>> bool(np.allclose(res.sol(1.0)[:, 0], y0[:, 0] * np.exp(-1.0), rtol=1e-7))

@@ -10,6 +10,8 @@ from warnings import warn
 
 from scipy.optimize import OptimizeResult
 
+from .batch_summary import summarise_messages, summarise_status
+
 __all__ = ["OdeResult", "MESSAGES", "TOO_SMALL_STEP", "Failure", "failure_message", "warn_user"]
 
 MESSAGES = {
@@ -121,8 +123,8 @@ class OdeResult(OptimizeResult):
     per_instance : dict of ndarray, batches only
         For ``y0`` of shape (K, n): ``nsegments``, ``nrejected`` and
         ``depth`` of each instance, arrays of shape (K,).  (``status`` is
-        then an array (K,) and ``message`` a list of K strings; see
-        :func:`chebpan.solve_ivp`.)
+        then an array (K,) and ``message`` a list of K strings, which
+        ``repr`` summarises; see :func:`chebpan.solve_ivp_batch`.)
 
     Examples
     --------
@@ -131,3 +133,13 @@ class OdeResult(OptimizeResult):
     >>> res.success, res.status, res.y.shape[0]
     (True, 0, 1)
     """
+
+    def __repr__(self):
+        """scipy's layout; a batch's statuses and messages as counts (compact for any K)."""
+        message = self.get("message")
+        if not isinstance(message, list):
+            return super().__repr__()
+        shown = OptimizeResult(self)
+        shown["message"] = summarise_messages(message)
+        shown["status"] = summarise_status(self["status"])
+        return repr(shown)

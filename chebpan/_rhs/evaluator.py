@@ -9,8 +9,9 @@ all given points, and, when asked, the Jacobian at the same points (user
 from __future__ import annotations
 
 from .._kernels.blas import user_blas_threads
-from .counters import Counters
 from .checks import check_fun_output
+from .counters import Counters
+from .probe import agree, call_quietly, probe_indices
 from .jacobian import make_jacobian
 from .sparse import make_sparse_jacobian
 
@@ -31,7 +32,10 @@ class Evaluator:
         As in scipy (``args`` already bound for a callable).
     n : int
         The number of components.
-    vectorized : bool
+    vectorized : bool or None
+        None: not given; the first call with at least two points probes
+        whether ``fun`` handles them at once (:mod:`chebpan._rhs.probe`) and
+        sets it; :attr:`pointwise_reason` then says why it did not.
     vectorized_jac : bool
         Call a callable ``jac`` once over all points (see :mod:`chebpan._rhs.jacobian`).
     device : device, optional
@@ -62,6 +66,9 @@ class Evaluator:
         self.instances = None  # (P,) instance of each point of the current round
         self.n = n
         self.vectorized = vectorized
+        #: Why a probed ``fun`` is called point by point (None: not probed, or vectorised).
+        self.pointwise_reason = None
+        self._vectorized_calls = 0
         self.xp = xp
         self.dtype = dtype
         self.counters = counters
@@ -106,14 +113,39 @@ class Evaluator:
 
     def call_fun(self, t, y):
         """``fun`` at the points ``(t[p], y[:, p])``: shapes (P,), (n, P) → (n, P)."""
+        n_points = t.shape[0]
+        if self.vectorized is None:
+            if n_points < 2:
+                return self._call_undecided(t, y)
+            self._probe(t, y)
+        if self.vectorized:
+            return self._call_vectorized(t, y)
+        return self._call_pointwise(t, y)
+
+    def _call_vectorized(self, t, y, *, quiet=False):
+        n_points = t.shape[0]
+        self.counters.npoints += n_points
+        self.counters.nfev += 1
+        call = call_quietly if quiet else (lambda fun, *args: fun(*args))
+        try:
+            value = call(self.fun, t, y, *self.point_args(n_points))
+            value = check_fun_output(value, (self.n, n_points), dtype=self.dtype, xp=self.xp,
+                                     device=y.device)
+        except Exception as err:
+            if self.vectorized and not self._vectorized_calls and hasattr(err, "add_note"):
+                err.add_note(
+                    f"(chebpan called `fun` with t of shape ({n_points},) and y of shape "
+                    f"({self.n}, {n_points}), all points at once, because vectorized=True. "
+                    "A `fun` written for one point (y of shape (n,)) needs "
+                    "vectorized=False, or leave `vectorized` out: chebpan then checks.)")
+            raise
+        self._vectorized_calls += 1
+        return value
+
+    def _call_pointwise(self, t, y):
         xp = self.xp
         n_points = t.shape[0]
         self.counters.npoints += n_points
-        if self.vectorized:
-            self.counters.nfev += 1
-            value = self.fun(t, y, *self.point_args(n_points))
-            return check_fun_output(value, (self.n, n_points), dtype=self.dtype, xp=xp,
-                                    device=y.device)
         columns = []
         for p in range(n_points):
             self.counters.nfev += 1
@@ -123,6 +155,64 @@ class Evaluator:
         if not columns:
             return xp.zeros((self.n, 0), dtype=self.dtype, device=y.device)
         return xp.stack(columns, axis=1)
+
+    def _call_undecided(self, t, y):
+        """A point before the probe: point-wise, or vectorised if only that works."""
+        try:
+            return self._call_pointwise(t, y)
+        except Exception as err:  # (maybe written for vectorized=True only)
+            pointwise_error = err
+        try:
+            value = self._call_vectorized(t, y, quiet=True)
+        except Exception:
+            raise pointwise_error from None
+        self.vectorized = True
+        return value
+
+    def _probe(self, t, y):
+        """Decide ``vectorized`` (not given) on a few of the points ``t`` (P,), ``y`` (n, P).
+
+        One vectorised call and point-wise calls at the same points, all counted.  A
+        ``fun`` that works on (n, P) input but fails on single points was written for
+        vectorised calls: it is called vectorised.
+        """
+        xp = self.xp
+        index = xp.asarray(probe_indices(t.shape[0]), device=y.device)
+        t_s, y_s = xp.take(t, index), xp.take(y, index, axis=1)
+        instances = self.instances
+        if instances is not None:
+            self.instances = xp.take(instances, index)
+        try:
+            try:
+                vectorised = self._call_vectorized(t_s, y_s, quiet=True)
+            except Exception as err:  # (any failure on (n, P) input: not vectorisable)
+                reason = (f"it raised {type(err).__name__} when called with y of shape "
+                          f"(n, P) = ({self.n}, {t_s.shape[0]})")
+            else:
+                try:
+                    columns = call_quietly(self._call_pointwise, t_s, y_s)
+                except Exception:  # (works on (n, P) only: written for vectorized=True)
+                    self.vectorized = True
+                    return
+                if agree(vectorised, columns, xp):
+                    self.vectorized = True
+                    return
+                reason = ("it returned different values for y of shape (n, P) than point "
+                          "by point (it treats y as a single point)")
+        finally:
+            self.instances = instances
+        self.vectorized = False
+        self.pointwise_reason = reason
+
+    def pointwise_warning(self):
+        """The warning for a probed ``fun`` called point by point, else None."""
+        if self.pointwise_reason is None:
+            return None
+        return (f"`fun` was called point by point, {self.counters.nfev} calls, because "
+                f"{self.pointwise_reason}. chebpan evaluates all nodes of a segment at "
+                "once: write `fun` for t of shape (P,) and y of shape (n, P) and pass "
+                "`vectorized=True` (user guide, \"Vectorised calls\"); "
+                "`vectorized=False` calls it point by point without this warning.")
 
     def evaluate(self, t, y, *, with_jacobian=False, instances=None):
         """One round: ``F`` (n, P) and, if asked, ``J`` (P, n, n) at the same points.
