@@ -27,6 +27,7 @@ from chebpan._core.estimates import (
     decay_error_estimates,
     error_estimate,
     error_estimates,
+    plausible,
     rounding_floors,
     tolerance_scale,
 )
@@ -131,6 +132,14 @@ def test_capped_magnitude():
     values = np.array([[-30.0, 1.0], [7.0, np.inf]])
     # caps: 10 · 2 = 20 for the first instance, 0 for the second
     np.testing.assert_allclose(capped_magnitude(start, values, xp=xp), [[20.0, 1.0], [0.0, 0.0]])
+
+
+def test_plausible():
+    coeffs = np.array([[[1.0, -2.0, 0.5]], [[30.0, 0.0, 0.0]], [[0.0, 0.0, 1e80]]])
+    size = np.array([1.0, 2.0, 1.0])
+    # Σ|c| = 3.5, 30, 1e80 against GROWTH_CAP · size = 10, 20, 10
+    assert plausible(coeffs, size, xp=xp).tolist() == [True, False, False]
+    assert plausible(np.zeros((2, 0, 3)), np.ones(2), xp=xp).tolist() == [True, True]
 
 
 def test_rounding_floors():

@@ -111,6 +111,27 @@ def test_scale_invariance(batch, exponent):
     assert scaled.nfev == base.nfev
 
 
+def stiff_vdp_scaled(c, batch):
+    """Van der Pol μ = 1000 (Newton steps, rejections) with y scaled by c."""
+    y0 = c * np.array([2.0, 0.0])
+    solve = chebpan.solve_ivp_batch if batch else chebpan.solve_ivp
+    return solve(lambda t, y: c * vdp(t, y / c, 1000.0), (0, 300),
+                 y0[None, :] if batch else y0, vectorized=True, rtol=1e-6, atol=1e-6 * c)
+
+
+@pytest.mark.parametrize("batch", [False, True])
+@pytest.mark.parametrize("exponent", [-830, -200, 600, 700, 830])
+def test_scale_invariance_through_newton_and_rejections(batch, exponent):
+    """The same bit for bit on a stiff problem too (a batch used to restart from
+    diverged attempts there, whose garbage overflowed at different c)."""
+    base = stiff_vdp_scaled(1.0, batch)
+    scaled = stiff_vdp_scaled(2.0 ** exponent, batch)
+    assert base.niter_newton > 0 and base.nrejected > 0
+    assert np.array_equal(np.asarray(scaled.t), np.asarray(base.t))
+    assert np.array_equal(np.asarray(scaled.y) / 2.0 ** exponent, np.asarray(base.y))
+    assert scaled.nfev == base.nfev
+
+
 @pytest.mark.parametrize("y0, atol", [(1e160, 1e154), (1e200, 1e194), (1e-200, 1e-206)])
 def test_extreme_magnitudes_cost_what_unit_magnitudes_cost(y0, atol):
     unit = chebpan.solve_ivp(lambda t, y: -y, (0, 10), [1.0], atol=1e-6)
@@ -182,6 +203,12 @@ def test_degenerate_options_are_rejected(options, message):
     with pytest.raises(ValueError, match=message):
         chebpan.solve_ivp_batch(lambda t, y: -y, (0, 1), np.ones((2, 1)), vectorized=True,
                                 **options)
+
+
+def test_n_nodes_none_means_the_default():
+    res = chebpan.solve_ivp(lambda t, y: -y, (0, 1), [1.0], n_nodes=None)
+    default = chebpan.solve_ivp(lambda t, y: -y, (0, 1), [1.0])
+    assert res.status == 0 and np.array_equal(res.y, default.y)
 
 
 def test_smallest_n_coeffs_converges():

@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import math
 
-from .._core.estimates import decay_error_estimates, error_estimates, tolerance_scale
+from .._core.estimates import decay_error_estimates, error_estimates, plausible, tolerance_scale
+from .._core.newton import residual_size
 from .._core.picard import coefficients, end_value, euler_start, node_values
 from .._output.result import failure_message
 from .batch_steps import IterationSteps
@@ -384,10 +385,13 @@ class BatchLoop(IterationSteps):
             self.record.accept(*(value[accepted] for value in (
                 table.ids, table.t_a, table.t_b, coeffs, table.y_a, y_end)))
         # Rejected on the error, or failed: the next start from this polynomial
-        # (not after non-finite values), shorter, the failure remembered.
+        # (not after non-finite values, nor from a diverged one), shorter, the
+        # failure remembered.
         table.fail_what = xp.where(too_large, ERROR, table.fail_what)
         starts_here = ~accepted & (table.fail_what != NONFINITE) & (
-            table.fail_what != NONFINITE_JAC) & (table.fail_what != DIVERGED)
+            table.fail_what != NONFINITE_JAC) & (table.fail_what != DIVERGED) & plausible(
+            coeffs, xp.astype(residual_size(table.y_a, table.f_a, half_h, xp=xp),
+                              coeffs.dtype), xp=xp)
         table.att_coeffs = xp.where(starts_here[:, None, None], coeffs, table.att_coeffs)
         table.att_h = xp.where(starts_here, h, xp.nan)
         table.fail_ta = xp.where(accepted, table.fail_ta, table.t_a)

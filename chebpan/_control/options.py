@@ -133,7 +133,7 @@ def with_defaults(given: dict, *, batch: bool) -> dict:
     """
     values = {option.name: option.default_for(batch=batch) for option in OPTIONS}
     values.update(given)
-    if "n_nodes" not in given:
+    if given.get("n_nodes") is None:
         values["n_nodes"] = int(values["n_coeffs"]) - 1
     return values
 

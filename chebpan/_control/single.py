@@ -16,7 +16,8 @@ import math
 import numpy as np
 
 from .._core.basis import restrict
-from .._core.estimates import decay_error_estimate, error_estimate
+from .._core.estimates import decay_error_estimate, error_estimate, plausible
+from .._core.newton import residual_size
 from .._core.picard import coefficients, euler_start, node_times, node_values
 from .._output.dense import OdeSolution
 from .._output.result import MESSAGES, Failure, OdeResult, failure_message, warn_user
@@ -157,7 +158,8 @@ class SegmentLoop:
             if outcome.failure is not None:
                 self.counters.nrejected += 1
                 if not outcome.failure.nonfinite:
-                    attempt = (coefficients(basis, y, f, half_h, outcome.x, xp=xp), h)
+                    attempt = self._start_from((coefficients(basis, y, f, half_h, outcome.x,
+                                                             xp=xp), h), y, f, half_h)
                 self.last_failure = (outcome.failure, t, t_new)
                 h_abs *= 0.5
                 rejected_here = True
@@ -171,7 +173,7 @@ class SegmentLoop:
                                         self.basis.n_coeffs, growth)
             if err > 1:
                 self.counters.nrejected += 1
-                attempt = (outcome.coeffs, h)
+                attempt = self._start_from((outcome.coeffs, h), y, f, half_h)
                 self.last_failure = (Failure.ERROR, t, t_new)
                 h_abs *= min(factor, SAFETY_REJECT)
                 rejected_here = True
@@ -197,6 +199,12 @@ class SegmentLoop:
                 factor = min(factor, 1.0)
             rejected_here = False
             h_abs *= factor
+
+    def _start_from(self, attempt, y_a, f_a, half_h):
+        """A rejected attempt ``(coeffs, h)`` as the next start, unless it diverged."""
+        xp = self.xp
+        size = residual_size(y_a, f_a, half_h, xp=xp)
+        return attempt if bool(plausible(attempt[0], size, xp=xp)[0]) else None
 
     def _events_on_last_segment(self, y_a, f_a, outcome):
         """Detect events on the segment just accepted; truncate it at a terminal one."""

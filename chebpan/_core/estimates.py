@@ -10,7 +10,7 @@ import math
 
 __all__ = ["scaled_rms", "scaled_rms_max", "error_estimates", "error_estimate",
            "decay_error_estimates", "decay_error_estimate", "tolerance_scale",
-           "capped_magnitude", "rounding_floors", "GROWTH_CAP", "ROUNDING_ULPS"]
+           "capped_magnitude", "rounding_floors", "plausible", "GROWTH_CAP", "ROUNDING_ULPS"]
 
 #: A segment's values count in its tolerance scale and rounding floor up to this
 #: many times the largest component of its start: a diverging iterate cannot
@@ -34,6 +34,21 @@ def capped_magnitude(y_start, values, *, xp):
         return start
     cap = GROWTH_CAP * xp.max(start, axis=-1, keepdims=True)
     return xp.maximum(start, xp.minimum(xp.abs(values), cap))
+
+
+def plausible(coeffs, size, *, xp):
+    """Whether each polynomial stays within ``GROWTH_CAP · size``: (K,) bools.
+
+    ``coeffs`` (K, n, N) are Chebyshev coefficients (``Σ_q |c_q|`` bounds the
+    polynomial on [-1, 1]), ``size`` (K,) the segment's size
+    (:func:`chebpan._core.newton.residual_size`).  A rejected attempt that is
+    not plausible (an iterate that diverged, or a spurious root of the
+    collocation equations) is no start for the next attempt.
+    """
+    if coeffs.shape[-2] == 0:
+        return xp.ones(coeffs.shape[:1], dtype=xp.bool, device=coeffs.device)
+    bound = xp.max(xp.sum(xp.abs(coeffs), axis=-1), axis=-1)
+    return bound <= GROWTH_CAP * size
 
 
 def tolerance_scale(atol, rtol, y_start, *values, xp):
