@@ -121,23 +121,24 @@ def test_tolerance_scale():
     got = tolerance_scale(1e-6, 1e-3, np.array([1.0, -3.0]), np.array([-2.0, 0.5]), xp=xp)
     np.testing.assert_allclose(got, [1e-6 + 2e-3, 1e-6 + 3e-3], rtol=1e-15)
     # The start alone, and an end value counting only up to GROWTH_CAP · max|y_start|.
-    assert GROWTH_CAP == 10.0
+    assert GROWTH_CAP == 100.0
     np.testing.assert_allclose(tolerance_scale(0.0, 1.0, np.array([-4.0]), xp=xp), [4.0])
     got = tolerance_scale(0.0, 1.0, np.array([[1.0, 0.1]]), np.array([[1e80, -5.0]]), xp=xp)
-    np.testing.assert_allclose(got, [[10.0, 5.0]])
+    np.testing.assert_allclose(got, [[100.0, 5.0]])
 
 
 def test_capped_magnitude():
     start = np.array([[2.0, -0.5], [0.0, 0.0]])
-    values = np.array([[-30.0, 1.0], [7.0, np.inf]])
-    # caps: 10 · 2 = 20 for the first instance, 0 for the second
-    np.testing.assert_allclose(capped_magnitude(start, values, xp=xp), [[20.0, 1.0], [0.0, 0.0]])
+    values = np.array([[-300.0, 1.0], [7.0, np.inf]])
+    # caps: 100 · 2 = 200 for the first instance, 0 for the second
+    np.testing.assert_allclose(capped_magnitude(start, values, xp=xp),
+                               [[200.0, 1.0], [0.0, 0.0]])
 
 
 def test_plausible():
-    coeffs = np.array([[[1.0, -2.0, 0.5]], [[30.0, 0.0, 0.0]], [[0.0, 0.0, 1e80]]])
+    coeffs = np.array([[[1.0, -2.0, 0.5]], [[300.0, 0.0, 0.0]], [[0.0, 0.0, 1e80]]])
     size = np.array([1.0, 2.0, 1.0])
-    # Σ|c| = 3.5, 30, 1e80 against GROWTH_CAP · size = 10, 20, 10
+    # Σ|c| = 3.5, 300, 1e80 against GROWTH_CAP · size = 100, 200, 100
     assert plausible(coeffs, size, xp=xp).tolist() == [True, False, False]
     assert plausible(np.zeros((2, 0, 3)), np.ones(2), xp=xp).tolist() == [True, True]
 
@@ -147,9 +148,9 @@ def test_rounding_floors():
     y_start = np.array([[1.0, 1.0]])
     y_nodes = np.array([[[1.0, 3.0, 1e300], [0.5, -2.0, 1.0]]])  # (K, n, M)
     scale = np.array([[2.0, 4.0]])
-    # largest node values capped at 10: (10, 2) / (2, 4) → max 5
+    # largest node values capped at 100: (100, 2) / (2, 4) → max 50
     np.testing.assert_allclose(rounding_floors(y_start, y_nodes, scale, eps, xp=xp),
-                               [ROUNDING_ULPS * eps * 5.0])
+                               [ROUNDING_ULPS * eps * 50.0])
 
 
 # ------------------------------------------------------------------ convergence

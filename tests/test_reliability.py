@@ -205,6 +205,24 @@ def test_degenerate_options_are_rejected(options, message):
                                 **options)
 
 
+@pytest.mark.parametrize("batch", [False, True])
+def test_tiny_max_step_behaves_like_scipy(batch):
+    """Every segment at most max_step long, the right answer (it used to take a fixed
+    cost per segment that made it slow, not wrong)."""
+    fun = lambda t, y: np.stack([y[1], -y[0]])  # noqa: E731
+    if batch:
+        res = chebpan.solve_ivp_batch(fun, (0, 0.05), np.array([[1.0, 0.0]]),
+                                      vectorized=True, max_step=1e-4, rtol=1e-10, atol=1e-12)
+        t, y = res.t[0], res.y[0]
+    else:
+        res = chebpan.solve_ivp(fun, (0, 0.05), [1.0, 0.0], vectorized=True, max_step=1e-4,
+                                rtol=1e-10, atol=1e-12)
+        t, y = res.t, res.y
+    assert np.all(res.status == 0)
+    assert np.all(np.diff(t) <= 1e-4 * (1 + 1e-12)) and len(t) >= 501
+    np.testing.assert_allclose(y[:, -1], [np.cos(0.05), -np.sin(0.05)], rtol=1e-10, atol=1e-12)
+
+
 def test_n_nodes_none_means_the_default():
     res = chebpan.solve_ivp(lambda t, y: -y, (0, 1), [1.0], n_nodes=None)
     default = chebpan.solve_ivp(lambda t, y: -y, (0, 1), [1.0])

@@ -129,3 +129,40 @@ def test_stiff_switch_only_where_the_stiff_basis_has_newton(max_newton_size):
     # 61: the stiff basis has no Newton, so the solve stays on the paper's
     # basis (with Newton); switching would leave it the Picard iteration.
     assert res.nsegments < 60
+
+
+def robertson_jac(t, state):
+    y1, y2, y3 = state
+    return np.array([[-0.04, 1e4 * y3, 1e4 * y2],
+                     [0.04, -1e4 * y3 - 6e7 * y2, -1e4 * y2],
+                     [0.0, 6e7 * y2, 0.0]])
+
+
+@pytest.fixture(scope="module")
+def robertson_reference():
+    """Robertson to 1e11 at 18 times by Radau at rtol 1e-13 (an independent method)."""
+    times = np.logspace(-6, 11, 18)
+    res = scipy.integrate.solve_ivp(robertson, (0, 1e11), [1.0, 0.0, 0.0], method="Radau",
+                                    jac=robertson_jac, rtol=1e-13, atol=1e-22, t_eval=times)
+    assert res.status == 0
+    return times, res.y
+
+
+@pytest.mark.parametrize("rtol", [1e-4, 1e-10])
+@pytest.mark.parametrize("atol", [1e-14, 1e-10])
+@pytest.mark.parametrize("use_jac", [False, True])
+@pytest.mark.parametrize("vectorized", [False, True])
+def test_robertson_to_1e11_is_right_with_and_without_jac(robertson_reference, rtol, atol,
+                                                        use_jac, vectorized):
+    """Forward differences step by max(|y|, atol): with a step of max(|y|, 1), the
+    Jacobian of the 1e-8-sized component was wrong and y1, y2 came out 75 % too low
+    with success=True (rtol 1e-4, atol 1e-14)."""
+    times, reference = robertson_reference
+    res = chebpan.solve_ivp(robertson, (0, 1e11), [1.0, 0.0, 0.0], rtol=rtol, atol=atol,
+                            vectorized=vectorized, t_eval=times,
+                            jac=robertson_jac if use_jac else None)
+    assert res.status == 0
+    scaled = np.sqrt(np.mean(((res.y - reference) / (atol + rtol * np.abs(reference))) ** 2,
+                             axis=0))
+    assert np.max(scaled) <= 1
+    assert np.min(res.y) >= -atol

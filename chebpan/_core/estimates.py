@@ -15,7 +15,7 @@ __all__ = ["scaled_rms", "scaled_rms_max", "error_estimates", "error_estimate",
 #: A segment's values count in its tolerance scale and rounding floor up to this
 #: many times the largest component of its start: a diverging iterate cannot
 #: inflate either beyond that and so pass the tests it fails.
-GROWTH_CAP = 10.0
+GROWTH_CAP = 100.0
 #: Rounding floor of the convergence test, in units of eps·max|y|.
 ROUNDING_ULPS = 64.0
 
