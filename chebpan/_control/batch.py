@@ -120,7 +120,8 @@ class BatchLoop(IterationSteps):
             self.rho_limit = PICARD_ONLY_RHO
         #: What is kept of the accepted segments.
         self.record = record
-        self.chunk = instances_per_chunk(batch_memory, n, basis, y0.dtype)
+        self.chunk = instances_per_chunk(batch_memory, n, basis,
+                                         xp.finfo(y0.dtype).bits // 8)
         #: Ended instances, an :class:`Ended` record per round that ended any.
         self.ended = []
 

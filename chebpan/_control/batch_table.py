@@ -109,8 +109,10 @@ class Ended(NamedTuple):
     depth: Any
 
 
-def instances_per_chunk(batch_memory, n, basis, dtype):
+def instances_per_chunk(batch_memory, n, basis, itemsize):
     """How many instances fit in ``batch_memory`` bytes of working memory (at least 1).
+
+    ``itemsize``: bytes per value of the working dtype (``xp.finfo(dtype).bits // 8``).
 
     Per instance, a round holds its state (the iterate, its line-search copies,
     two polynomials: ``5 n N`` values) and the round's temporaries (node values,
@@ -119,6 +121,5 @@ def instances_per_chunk(batch_memory, n, basis, dtype):
     ``bench/batch.py --memory`` (docs/user-guide.md, "Memory"); Newton's
     systems have a budget of their own (``newton_memory``).
     """
-    itemsize = 4 if str(dtype).endswith("float32") else 8
     values = (12 * n * basis.n_coeffs + 20 * n * basis.n_nodes + 10 * basis.n_nodes + 64)
     return max(1, int(batch_memory) // (itemsize * values))
