@@ -21,7 +21,8 @@ PACKAGE = Path(chebpan.__file__).parent
 CORE_MODULES = sorted(str(p.relative_to(PACKAGE)) for p in (PACKAGE / "_core").glob("*.py")) + [
     "_output/dense.py", "_rhs/jacobian.py", "_rhs/evaluator.py", "_rhs/counters.py",
     "_control/batch.py", "_control/batch_table.py", "_control/segment_solver.py",
-    "_control/policy.py", "_kernels/dispatch.py", "_kernels/blas.py"]
+    "_control/policy.py", "_control/spans.py", "_output/row_search.py",
+    "_kernels/dispatch.py", "_kernels/blas.py"]
 
 
 BACKENDS = ["numpy", "array_api_strict"] + (["cupy"] if GPU else [])

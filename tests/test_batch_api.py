@@ -130,11 +130,6 @@ def test_batch_args_errors_name_the_entry_and_the_shape():
                                 batch_args=rho)
 
 
-def test_per_instance_t_span_is_not_supported_yet():
-    with pytest.raises(NotImplementedError, match=r"per-instance `t_span` \(shape \(3, 2\)\)"):
-        chebpan.solve_ivp_batch(lambda t, y: -y, [(0, 1), (0, 2), (1, 3)], np.ones((3, 1)))
-
-
 # -- a compact repr ----------------------------------------------------------------------
 def test_repr_of_a_large_batch_is_short_and_informative():
     y0 = np.full((1000, 1), 1.0)

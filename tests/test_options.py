@@ -10,6 +10,7 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import chebpan
@@ -104,7 +105,32 @@ def test_take_options_leaves_the_extraneous_ones():
 def test_with_defaults():
     single = with_defaults({}, batch=False)
     batch = with_defaults({"max_picard": 7}, batch=True)
-    assert (single["n_coeffs"], single["n_nodes"], single["max_picard"]) == (32, 31, 12)
+    # A single solve chooses N itself (auto_n_coeffs) unless n_coeffs or n_nodes is given.
+    assert (single["n_coeffs"], single["n_nodes"], single["max_picard"]) == (None, None, 12)
+    assert with_defaults({"n_nodes": 40}, batch=False)["n_coeffs"] == 32
     assert (batch["n_coeffs"], batch["n_nodes"], batch["max_picard"]) == (12, 11, 7)
     assert with_defaults({"n_coeffs": 20}, batch=False)["n_nodes"] == 19
     assert with_defaults({"n_nodes": 40}, batch=True)["n_nodes"] == 40
+
+
+def test_auto_n_coeffs_falls_with_tolerance_and_size():
+    from chebpan._control.policy import N_FEWEST, N_MOST, auto_n_coeffs
+
+    by_tolerance = [auto_n_coeffs(rtol, 2) for rtol in (1e-1, 1e-3, 1e-6, 1e-8, 1e-10, 1e-14)]
+    assert by_tolerance == sorted(by_tolerance)
+    assert by_tolerance[0] == N_FEWEST and by_tolerance[-1] == N_MOST
+    by_size = [auto_n_coeffs(1e-10, n) for n in (1, 3, 10, 30, 1000)]
+    assert by_size == sorted(by_size, reverse=True)
+    assert by_size[-1] == N_FEWEST
+
+
+def test_auto_n_coeffs_is_what_a_solve_uses():
+    import chebpan
+    from chebpan._control.policy import auto_n_coeffs
+
+    for rtol in (1e-3, 1e-10, [1e-3, 1e-10]):
+        res = chebpan.solve_ivp(lambda t, y: -y, (0, 1), [1.0, 2.0], rtol=rtol,
+                                dense_output=True)
+        # an array rtol: the tightest component decides
+        assert res.sol.coeffs.shape[-1] == auto_n_coeffs(np.min(rtol), 2)
+        assert np.allclose(res.y[:, -1], np.exp(-1) * np.array([1, 2]), rtol=100 * np.max(rtol))

@@ -75,7 +75,8 @@ class BatchLoop(IterationSteps):
     evaluator : chebpan._rhs.evaluator.Evaluator
         Its ``batch_args`` (if any) are gathered by instance.
     basis : ChebyshevBasis
-    t0, tf : float
+    spans : chebpan._control.spans.Spans
+        Each instance's ``(t0, tf)``: shared floats, or arrays (K,) by instance id.
     y0 : array, shape (K, n)
     rtol, atol : float or array (n,)
     max_step : float
@@ -92,13 +93,14 @@ class BatchLoop(IterationSteps):
         (:func:`instances_per_chunk`), one after the other.
     """
 
-    def __init__(self, evaluator, basis, t0, tf, y0, rtol, atol, max_step, iteration,
+    def __init__(self, evaluator, basis, spans, y0, rtol, atol, max_step, iteration,
                  counters, *, xp, newton_memory, record, batch_memory):
         self.xp = xp
         self.evaluator = evaluator
         self.basis = basis
-        self.t0, self.tf = t0, tf
-        self.direction = 1.0 if tf >= t0 else -1.0
+        self.spans = spans
+        #: floats (a shared span) or arrays (K,) by instance id (per-instance spans).
+        self.t0, self.tf, self.direction = spans.t0, spans.tf, spans.direction
         self.max_step = max_step
         self.y0 = y0
         self.dtype = y0.dtype
@@ -163,37 +165,60 @@ class BatchLoop(IterationSteps):
         xp = self.xp
         k, n = self.y0.shape
         ids = xp.arange(k, dtype=xp.int64, device=self.device)
-        zeros_int = xp.zeros((k,), dtype=xp.int64, device=self.device)
-        if self.tf == self.t0 or k == 0:
-            self.ended.append(Ended(ids, 0, None, zeros_int, zeros_int, zeros_int))
+        if k == 0 or (self.spans.shared and self.tf == self.t0):
+            self._end_at_once(ids)
             return
+        if not self.spans.shared:
+            still = self.t0 == self.tf
+            if bool(xp.any(still)):
+                self._record_still(ids[still])
+                ids = ids[~still]
+                k = ids.shape[0]
         if n == 0:
             # Nothing to integrate: one empty segment over the span each.
             coeffs = xp.zeros((k, 0, self.basis.n_coeffs), dtype=self.dtype, device=self.device)
-            self.record.accept(ids, self._float64(self.t0, k), self._float64(self.tf, k),
-                               coeffs, self.y0, self.y0)
-            self.ended.append(Ended(ids, 0, None, zeros_int, zeros_int, zeros_int))
+            y0 = xp.take(self.y0, ids, axis=0)
+            self.record.accept(ids, self.spans.starts(ids), self.spans.ends(ids), coeffs, y0, y0)
+            self._end_at_once(ids)
             return
         for start in range(0, k, self.chunk):
             self._run_instances(ids[start:min(k, start + self.chunk)], first_step)
+
+    def _end_at_once(self, ids):
+        """The instances ``ids`` end with nothing to integrate (status 0, no rounds)."""
+        zeros = self.xp.zeros(ids.shape, dtype=self.xp.int64, device=self.device)
+        self.ended.append(Ended(ids, 0, None, zeros, zeros, zeros))
+
+    def _record_still(self, ids):
+        """Instances of a per-instance span with ``t0 == tf``: done at once, each with a
+        constant segment ``[t0, t0]`` (the output a shared empty span gives)."""
+        xp = self.xp
+        y0 = xp.take(self.y0, ids, axis=0)
+        rest = xp.zeros((*y0.shape, self.basis.n_coeffs - 1), dtype=self.dtype,
+                        device=self.device)
+        t0 = self.spans.starts(ids)
+        self.record.accept(ids, t0, t0, xp.concat([y0[..., None], rest], axis=-1), y0, y0)
+        self._end_at_once(ids)
 
     def _run_instances(self, ids, first_step):
         """Solve the instances ``ids`` (a chunk of the batch) to their ends."""
         xp = self.xp
         y0 = self.y0 if ids.shape[0] == self.y0.shape[0] else xp.take(self.y0, ids, axis=0)
-        f0 = self._f_at_points(self._float64(self.t0, ids.shape[0]), y0, ids)
+        f0 = self._f_at_points(self.spans.starts(ids), y0, ids)
         finite = xp.all(xp.isfinite(f0), axis=1)
         # (depth: f0's round, and the initial length's unless first_step is given)
         state = self._initial_state(ids, y0, f0, 1 if first_step is not None else 2)
         bad = state.select(~finite)
         bad.depth = xp.ones_like(bad.depth)
-        self._fail(bad, [f"`fun` returned non-finite values at t = {self.t0!r}."] * len(bad))
+        self._fail(bad, [f"`fun` returned non-finite values at t = {float(t)!r}."
+                         for t in bad.t_a])
         state = state.select(finite)
         if not len(state):
             return
         if first_step is None:
+            span = self.spans.of(state.ids)
             state.h_abs = initial_lengths(
-                lambda t, y: self._f_at_points(t, y, state.ids), self.t0, self.tf,
+                lambda t, y: self._f_at_points(t, y, state.ids), span.t0, span.tf,
                 state.y_a, state.f_a, self._scale(state.y_a), xp=xp)
         else:
             state.h_abs = self._float64(first_step, len(state))
@@ -211,6 +236,9 @@ class BatchLoop(IterationSteps):
         def floats(value):
             return self._float64(value, k)
 
+        def starts():
+            return self.spans.starts(ids)
+
         def ints():
             return xp.zeros((k,), dtype=xp.int64, device=device)
 
@@ -218,7 +246,7 @@ class BatchLoop(IterationSteps):
             return xp.zeros((k, *shape), dtype=dtype, device=device)
 
         table = Table(
-            xp, ids=ids, t_a=floats(self.t0), t_b=floats(math.nan), h_abs=floats(math.nan),
+            xp, ids=ids, t_a=starts(), t_b=floats(math.nan), h_abs=floats(math.nan),
             y_a=xp.asarray(y0, copy=True), f_a=xp.asarray(f0, copy=True),
             x=values((n, basis.n_free)),
             phase=ints(), n_iter=ints(), prev_change=values() + math.nan,
@@ -226,7 +254,7 @@ class BatchLoop(IterationSteps):
             att_coeffs=values((n, basis.n_coeffs)), att_h=floats(math.nan),
             rejected_here=xp.zeros((k,), dtype=xp.bool, device=device),
             # (a single solve's "last failure" before any: an error on [t0, t0])
-            fail_what=ints() + ERROR, fail_ta=floats(self.t0), fail_tb=floats(self.t0),
+            fail_what=ints() + ERROR, fail_ta=starts(), fail_tb=starts(),
             nsegments=ints(), nrejected=ints(), depth=ints() + setup_rounds)
         if self.newton_allowed:
             table.x_base = values((n, basis.n_free))
@@ -244,9 +272,10 @@ class BatchLoop(IterationSteps):
         and for the rows ``reached`` (at ``tf`` already: nothing to start).
         """
         xp, basis = self.xp, self.basis
-        remaining = xp.abs(self.tf - table.t_a)
+        span = self.spans.of(table.ids)
+        remaining = xp.abs(span.tf - table.t_a)
         h_abs = xp.minimum(xp.minimum(table.h_abs, self.max_step), remaining)
-        toward = xp.full_like(table.t_a, self.direction * math.inf)
+        toward = span.direction * xp.full_like(table.t_a, math.inf)
         min_step = 10 * xp.abs(xp.nextafter(table.t_a, toward) - table.t_a)
         # (a NaN length fails too: never loop on it.)  A span of a few ulp
         # is tried whole, once; after a rejection there it fails.
@@ -263,11 +292,11 @@ class BatchLoop(IterationSteps):
                 for what, t, t_a, t_b in zip(stuck.fail_what, stuck.t_a, stuck.fail_ta,
                                              stuck.fail_tb)])
             # (harmless lengths for the rows that start nothing)
-            h_abs = xp.where(alive, h_abs, abs(self.tf - self.t0))
+            h_abs = xp.where(alive, h_abs, abs(span.tf - span.t0))
         stretch = (STRETCH * h_abs >= remaining) & (remaining <= self.max_step)
         table.h_abs = h_abs
-        table.t_b = xp.where((h_abs >= remaining) | stretch, self.tf,
-                             table.t_a + self.direction * h_abs)
+        table.t_b = xp.where((h_abs >= remaining) | stretch, span.tf,
+                             table.t_a + span.direction * h_abs)
         h = table.t_b - table.t_a
         half_h = self._half_h(table)
         x = euler_start(basis, table.f_a, half_h, xp=xp)
@@ -409,7 +438,7 @@ class BatchLoop(IterationSteps):
         table.t_a = xp.where(accepted, table.t_b, table.t_a)
         table.y_a = xp.where(accepted[:, None], y_end, table.y_a)
         table.f_a = xp.where(accepted[:, None], table.f_end, table.f_a)
-        table.reached = accepted & (table.t_a == self.tf)
+        table.reached = accepted & (table.t_a == self.spans.of(table.ids).tf)
         if bool(xp.any(table.reached)):
             self._end(table.select(table.reached), 0)
         return table

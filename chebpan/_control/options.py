@@ -40,12 +40,19 @@ class Option:
     lowest: float | None = None
     strict: bool = False
     why: str = ""
+    #: The allowed values of an option that is one of a few names.
+    choices: tuple | None = None
 
     def default_for(self, *, batch: bool) -> Any:
         return self.default if not batch or self.batch is SAME else self.batch
 
     def check(self, value):
         """A clear ``ValueError`` unless ``value`` is of the kind and above the bound."""
+        if self.choices is not None:
+            if not isinstance(value, str) or value not in self.choices:
+                names = ", ".join(repr(c) for c in self.choices)
+                raise ValueError(f"`{self.name}` must be one of {names}, got {value!r}.")
+            return
         if self.kind is None or (value is None and self.default is None):
             return
         exact = isinstance(value, (bool, np.bool_))
@@ -69,6 +76,10 @@ class Option:
 MIN_N_COEFFS = 4
 
 
+#: ``n_coeffs`` with ``n_nodes`` given and ``n_coeffs`` not (the paper's choice).
+FIXED_N_COEFFS = 32
+
+
 #: Every option of :func:`chebpan.solve_ivp` beyond scipy's positional arguments, in the
 #: order of its docstring.  ``n_nodes = None`` stands for ``n_coeffs - 1``.
 OPTIONS = (
@@ -79,13 +90,14 @@ OPTIONS = (
     Option("jac", None),
     Option("vectorized_jac", False),
     Option("jac_sparsity", None),
-    Option("n_coeffs", 32, batch=12, kind="integer", lowest=MIN_N_COEFFS,
+    Option("n_coeffs", None, batch=12, kind="integer", lowest=MIN_N_COEFFS,
            why=" (the error estimate reads the last two coefficients, above the linear term)"),
     Option("n_nodes", None, kind="integer", lowest=1),
     Option("max_picard", 12, batch=30, kind="integer", lowest=1),
     Option("max_newton", 8, kind="integer", lowest=1),
     Option("rho_newton", 0.2, batch=0.9, kind="number", lowest=0.0, strict=True),
     Option("max_newton_size", 1200, kind="integer", lowest=0),
+    Option("newton_linear_solver", "auto", choices=("auto", "dense", "structured", "simplified")),
     Option("progress", False),
     Option("backend", None),
     Option("batch_args", None),
@@ -104,7 +116,7 @@ CONVERGENCE = 1e-3
 
 #: The options that make up an :class:`IterationOptions`.
 _ITERATION = ("max_picard", "max_newton", "rho_newton", "tol_ls", "tol_newton",
-              "max_newton_size")
+              "max_newton_size", "newton_linear_solver")
 
 
 def take_options(options: dict) -> dict:
@@ -129,10 +141,16 @@ def check_options(given: dict) -> None:
 def with_defaults(given: dict, *, batch: bool) -> dict:
     """Every option's value: the one ``given``, else the default (a batch's if ``batch``).
 
-    ``n_nodes`` not given is ``n_coeffs - 1``.
+    ``n_nodes`` not given is ``n_coeffs - 1``.  ``n_coeffs = None`` (a single solve's
+    default) is left for the solve to choose (:func:`chebpan._control.policy.auto_n_coeffs`),
+    unless ``n_nodes`` is given: then it is ``FIXED_N_COEFFS``.
     """
     values = {option.name: option.default_for(batch=batch) for option in OPTIONS}
     values.update(given)
+    if values["n_coeffs"] is None:
+        if given.get("n_nodes") is None:
+            return values
+        values["n_coeffs"] = FIXED_N_COEFFS
     if given.get("n_nodes") is None:
         values["n_nodes"] = int(values["n_coeffs"]) - 1
     return values
@@ -167,6 +185,15 @@ class IterationOptions:
         ``‖X_k − X_{k−1}‖ < tol_ls`` and Newton when ``‖∇e‖ < tol_newton``
         (2-norms of the raw coefficients / gradient).  ``None``: use
         ``convergence`` instead.
+    newton_linear_solver : {"auto", "dense", "structured", "simplified"}
+        How the Newton step of the stiff basis is solved: dense LU of the
+        collocation matrix; ``"structured"``: GMRES preconditioned by the
+        frozen-J structured solve (:mod:`chebpan._core.structured`);
+        ``"simplified"``: simplified Newton with the frozen-J solve itself.
+        Both structured kinds also give the stiff basis Newton steps above
+        ``max_newton_size``.  ``"auto"``: ``"structured"`` from
+        ``STRUCTURED_MIN_SIZE`` unknowns on (and above ``max_newton_size``),
+        dense below.
     """
 
     max_picard: int
@@ -175,4 +202,5 @@ class IterationOptions:
     tol_ls: float | None
     tol_newton: float | None
     max_newton_size: int
+    newton_linear_solver: str = "auto"
     convergence: float = CONVERGENCE

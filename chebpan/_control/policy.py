@@ -15,7 +15,7 @@ from .._core.basis import chebyshev_values
 from .._core.estimates import scaled_rms
 from .._core.picard import picard_update
 
-__all__ = ["length_factors", "next_length_factor", "extrapolated_guess", "initial_lengths",
+__all__ = ["auto_n_coeffs", "length_factors", "next_length_factor", "extrapolated_guess", "initial_lengths",
            "converged"]
 
 #: Growth factor of the length: ``SAFETY · err^(−1/(N−1))`` clipped to
@@ -40,8 +40,50 @@ INITIAL_ORDER = 15
 STIFF_ON = 100.0
 STIFF_OFF = 25.0
 #: The same where the paper's basis has no Newton (systems above max_newton_size).
+#: Newton steps the line search may shorten before the attempt is given up (a
+#: segment too long for its start), and the line search's trials per step.
+MAX_DAMPED_STEPS = 1
+NEWTON_TRIALS = 6
 STIFF_ON_PICARD_ONLY = 1.0
 STIFF_OFF_PICARD_ONLY = 0.25
+
+
+#: ``n_coeffs`` chosen when the user gives none: from the tolerance,
+#: ``N_PER_DIGIT`` per digit of ``rtol`` above ``N_BASE``, at most ``N_SIZE / n`` (the
+#: dense Newton system ``n·N`` stays small), within ``[N_FEWEST, N_MOST]``.
+N_FEWEST = 8
+N_MOST = 32
+N_BASE = 4.0
+N_PER_DIGIT = 2.8
+N_SIZE = 144
+
+
+def auto_n_coeffs(rtol: float, n: int, *, dense_newton: bool = True) -> int:
+    """The number of coefficients per segment for tolerance ``rtol`` and ``n`` components.
+
+    ``rtol`` is the tightest relative tolerance of the components.  ``dense_newton``
+    False (a ``jac`` or ``jac_sparsity`` is given: the problem is likely stiff, and
+    its stiff segments' Newton solves cost ``O(N·n³)`` through the structured or
+    sparse solves) drops the bound from the size of the system.
+
+    A cost model of one segment (docs/algorithm.md, "Cost of a segment"): the
+    length that meets the tolerance grows with N, but a Newton step costs
+    ``(n·N)³`` and a long segment needs more iterations.  At loose tolerances a
+    low degree gives short segments whose iteration converges in a few rounds;
+    at tight ones the high degree's long segments win; for large systems the
+    Newton systems' cost caps N.
+
+    Examples
+    --------
+    >>> auto_n_coeffs(1e-3, 2), auto_n_coeffs(1e-10, 3), auto_n_coeffs(1e-10, 30)
+    (12, 32, 8)
+    >>> auto_n_coeffs(1e-10, 30, dense_newton=False)
+    32
+    """
+    digits = -math.log10(max(float(rtol), 1e-16))
+    by_tolerance = round(N_BASE + N_PER_DIGIT * digits)
+    by_size = N_SIZE // max(n, 1) if dense_newton else N_MOST
+    return int(min(N_MOST, max(N_FEWEST, min(by_tolerance, by_size))))
 
 
 def length_factors(err, n_coeffs: int, max_factor, *, xp):
@@ -132,12 +174,16 @@ def initial_lengths(f_at, t0, tf, y0, f0, scale, *, xp, order=INITIAL_ORDER):
     """scipy's ``select_initial_step`` for K IVPs at once: lengths (K,), float64.
 
     ``f_at(t, y)`` evaluates ``fun`` at one point per IVP (t (K,), y (K, n)),
-    one round; ``t0`` is a float, ``y0``, ``f0`` (K, n), ``scale`` the
-    tolerance scale at ``y0``.  ``order`` is only that of the heuristic (a
-    moderate one: what follows adapts the segment lengths anyway).
+    one round; ``t0``, ``tf`` are floats, or float64 arrays (K,) (a span per
+    IVP), ``y0``, ``f0`` (K, n), ``scale`` the tolerance scale at ``y0``.
+    ``order`` is only that of the heuristic (a moderate one: what follows adapts
+    the segment lengths anyway).
     """
     interval = abs(tf - t0)
-    direction = 1.0 if tf >= t0 else -1.0
+    if isinstance(interval, float):
+        direction = 1.0 if tf >= t0 else -1.0
+    else:
+        direction = xp.where(tf >= t0, xp.ones_like(interval), -xp.ones_like(interval))
     d0 = xp.astype(scaled_rms(y0[..., None], scale, xp=xp), xp.float64)
     d1 = xp.astype(scaled_rms(f0[..., None], scale, xp=xp), xp.float64)
     small = (d0 < 1e-5) | (d1 < 1e-5)

@@ -23,9 +23,10 @@ from .._core.newton import (
     residual_size,
 )
 from .._core.picard import coefficients, end_value, node_times, node_values, picard_update
+from .._core.structured import REFACTOR_RHO, STRUCTURED_MIN_SIZE, StructuredLinearization
 from .._rhs.sparse import SparseLinearization
 from .._output.result import Failure
-from .policy import PICARD_ONLY_FACTOR, PICARD_ONLY_RHO
+from .policy import MAX_DAMPED_STEPS, NEWTON_TRIALS, PICARD_ONLY_FACTOR, PICARD_ONLY_RHO
 
 __all__ = ["SegmentResult", "SegmentSolver"]
 
@@ -103,10 +104,21 @@ class SegmentSolver:
         return n * basis.n_free <= self.options.max_newton_size
 
     def newton_available(self, basis, n):
-        """Dense Newton, or sparse Newton on a square stiff basis with a pattern."""
+        """Dense Newton, or on a square stiff basis sparse (a pattern) or structured Newton."""
         square = basis.n_fixed == 1 and basis.n_nodes - 1 == basis.n_free
         return (self.dense_newton_fits(basis, n)
-                or (self.pattern is not None and square))
+                or (square and (self.pattern is not None
+                                or self.options.newton_linear_solver != "dense")))
+
+    def structured_newton(self, basis, n):
+        """Whether the stiff basis' Newton step uses the frozen-J structured solve
+        (docs/algorithm.md, "Structured Newton solves"): when asked for, or with
+        ``"auto"`` from ``STRUCTURED_MIN_SIZE`` unknowns and above the dense size."""
+        choice = self.options.newton_linear_solver
+        if choice == "dense" or not (basis.n_fixed == 1 and basis.n_nodes - 1 == basis.n_free):
+            return False
+        return (choice != "auto" or n * basis.n_free >= STRUCTURED_MIN_SIZE
+                or not self.dense_newton_fits(basis, n))
 
     def basis_for(self, stiff):
         return self.stiff_basis if stiff else self.regular_basis
@@ -217,9 +229,9 @@ class SegmentSolver:
                 None if jac is None else jac[pick, ...])
 
     def _picard_only_failed(self, x):
-        if self.pattern is not None:
-            # Too long for the Picard iteration: Newton on the stiff
-            # basis (sparse) is the way on, and it will measure ‖J‖.
+        if self.newton_available(self.stiff_basis, x.shape[1]):
+            # Too long for the Picard iteration: Newton on the stiff basis
+            # (sparse or structured) is the way on, and it will measure ‖J‖.
             self.stiffness = math.inf
         return self._failed(x, Failure.NO_CONVERGENCE)
 
@@ -231,14 +243,21 @@ class SegmentSolver:
             norm = float(xp.max(xp.sum(xp.abs(jac), axis=-1)))
         self.stiffness = abs(float(half_h[0, 0])) * norm
 
-    def _linearize(self, jac, half_h):
-        """The residual Jacobian (dense or sparse) of one iterate."""
+    def _linearize(self, jac, half_h, previous=None):
+        """The residual Jacobian (dense, sparse or structured) of one iterate.
+
+        A structured one keeps the factorisation of ``previous`` (simplified Newton).
+        """
         if jac.ndim == 3 and not self.dense_newton:
             if jac.shape[0] != 1:
                 raise NotImplementedError("sparse Newton steps solve one IVP at a time")
             return SparseLinearization(self.basis, self.pattern, jac[0, ...], float(half_h[0, 0]))
         if jac.ndim == 3:
             jac = self.xp.asarray(self.pattern.to_dense(jac))
+        if self.structured_newton(self.basis, jac.shape[-1]):
+            return StructuredLinearization(
+                self.basis, jac, half_h, xp=self.xp, previous=previous,
+                krylov=self.options.newton_linear_solver != "simplified")
         return DenseLinearization(self.basis, jac, half_h, xp=self.xp)
 
     def _newton(self, t_nodes, y_a, f_a, half_h, x, y_nodes, f_nodes, jac):
@@ -250,18 +269,24 @@ class SegmentSolver:
         size = residual_size(y_a, f_a, half_h, xp=xp)
         value = float(objective(basis, r, size, xp=xp)[0])
         previous = None
+        damped = 0
         for _ in range(opts.max_newton):
             self.counters.niter_newton += 1
             if opts.tol_newton is not None and float(xp.sqrt(xp.sum(grad * grad))) < opts.tol_newton:
                 return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1], used_newton=True)
-            self.counters.nlu += 1
-            direction = linear.direction(r, grad)
+            while True:
+                direction = linear.direction(r, grad)
+                self.counters.nlu += int(getattr(linear, "factorised", True))
+                slope = float(directional_slope(grad, direction, size, xp=xp)[0])
+                stale = getattr(linear, "stale", False)
+                if slope < 0 or not stale:
+                    break
+                linear.refresh()  # simplified Newton, not downhill: factorise here
             scale = self.scale(y_a, y_nodes[..., -1])
             change = scaled_rms_max(xp.matmul(direction, basis.phi_tilde), scale, xp=xp)
             if not math.isfinite(change):
                 return self._failed(x, Failure.DIVERGED)
             floor = self._floor(y_a, y_nodes, scale)
-            slope = float(directional_slope(grad, direction, size, xp=xp)[0])
             if change <= floor or not slope < 0:
                 # Nothing left to gain above rounding (a direction that is not
                 # downhill only happens there, through rounding in H or ∇e).
@@ -277,13 +302,16 @@ class SegmentSolver:
                 if f_trial is None:
                     return math.inf, math.nan, None
                 r_trial = residual(basis, f_a, f_trial, half_h, x_trial, xp=xp)
-                linear_trial = self._linearize(jac_trial, half_h)
+                linear_trial = self._linearize(jac_trial, half_h, previous=linear)
                 g_trial = linear_trial.gradient(r_trial)
                 return (float(objective(basis, r_trial, size, xp=xp)[0]),
                         float(directional_slope(g_trial, direction, size, xp=xp)[0]),
                         (x_trial, y_trial, f_trial, r_trial, linear_trial, g_trial))
 
-            search = strong_wolfe(phi, value, slope)
+            search = strong_wolfe(phi, value, slope, max_trials=NEWTON_TRIALS)
+            if search.payload is None and stale:
+                linear.refresh()  # simplified Newton: retry with factors of this iterate
+                continue
             if search.payload is None:
                 if change <= opts.convergence:
                     return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1], used_newton=True)
@@ -291,6 +319,16 @@ class SegmentSolver:
             x, y_nodes, f_nodes, r, linear, grad = search.payload
             value = search.value
             change *= search.alpha
+            if stale and (search.alpha < 1
+                          or (previous is not None and change > REFACTOR_RHO * previous)):
+                # Simplified Newton slowed down: factorise at the new iterate.
+                linear.refresh()
+            else:
+                damped += search.alpha < 1
+            if damped > MAX_DAMPED_STEPS and change > opts.convergence:
+                # Far from the solution: a shorter segment is cheaper than
+                # damped steps (docs/algorithm.md, "Cost of a segment").
+                return self._failed(x, Failure.NO_CONVERGENCE)
             if opts.tol_newton is None and self._converged(change, previous, floor):
                 return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1], used_newton=True)
             previous = change

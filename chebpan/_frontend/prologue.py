@@ -25,6 +25,7 @@ from .._control.options import (
 from .._output.result import warn_user
 from .arguments import wrap_args, wrap_jac
 from .backend import select_namespace
+from .batch_spans import per_instance, validate_batch_t_eval, validate_batch_t_span
 from .validation import (
     validate_t_eval,
     validate_t_span,
@@ -41,8 +42,8 @@ class Prepared:
     """The arguments common to :func:`solve_ivp` and :func:`chebpan.solve_ivp_batch`,
     checked in scipy's order."""
 
-    t0: float
-    tf: float
+    t0: object  # float; a batch's per-instance span: a NumPy float64 array (K,)
+    tf: object
     fun: object
     jac: object
     t_eval: object
@@ -57,9 +58,11 @@ def prepare(fun, t_span, y0, t_eval, args, options, *, batch):
 
     ``options`` loses the known options; what stays is extraneous (warned about).
     For a single solve the batch-only options warn as extraneous, and ``batch_args``
-    raises a ``ValueError`` that names :func:`chebpan.solve_ivp_batch`.
+    raises a ``ValueError`` that names :func:`chebpan.solve_ivp_batch`.  A batch's
+    ``t_span`` and ``t_eval`` may be per instance (:mod:`.batch_spans`); its
+    ``t0``, ``tf`` are then arrays (K,).
     """
-    t0, tf = validate_t_span(t_span)
+    t0, tf = validate_batch_t_span(t_span) if batch else validate_t_span(t_span)
     given = take_options(options)
     if not batch:
         if "batch_args" in given:
@@ -74,7 +77,7 @@ def prepare(fun, t_span, y0, t_eval, args, options, *, batch):
     values = with_defaults(given, batch=batch)
     fun = wrap_args(fun, args)
     jac = wrap_jac(values["jac"], args)
-    t_eval = validate_t_eval(t_eval, t0, tf)
+    t_eval = (validate_batch_t_eval if batch else validate_t_eval)(t_eval, t0, tf)
     warn_extraneous(options)
 
     array_xp = select_namespace(values["backend"], y0)
@@ -82,6 +85,8 @@ def prepare(fun, t_span, y0, t_eval, args, options, *, batch):
         y0 = validate_y0(y0, support_complex=True, batch=batch)
     else:
         y0 = validate_y0_array(y0, array_xp, batch=batch)
+    if batch:
+        t0, tf = per_instance(t0, tf, t_eval, y0.shape[0])
     return Prepared(t0, tf, fun, jac, t_eval, y0, array_xp, values,
                     iteration_options(values))
 

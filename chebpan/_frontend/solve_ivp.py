@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.integrate
 
+from .._control.policy import auto_n_coeffs
 from .._control.single import SegmentLoop
 from .._core.basis import get_basis
 from .._kernels.blas import solver_blas_threads
@@ -113,8 +114,12 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
             share no row together, and systems above ``max_newton_size`` get
             sparse (SuperLU) Newton steps on stiff segments.
         n_coeffs : int, optional
-            Chebyshev coefficients per component and segment (N, default 32;
-            12 for a batch).
+            Chebyshev coefficients per component and segment (N).  Default
+            None: chosen from ``rtol`` and the number of components n, between
+            8 and 32 (12 at ``rtol = 1e-3``, 32 from 1e-10 on, at most 144 / n
+            without ``jac`` and ``jac_sparsity``;
+            docs/algorithm.md, "Cost of a segment"); 32 when ``n_nodes`` is
+            given; 12 for a batch.
         n_nodes : int, optional
             Nodes per segment (M ≥ N − 1, default N − 1: collocation).  With
             M > N − 1 the Picard and Newton steps solve least-squares
@@ -131,6 +136,15 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
             larger systems use the Picard iteration, and sparse Newton
             steps on stiff segments when the Jacobian's sparsity is known
             (``jac_sparsity`` or a sparse constant ``jac``).
+        newton_linear_solver : {"auto", "dense", "structured", "simplified"}, optional
+            How Newton steps on stiff segments solve their collocation system:
+            ``"dense"`` LU; ``"structured"`` GMRES preconditioned by a complex
+            Schur solve with the Jacobian frozen (cost linear in the number of
+            coefficients, factors kept across iterations); ``"simplified"``
+            simplified Newton with that frozen-Jacobian solve.  The structured
+            kinds also give stiff segments Newton steps above
+            ``max_newton_size``.  Default ``"auto"``: structured from 256
+            unknowns ``n·(n_coeffs − 1)`` on, dense below.
         progress : bool, optional
             Show a progress bar over ``t`` (needs the optional package tqdm).
         backend : {None, "numpy", "cupy"}, optional
@@ -203,7 +217,6 @@ def _solve_pan(fun, t_span, y0, t_eval, dense_output, events, vectorized, args, 
     first_step = values["first_step"]
     vectorized_jac = bool(values["vectorized_jac"])
     jac_sparsity = values["jac_sparsity"]
-    n_coeffs, n_nodes = int(values["n_coeffs"]), int(values["n_nodes"])
     if array_xp is not None:
         check_numpy_only(array_xp, events=events, jac=jac, jac_sparsity=jac_sparsity)
     max_step = validate_max_step(values["max_step"])
@@ -219,6 +232,12 @@ def _solve_pan(fun, t_span, y0, t_eval, dense_output, events, vectorized, args, 
         if jac_sparsity is not None and jac is None:  # (scipy ignores it with a jac)
             jac_sparsity = realify_sparsity(jac_sparsity, n_complex)
 
+    if values["n_coeffs"] is None:
+        n_coeffs = auto_n_coeffs(float(np.min(rtol)), y0.shape[0],
+                                 dense_newton=jac is None and jac_sparsity is None)
+        n_nodes = n_coeffs - 1
+    else:
+        n_coeffs, n_nodes = int(values["n_coeffs"]), int(values["n_nodes"])
     xp = namespace_of(y0) if array_xp is None else array_xp
     device = y0.device
     counters = Counters()

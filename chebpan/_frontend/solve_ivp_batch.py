@@ -11,6 +11,7 @@ import numpy as np
 import scipy.sparse
 
 from .._control.batch import BatchLoop
+from .._control.spans import Spans
 from .._core.basis import get_basis
 from .._kernels.blas import solver_blas_threads
 from .._output.batch_record import make_record
@@ -20,10 +21,10 @@ from .._rhs.evaluator import Evaluator
 from .arguments import unpack_args
 from .backend import namespace_of
 from .batch_hints import hint_misplaced_args
+from .batch_spans import validate_batch_first_step
 from .prologue import check_numpy_only, on_device, prepare, warn_pointwise
 from .validation import (
     validate_batch_args,
-    validate_first_step,
     validate_max_step,
     validate_tol,
 )
@@ -52,13 +53,20 @@ def solve_ivp_batch(fun, t_span, y0, t_eval=None, dense_output=False, events=Non
         column with its own time and instance), and must return shape (n, P).
         With ``vectorized=False`` it is called once per point with a float
         ``t`` and ``y`` of shape (n,): correct, but slow.
-    t_span : 2-sequence of floats
-        Interval of integration ``(t0, tf)``, shared by all instances.
+    t_span : 2-sequence of floats, or array_like, shape (K, 2)
+        Interval of integration ``(t0, tf)`` shared by all instances, or one
+        row ``(t0_k, tf_k)`` per instance (finite; each instance integrates
+        from its own ``t0_k`` to its own ``tf_k``, forward or backward, and
+        one with ``t0_k == tf_k`` finishes at once).
     y0 : array_like, shape (K, n)
         Initial states, one row per instance (real: a complex batch is solved
         as the real system ``[Re y; Im y]`` by the user).
-    t_eval : array_like, shape (k,), optional
-        Times at which to store every instance's solution.
+    t_eval : array_like, shape (P,) or (K, P), optional
+        Times at which to store the solution: shape (P,), the same times for
+        every instance, or (K, P), row ``k`` the times of instance ``k``.
+        Each instance's times must lie within its span and be strictly sorted
+        in its direction (scipy's rules, instance by instance): with
+        per-instance spans in both directions, give one row per instance.
     dense_output : bool, optional
         Whether to return ``sol`` (:class:`chebpan.BatchOdeSolution`).
     events : None
@@ -95,11 +103,13 @@ def solve_ivp_batch(fun, t_span, y0, t_eval=None, dense_output=False, events=Non
     -------
     OdeResult
         The fields of :func:`chebpan.solve_ivp`, per instance: with
-        ``t_eval``, ``t = t_eval`` and ``y`` of shape (K, n, k), NaN where an
-        instance failed before reaching that time; without it, ``t`` (K, S+1)
-        holds each instance's t0 and segment ends and ``y`` (K, n, S+1) the
-        values there, both padded with NaN after the instance's last end.
-        ``sol(t)`` gives (K, n) or (K, n, k).  ``status`` is a NumPy array
+        ``t_eval``, ``t = t_eval`` ((P,) or (K, P)) and ``y`` of shape
+        (K, n, P), ``y[k, :, j]`` instance ``k``'s value at its ``j``-th time,
+        NaN where an instance failed before reaching that time; without it,
+        ``t`` (K, S+1) holds each instance's t0 and segment ends and ``y``
+        (K, n, S+1) the values there, both padded with NaN after the
+        instance's last end.  ``sol(t)`` gives (K, n) for a float ``t`` and
+        (K, n, k) for times (k,) or (K, k) (a row per instance).  ``status`` is a NumPy array
         (K,) and ``message`` a list of K strings; ``success`` is True when
         every instance succeeded.  The counters are totals over the batch
         (``depth`` and ``nfev`` count the shared rounds and calls);
@@ -109,12 +119,16 @@ def solve_ivp_batch(fun, t_span, y0, t_eval=None, dense_output=False, events=Non
     Raises
     ------
     ValueError
-        ``y0`` not 2-D; a ``batch_args`` entry without K rows; and the errors
-        of :func:`chebpan.solve_ivp`.
+        ``y0`` not 2-D; a ``batch_args`` entry without K rows; a ``t_span``
+        neither a 2-sequence nor of shape (K, 2), or with non-finite rows; a
+        ``t_eval`` neither 1-D nor (K, P), or with an instance's times outside
+        its span or not sorted in its direction (the message names the first
+        such instance); ``first_step`` longer than the shortest span; and the
+        errors of :func:`chebpan.solve_ivp`.
     NotImplementedError
-        What a batch cannot do yet: a per-instance ``t_span`` (shape (K, 2)),
-        ``events``, a complex ``y0``, ``jac_sparsity`` or a sparse ``jac``,
-        ``progress``, ``tol_ls`` / ``tol_newton``.
+        What a batch cannot do yet: ``events``, a complex ``y0``,
+        ``jac_sparsity`` or a sparse ``jac``, ``progress``, ``tol_ls`` /
+        ``tol_newton``.
 
     See Also
     --------
@@ -137,17 +151,23 @@ def solve_ivp_batch(fun, t_span, y0, t_eval=None, dense_output=False, events=Non
     ((3, 1, 2), [0, 0, 0])
     >>> bool(np.allclose(res.y[:, 0, 1], np.exp(-2 * np.array([0.5, 1.0, 2.0])), rtol=1e-9))
     True
+
+    A span per instance, with a row of output times each (the third runs
+    backward):
+
+    >>> spans = np.array([[0.0, 1.0], [0.0, 3.0], [2.0, 0.0]])
+    >>> t_eval = np.linspace(spans[:, 0], spans[:, 1], 5, axis=1)     # (K, P) = (3, 5)
+    >>> res = chebpan.solve_ivp_batch(decay, spans, y0, vectorized=True, t_eval=t_eval,
+    ...                               batch_args=([1.0, 1.0, 1.0],), rtol=1e-10, atol=1e-12)
+    >>> res.t.shape, res.y.shape
+    ((3, 5), (3, 1, 5))
+    >>> bool(np.allclose(res.y[:, 0, -1], np.exp(-(spans[:, 1] - spans[:, 0])), rtol=1e-9))
+    True
     """
     if "method" in options:
         raise TypeError(
             "`solve_ivp_batch` solves with PAN only (no `method`); scipy's methods "
             "solve one IVP at a time: loop over `chebpan.solve_ivp(..., method=...)`.")
-    if np.ndim(t_span) == 2:
-        raise NotImplementedError(
-            f"A per-instance `t_span` (shape {np.shape(t_span)}) is not supported (yet): "
-            "the instances of a batch share `t_span = (t0, tf)`. Solve in the time s in "
-            "(0, 1) instead: t = t0_k + s (tf_k - t0_k), dy/ds = (tf_k - t0_k) fun(t, y), "
-            "with t0_k and tf_k in `batch_args`; or solve the instances one at a time.")
     with solver_blas_threads():
         return _solve_batch(fun, t_span, y0, t_eval, dense_output, events, vectorized,
                             None if args is None else unpack_args(args), options)
@@ -168,7 +188,7 @@ def _solve_batch(fun, t_span, y0, t_eval, dense_output, events, vectorized, args
     max_step = validate_max_step(values["max_step"])
     first_step = values["first_step"]
     if first_step is not None:
-        first_step = validate_first_step(first_step, p.t0, p.tf)
+        first_step = validate_batch_first_step(first_step, p.t0, p.tf)
     counters = Counters()
     evaluator = Evaluator(hint_misplaced_args(p.fun, args, k), p.jac, n,
                           vectorized=vectorized,
@@ -178,9 +198,9 @@ def _solve_batch(fun, t_span, y0, t_eval, dense_output, events, vectorized, args
                           batch_args=validate_batch_args(values["batch_args"], y0, xp=xp))
     basis = get_basis(int(values["n_coeffs"]), int(values["n_nodes"]), xp=xp,
                       dtype=y0.dtype, device=y0.device)
-    record = make_record(p.t_eval, dense_output, p.t0, 1.0 if p.tf >= p.t0 else -1.0,
-                         xp=xp, device=y0.device)
-    loop = BatchLoop(evaluator, basis, p.t0, p.tf, y0, rtol, atol, max_step, p.iteration,
+    spans = Spans(p.t0, p.tf, xp=xp, device=y0.device)
+    record = make_record(p.t_eval, dense_output, spans, xp=xp, device=y0.device)
+    loop = BatchLoop(evaluator, basis, spans, y0, rtol, atol, max_step, p.iteration,
                      counters, xp=xp, newton_memory=values["newton_memory"],
                      record=record, batch_memory=values["batch_memory"])
     with on_device(xp, y0.device):

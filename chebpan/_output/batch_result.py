@@ -22,9 +22,10 @@ class BatchOdeSolution(PicklableNamespace):
     """Continuous solutions of a batch of IVPs, each made of its own segments.
 
     ``sol(t)`` with a scalar ``t`` returns shape (K, n), with a 1-D array of
-    k times shape (K, n, k); row ``i`` is instance ``i``'s solution, evaluated
-    like :class:`chebpan.OdeSolution` (at a breakpoint the earlier segment,
-    outside the instance's segments the nearest one's polynomial:
+    k times shape (K, n, k), and with an array (K, k), one row of times per
+    instance, shape (K, n, k) too; row ``i`` is instance ``i``'s solution,
+    evaluated like :class:`chebpan.OdeSolution` (at a breakpoint the earlier
+    segment, outside the instance's segments the nearest one's polynomial:
     extrapolation).  Evaluation is vectorised over instances and times.
 
     Parameters
@@ -36,8 +37,9 @@ class BatchOdeSolution(PicklableNamespace):
         Ends of every segment.
     coeffs : array, shape (S, n, N)
     y_start, y_end : arrays, shape (S, n)
-    direction : float
-        +1 forward, -1 backward in time.
+    direction : float or array, shape (K,)
+        +1 forward, -1 backward in time: shared, or per instance (a
+        per-instance ``t_span``).
 
     Examples
     --------
@@ -64,7 +66,8 @@ class BatchOdeSolution(PicklableNamespace):
         self.n_instances = self.counts.shape[0]
         width = int(xp.max(self.counts)) if self.n_instances else 1
         index, valid = _padded_index(offsets, self.counts, width, xp=xp)
-        ends = direction * xp.reshape(xp.take(t_b, xp.reshape(index, (-1,))), index.shape)
+        ends = _by_row(direction) * xp.reshape(xp.take(t_b, xp.reshape(index, (-1,))),
+                                               index.shape)
         #: (K, S_max) segment ends in the direction of time, +inf past the last.
         self.ends = xp.where(valid, ends, xp.inf)
 
@@ -73,7 +76,8 @@ class BatchOdeSolution(PicklableNamespace):
 
         Parameters
         ----------
-        t : float or array_like, shape (k,)
+        t : float or array_like, shape (k,) or (K, k)
+            Times shared by every instance, or one row of times per instance.
 
         Returns
         -------
@@ -81,10 +85,14 @@ class BatchOdeSolution(PicklableNamespace):
         """
         xp = self.xp
         t = xp.asarray(t, dtype=xp.float64, device=self.t_a.device)
-        if t.ndim > 1:
-            raise TypeError("`t` must be a float or a 1-D array.")
+        if t.ndim > 2:
+            raise TypeError("`t` must be a float, a 1-D array or a 2-D array (K, k).")
+        if t.ndim == 2 and t.shape[0] != self.n_instances:
+            raise ValueError(
+                f"A 2-D `t` holds one row of times per instance: it must have K = "
+                f"{self.n_instances} rows, but has shape {tuple(t.shape)}.")
         scalar = t.ndim == 0
-        t = xp.reshape(t, (-1,))
+        t = xp.reshape(t, (-1,)) if t.ndim < 2 else t
         y = _evaluate_in_chunks(self, t, xp)
         return y[..., 0] if scalar else y
 
@@ -93,8 +101,9 @@ class BatchOdeSolution(PicklableNamespace):
         xp = self.xp
         k, n_times = self.n_instances, t.shape[-1]
         times = xp.broadcast_to(t, (k, n_times)) if t.ndim == 1 else t
-        segment = xp.sum(xp.astype(self.ends[:, None, :] < (self.direction * times)[..., None],
-                                   xp.int64), axis=-1)
+        segment = xp.sum(xp.astype(
+            self.ends[:, None, :] < (_by_row(self.direction) * times)[..., None], xp.int64),
+            axis=-1)
         segment = xp.minimum(segment, self.counts[:, None] - 1)
         index = xp.reshape(self.offsets[:-1, None] + segment, (-1,))
         times = xp.reshape(times, (-1,))
@@ -114,6 +123,11 @@ def _evaluate_in_chunks(sol, t, xp):
     parts = [sol._evaluate(t[..., start:min(n_times, start + chunk)])
              for start in range(0, n_times, chunk)]
     return parts[0] if len(parts) == 1 else xp.concat(parts, axis=-1)
+
+
+def _by_row(value):
+    """A float, or an array (K,) as a column (K, 1) against arrays (K, ...)."""
+    return value if isinstance(value, float) else value[:, None]
 
 
 def _padded_index(offsets, counts, width, *, xp):
@@ -166,19 +180,21 @@ def batch_result(loop, t_eval, dense_output):
     else:
         t_out = t_eval if xp is np else xp.asarray(t_eval, device=device)
         t_query = xp.asarray(t_eval, dtype=xp.float64, device=device)
-        if t_query.shape[0] == 0 or k == 0:
-            y_out = xp.zeros((k, n, t_query.shape[0]), dtype=y0.dtype, device=device)
+        if t_query.ndim == 1:
+            t_query = t_query[None, :]
+        if t_query.shape[-1] == 0 or k == 0:
+            y_out = xp.zeros((k, n, t_query.shape[-1]), dtype=y0.dtype, device=device)
         elif sol is None:
             # (filled in as segments were accepted; t0 is y0 even where the
             # first segment failed, as the dense output would say)
             y_out = record.finish(k, n, y0.dtype)
-            at_t0 = (t_query == loop.t0)[None, None, :]
+            at_t0 = (t_query == _by_row(loop.t0))[:, None, :]
             y_out = xp.where(at_t0 & xp.isnan(y_out), y0[..., None], y_out)
         else:
             # Each instance up to where it got (no extrapolation), NaN beyond.
             last = xp.take(sol.t_b, sol.offsets[1:] - 1)
-            reached = loop.direction * (t_query[None, :] - last[:, None]) <= 0
-            times = xp.where(reached, t_query[None, :], last[:, None])
+            reached = _by_row(loop.direction) * (t_query - last[:, None]) <= 0
+            times = xp.where(reached, t_query, last[:, None])
             y_out = xp.where(reached[:, None, :], _evaluate_in_chunks(sol, times, xp), xp.nan)
     counters = loop.counters
     return OdeResult(
@@ -219,7 +235,8 @@ def _dense_solution(loop, record, xp):
         constant = xp.zeros((n_empty, n, loop.basis.n_coeffs), dtype=y0.dtype, device=device)
         y_empty = y0[empty]
         constant = xp.concat([y_empty[..., None], constant[..., 1:]], axis=-1)
-        t0 = xp.full((n_empty,), loop.t0, dtype=xp.float64, device=device)
+        t0 = (xp.full((n_empty,), loop.t0, dtype=xp.float64, device=device)
+              if isinstance(loop.t0, float) else loop.t0[empty])
         extra = (xp.arange(k, dtype=xp.int64, device=device)[empty], t0, t0, constant,
                  y_empty, y_empty)
         columns = [xp.concat([a, b]) for a, b in zip(columns, extra)]
@@ -246,7 +263,7 @@ def _segment_ends(loop, record, xp):
     """
     k, n = loop.y0.shape
     device = loop.y0.device
-    if loop.t0 == loop.tf:
+    if isinstance(loop.t0, float) and loop.t0 == loop.tf:
         t = xp.full((k, 2), loop.t0, dtype=xp.float64, device=device)
         return t, xp.stack([loop.y0, loop.y0], axis=-1)
     ids, t_b, y_end = _columns(record.ends(), (
@@ -268,6 +285,8 @@ def _segment_ends(loop, record, xp):
     t_ends = xp.where(valid, xp.reshape(xp.take(t_b, flat), index.shape), math.nan)
     y_ends = xp.reshape(xp.take(y_end, flat, axis=0), (k, width, n))
     y_ends = xp.where(valid[..., None], y_ends, math.nan)
-    t = xp.concat([xp.full((k, 1), loop.t0, dtype=xp.float64, device=device), t_ends], axis=1)
+    t0 = (xp.full((k, 1), loop.t0, dtype=xp.float64, device=device)
+          if isinstance(loop.t0, float) else loop.t0[:, None])
+    t = xp.concat([t0, t_ends], axis=1)
     y = xp.concat([loop.y0[:, None, :], y_ends], axis=1)
     return t, xp.permute_dims(y, (0, 2, 1))

@@ -1,0 +1,83 @@
+"""NumPy/SciPy kernels of the structured Newton solve (chebpan._core.structured).
+
+The Schur form of the stiff basis' differentiation matrix (computed once per N, on the
+host), LAPACK LU factors of the shifted n×n matrices with the column-by-column back
+substitution on NumPy, and the small Hessenberg least-squares problems of GMRES.
+docs/algorithm.md, "Structured Newton solves".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+
+__all__ = ["schur_constants", "LapackShiftedFactors", "hessenberg_least_squares"]
+
+
+def schur_constants(n_coeffs: int, n_nodes: int) -> dict:
+    """Q, strictly upper T, ``Q* Φ̃_f⁻¹`` and the shifts of the stiff basis (N, M), float64.
+
+    ``rep[k]`` is the index into ``shifts`` of the factors that serve column k and
+    ``conj[k]`` whether they are used conjugated: G is real, so its eigenvalues come in
+    conjugate pairs and the shift ``conj(λ)`` is served by the factors of ``λ``.
+    """
+    from .._core.basis import get_basis
+
+    basis = get_basis(n_coeffs, n_nodes, xp=np, dtype=np.float64, stiff=True)
+    phi_f = np.asarray(basis.phi_tilde)[:, 1:]
+    d_f = np.asarray(basis.d_tilde)[:, 1:]
+    g = np.linalg.solve(phi_f, d_f)  # nodal differentiation, V ↦ V G
+    t, q = scipy.linalg.schur(g.astype(np.complex128), output="complex")
+    diag = np.diag(t).copy()
+    tiny = 1e-8 * float(np.max(np.abs(diag)))
+    upper = [k for k in range(diag.shape[0]) if diag[k].imag >= -tiny]
+    rep, conj = [], []
+    for k in range(diag.shape[0]):
+        if diag[k].imag >= -tiny:
+            rep.append(upper.index(k))
+            conj.append(False)
+        else:
+            partner = min(upper, key=lambda j: abs(diag[j] - diag[k].conjugate()))
+            rep.append(upper.index(partner))
+            conj.append(True)
+    return {"q": q, "t": np.triu(t, 1), "back": q.conj().T @ np.linalg.inv(phi_f),
+            "shifts": diag[upper], "rep": rep, "conj": conj}
+
+
+class LapackShiftedFactors:
+    """LAPACK ``getrf`` of shifted matrices (K, P, n, n), and the back substitution."""
+
+    def __init__(self, shifted):
+        getrf = scipy.linalg.get_lapack_funcs("getrf", dtype=np.complex128)
+        self.getrs = scipy.linalg.get_lapack_funcs("getrs", dtype=np.complex128)
+        self.factors = [[getrf(shifted[member, p])[:2] for p in range(shifted.shape[1])]
+                        for member in range(shifted.shape[0])]
+
+    def substitute(self, s, t, rep, conj):
+        """U (K, n, C) with ``(T_kk I − (h/2) J) U_k = s_k − Σ_{l<k} T_lk U_l``.
+
+        In place, one batch member at a time: for small n this loop is the whole
+        cost of a solve, so it avoids any Python-level stacking.
+        """
+        getrs = self.getrs
+        u = np.empty_like(s)
+        for member in range(s.shape[0]):
+            factors, u_m, s_m = self.factors[member], u[member], s[member]
+            for k, (p, flip) in enumerate(zip(rep, conj)):
+                b = s_m[:, k] - u_m[:, :k] @ t[:k, k] if k else s_m[:, 0]
+                lu, piv = factors[p]
+                if flip:
+                    x, _ = getrs(lu, piv, b.conj())
+                    u_m[:, k] = x.conj()
+                else:
+                    u_m[:, k], _ = getrs(lu, piv, b)
+        return u
+
+
+def hessenberg_least_squares(hessenberg, beta: float):
+    """``min ‖β e₁ − H y‖`` for the (j+1, j) Hessenberg H (nested lists): y, residual."""
+    h = np.asarray(hessenberg, dtype=np.float64)
+    rhs = np.zeros(h.shape[0])
+    rhs[0] = beta
+    y, *_ = np.linalg.lstsq(h, rhs, rcond=None)
+    return [float(v) for v in y], float(np.linalg.norm(h @ y - rhs))
