@@ -18,6 +18,7 @@ from chebpan._control.policy import (
     length_factors,
     next_length_factor,
 )
+from chebpan._control.spans import Spans
 from chebpan._core.basis import get_basis
 from chebpan._core.estimates import (
     GROWTH_CAP,
@@ -179,7 +180,8 @@ def _first_length(fun, y0, t0=0.0, tf=10.0, atol=1e-6, rtol=1e-3):
     y0 = np.array([[y0]])
     f0 = fun(np.array([t0]), y0)
     scale = tolerance_scale(atol, rtol, y0, xp=xp)
-    return float(initial_lengths(fun, t0, tf, y0, f0, scale, xp=xp)[0])
+    span = Spans(t0, tf, xp=xp, device=None)
+    return float(initial_lengths(fun, span, y0, f0, scale, xp=xp)[0])
 
 
 def test_initial_length_of_a_decay():

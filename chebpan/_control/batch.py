@@ -216,9 +216,8 @@ class BatchLoop(IterationSteps):
         if not len(state):
             return
         if first_step is None:
-            span = self.spans.of(state.ids)
             state.h_abs = initial_lengths(
-                lambda t, y: self._f_at_points(t, y, state.ids), span.t0, span.tf,
+                lambda t, y: self._f_at_points(t, y, state.ids), self.spans.of(state.ids),
                 state.y_a, state.f_a, self._scale(state.y_a), xp=xp)
         else:
             state.h_abs = self._float64(first_step, len(state))

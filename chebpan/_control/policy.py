@@ -15,8 +15,8 @@ from .._core.basis import chebyshev_values
 from .._core.estimates import scaled_rms
 from .._core.picard import picard_update
 
-__all__ = ["auto_n_coeffs", "length_factors", "next_length_factor", "extrapolated_guess", "initial_lengths",
-           "converged"]
+__all__ = ["auto_n_coeffs", "length_factors", "next_length_factor", "extrapolated_guess",
+           "initial_lengths", "converged"]
 
 #: Growth factor of the length: ``SAFETY · err^(−1/(N−1))`` clipped to
 #: ``[MIN_FACTOR, MAX_FACTOR]``.
@@ -40,12 +40,12 @@ INITIAL_ORDER = 15
 STIFF_ON = 100.0
 STIFF_OFF = 25.0
 #: The same where the paper's basis has no Newton (systems above max_newton_size).
+STIFF_ON_PICARD_ONLY = 1.0
+STIFF_OFF_PICARD_ONLY = 0.25
 #: Newton steps the line search may shorten before the attempt is given up (a
 #: segment too long for its start), and the line search's trials per step.
 MAX_DAMPED_STEPS = 1
 NEWTON_TRIALS = 6
-STIFF_ON_PICARD_ONLY = 1.0
-STIFF_OFF_PICARD_ONLY = 0.25
 
 
 #: ``n_coeffs`` chosen when the user gives none: from the tolerance,
@@ -170,20 +170,18 @@ def _slopes_at(basis, ratio, tau_start, tau64, *, xp):
     return slopes
 
 
-def initial_lengths(f_at, t0, tf, y0, f0, scale, *, xp, order=INITIAL_ORDER):
+def initial_lengths(f_at, span, y0, f0, scale, *, xp, order=INITIAL_ORDER):
     """scipy's ``select_initial_step`` for K IVPs at once: lengths (K,), float64.
 
     ``f_at(t, y)`` evaluates ``fun`` at one point per IVP (t (K,), y (K, n)),
-    one round; ``t0``, ``tf`` are floats, or float64 arrays (K,) (a span per
-    IVP), ``y0``, ``f0`` (K, n), ``scale`` the tolerance scale at ``y0``.
-    ``order`` is only that of the heuristic (a moderate one: what follows adapts
-    the segment lengths anyway).
+    one round; ``span`` has the IVPs' ``t0``, ``tf`` and ``direction`` (±1):
+    floats, or float64 arrays (K,) (a span per IVP), as
+    :class:`chebpan._control.spans.Spans` keeps them; ``y0``, ``f0`` (K, n),
+    ``scale`` the tolerance scale at ``y0``.  ``order`` is only that of the
+    heuristic (a moderate one: what follows adapts the segment lengths anyway).
     """
-    interval = abs(tf - t0)
-    if isinstance(interval, float):
-        direction = 1.0 if tf >= t0 else -1.0
-    else:
-        direction = xp.where(tf >= t0, xp.ones_like(interval), -xp.ones_like(interval))
+    t0, direction = span.t0, span.direction
+    interval = abs(span.tf - t0)
     d0 = xp.astype(scaled_rms(y0[..., None], scale, xp=xp), xp.float64)
     d1 = xp.astype(scaled_rms(f0[..., None], scale, xp=xp), xp.float64)
     small = (d0 < 1e-5) | (d1 < 1e-5)

@@ -276,9 +276,9 @@ class SegmentSolver:
                 return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1], used_newton=True)
             while True:
                 direction = linear.direction(r, grad)
-                self.counters.nlu += int(getattr(linear, "factorised", True))
+                self.counters.nlu += int(linear.factorised)
                 slope = float(directional_slope(grad, direction, size, xp=xp)[0])
-                stale = getattr(linear, "stale", False)
+                stale = linear.stale
                 if slope < 0 or not stale:
                     break
                 linear.refresh()  # simplified Newton, not downhill: factorise here

@@ -35,6 +35,7 @@ from .policy import (
     next_length_factor,
 )
 from .segment_solver import SegmentSolver
+from .spans import Spans
 
 __all__ = ["SegmentLoop"]
 
@@ -48,7 +49,8 @@ class SegmentLoop:
         self.evaluator = evaluator
         self.basis = basis
         self.t0, self.tf = t0, tf
-        self.direction = 1.0 if tf >= t0 else -1.0
+        self.span = Spans(t0, tf, xp=xp, device=y0.device)
+        self.direction = self.span.direction
         self.max_step = max_step
         self.rtol = xp.asarray(rtol, dtype=y0.dtype, device=y0.device)
         self.atol = xp.asarray(atol, dtype=y0.dtype, device=y0.device)
@@ -74,7 +76,7 @@ class SegmentLoop:
 
     def initial_length(self):
         """scipy's ``select_initial_step`` with a moderate order (one extra round)."""
-        lengths = initial_lengths(lambda t, y: self._f_at(float(t[0]), y), self.t0, self.tf,
+        lengths = initial_lengths(lambda t, y: self._f_at(float(t[0]), y), self.span,
                                   self.y0, self.f0, self.solver.scale(self.y0), xp=self.xp)
         return float(lengths[0])
 

@@ -143,8 +143,13 @@ class DenseLinearization:
     ``gradient(r)`` is ``∇ẽ``; ``direction(r, grad)`` the Newton direction:
     the square collocation solve for the stiff basis, the modified-LDLᵀ
     Gauss–Newton step otherwise.  (:class:`chebpan._rhs.sparse.SparseLinearization`
-    has the same two methods.)
+    and :class:`chebpan._core.structured.StructuredLinearization` have the same
+    methods and attributes.)  Every direction is this iterate's own: ``stale`` is
+    False and ``factorised`` True.
     """
+
+    stale = False
+    factorised = True
 
     def __init__(self, basis, jac_nodes, half_h, *, xp):
         self.basis = basis

@@ -174,7 +174,13 @@ class SparseLinearization:
     values : array, shape (M, nnz)
         ``J_m`` on the pattern at every node.
     half_h : float
+
+    Like :class:`chebpan._core.newton.DenseLinearization`, every direction is
+    this iterate's own: ``stale`` is False and ``factorised`` True.
     """
+
+    stale = False
+    factorised = True
 
     def __init__(self, basis, pattern, values, half_h):
         self.basis = basis
