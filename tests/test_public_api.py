@@ -9,8 +9,8 @@ import pkgutil
 
 import chebpan
 
-EXPECTED_ALL = ["solve_ivp", "solve_ivp_batch", "OdeResult", "OdeSolution", "BatchOdeSolution", "cite",
-                "__version__"]
+EXPECTED_ALL = ["solve_ivp", "solve_ivp_batch", "OdeResult", "OdeSolution", "BatchOdeSolution",
+                "DaskBatchResult", "batch_chunk_size", "cite", "__version__"]
 
 EXPECTED_SIGNATURES = {
     "solve_ivp": "(fun, t_span, y0, method='PAN', t_eval=None, dense_output=False, "
@@ -18,6 +18,8 @@ EXPECTED_SIGNATURES = {
     "solve_ivp_batch": "(fun, t_span, y0, t_eval=None, dense_output=False, events=None, "
                        "vectorized=None, args=None, **options)",
     "cite": "(which: 'str' = 'all') -> 'str'",
+    "batch_chunk_size": "(n, *, n_coeffs=None, n_nodes=None, batch_memory=None, "
+                        "dtype='float64')",
     "OdeSolution": "(ts, coeffs, y_start, y_end, *, xp)",
     "OdeSolution.__call__": "(self, t)",
     "BatchOdeSolution": "(offsets, t_a, t_b, coeffs, y_start, y_end, *, direction, xp)",
@@ -28,6 +30,7 @@ EXPECTED_SIGNATURES = {
 EXPECTED_MEMBERS = {
     "OdeSolution": ["evaluate", "interpolants"],
     "BatchOdeSolution": [],
+    "DaskBatchResult": ["compute"],
 }
 
 

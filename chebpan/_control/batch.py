@@ -126,6 +126,10 @@ class BatchLoop(IterationSteps):
                                          xp.finfo(y0.dtype).bits // 8)
         #: Ended instances, an :class:`Ended` record per round that ended any.
         self.ended = []
+        #: A :class:`~chebpan._output.batch_events.BatchEvents` when events are given.
+        self.events = None
+        #: A :class:`~chebpan._output.progress.BatchProgressBar` with ``progress=True``.
+        self.progress = None
 
     # -- helpers -----------------------------------------------------------
     def _float64(self, value, size):
@@ -155,6 +159,8 @@ class BatchLoop(IterationSteps):
         self.ended.append(Ended(xp.asarray(table.ids, copy=True), status, messages,
                                 *(xp.asarray(value, copy=True)
                                   for value in (table.nsegments, table.nrejected, table.depth))))
+        if self.progress is not None:
+            self.progress.ended(table.ids, table.t_a)
 
     def _fail(self, table, messages):
         if len(table):
@@ -188,6 +194,8 @@ class BatchLoop(IterationSteps):
         """The instances ``ids`` end with nothing to integrate (status 0, no rounds)."""
         zeros = self.xp.zeros(ids.shape, dtype=self.xp.int64, device=self.device)
         self.ended.append(Ended(ids, 0, None, zeros, zeros, zeros))
+        if self.progress is not None:
+            self.progress.ended(ids, self.spans.starts(ids))
 
     def _record_still(self, ids):
         """Instances of a per-instance span with ``t0 == tf``: done at once, each with a
@@ -409,10 +417,17 @@ class BatchLoop(IterationSteps):
         n_accepted = int(xp.sum(xp.astype(accepted, xp.int64)))
         self.counters.nsegments += n_accepted
         self.counters.nrejected += len(table) - n_accepted
+        terminal = None  # rows whose instance a terminal event stops
         if n_accepted:
             # (copies: the table's arrays are updated in place later)
-            self.record.accept(*(value[accepted] for value in (
-                table.ids, table.t_a, table.t_b, coeffs, table.y_a, y_end)))
+            segments = tuple(value[accepted] for value in (
+                table.ids, table.t_a, table.t_b, coeffs, table.y_a, y_end))
+            if self.progress is not None:
+                self.progress.advance(segments[1], segments[2])
+            if self.events is not None:
+                segments, terminal = self.events.process(
+                    segments, self._node_times(segments[1], segments[2]), accepted)
+            self.record.accept(*segments)
         # Rejected on the error, or failed: the next start from this polynomial
         # (not after non-finite values, nor from a diverged one), shorter, the
         # failure remembered.
@@ -437,7 +452,12 @@ class BatchLoop(IterationSteps):
         table.t_a = xp.where(accepted, table.t_b, table.t_a)
         table.y_a = xp.where(accepted[:, None], y_end, table.y_a)
         table.f_a = xp.where(accepted[:, None], table.f_end, table.f_a)
-        table.reached = accepted & (table.t_a == self.spans.of(table.ids).tf)
-        if bool(xp.any(table.reached)):
-            self._end(table.select(table.reached), 0)
+        at_tf = accepted & (table.t_a == self.spans.of(table.ids).tf)
+        if terminal is not None:  # (status 1, even at tf)
+            self._end(table.select(terminal), 1)
+            at_tf = at_tf & ~terminal
+        if bool(xp.any(at_tf)):
+            self._end(table.select(at_tf), 0)
+        # (both leave the table)
+        table.reached = at_tf if terminal is None else at_tf | terminal
         return table

@@ -197,8 +197,10 @@ def batch_result(loop, t_eval, dense_output):
             times = xp.where(reached, t_query, last[:, None])
             y_out = xp.where(reached[:, None, :], _evaluate_in_chunks(sol, times, xp), xp.nan)
     counters = loop.counters
+    t_events, y_events = (None, None) if loop.events is None else loop.events.results()
     return OdeResult(
-        t=t_out, y=y_out, sol=sol if dense_output else None, t_events=None, y_events=None,
+        t=t_out, y=y_out, sol=sol if dense_output else None, t_events=t_events,
+        y_events=y_events,
         nfev=counters.nfev, njev=counters.njev, nlu=counters.nlu,
         status=status, message=messages, success=bool(np.all(status >= 0)),
         depth=counters.depth, npoints=counters.npoints, nsegments=counters.nsegments,

@@ -1,9 +1,10 @@
-"""A batch result's ``status`` and ``message`` summarised for ``repr``.
+"""A batch result's ``status``, ``message`` and events summarised for ``repr``.
 
 A batch of K instances has K statuses and K messages; printed in full, a result with
 K = 1000 ran to 70 000 characters.  The summary counts each status (naming the first
-few instances of every status but success) and each distinct message (the most common
-first, a few of them in full).
+few instances of every status but success), each distinct message (the most common
+first, a few of them in full) and the events found (``t_events``, ``y_events``: K
+entries).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections import Counter
 
 import numpy as np
 
-__all__ = ["summarise_status", "summarise_messages"]
+__all__ = ["summarise_status", "summarise_messages", "summarise_events"]
 
 #: Instances named per status, and distinct messages shown in full.
 SHOWN = 5
@@ -43,3 +44,16 @@ def summarise_messages(messages):
         rest = sum(count for _, count in counts[SHOWN:])
         lines.append(f"  ... {len(counts) - SHOWN} more distinct ({rest} instances)")
     return "\n".join(lines)
+
+
+def summarise_events(events):
+    """``t_events`` or ``y_events`` of a batch (K entries, each a list over the events)
+    as counts: ``"list of K (one per instance) of 2 arrays: 7 + 3 found, in 5 instances"``."""
+    if not len(events):
+        return "list of 0 (one per instance)"
+    counts = np.array([[len(found) for found in entry] for entry in events], dtype=np.int64)
+    by_event = " + ".join(str(c) for c in counts.sum(axis=0)) or "0"
+    instances = int(np.count_nonzero(counts.sum(axis=1)))
+    return (f"list of {len(events)} (one per instance) of {counts.shape[1]} "
+            f"array{'s' if counts.shape[1] != 1 else ''}: {by_event} found, in "
+            f"{instances} instance{'s' if instances != 1 else ''}")

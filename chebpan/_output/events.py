@@ -6,6 +6,10 @@ all M nodes of each accepted segment (with ``vectorized=True`` in one call),
 every sign change between consecutive nodes is a bracket, and each root is
 found by ``brentq`` (``xtol = rtol = 4 eps``, as scipy) on the segment's
 Chebyshev polynomial.
+
+The pieces shared with a batch's events (:mod:`chebpan._output.batch_events`):
+:func:`prepare_events`, :func:`event_values`, :func:`crossing_mask`,
+:func:`locate_root`, :func:`record_roots` and :func:`scipy_results`.
 """
 
 from __future__ import annotations
@@ -13,13 +17,17 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import brentq
 
-__all__ = ["EventTracker", "prepare_events"]
+__all__ = ["EventTracker", "prepare_events", "event_values", "crossing_mask", "locate_root",
+           "record_roots", "scipy_results"]
 
 EPS = np.finfo(float).eps
 
 
 def prepare_events(events, args):
     """Standardise events as scipy does: (callables, max_events, directions).
+
+    ``args`` are bound after any per-point arguments (a batch's ``batch_args``):
+    the callables are ``event(t, y, *point_args)``.
 
     Raises scipy's ValueError for a ``terminal`` attribute that is neither a
     boolean nor a positive integer.
@@ -40,34 +48,94 @@ def prepare_events(events, args):
                              "must be a boolean or positive integer.")
     if args is not None:
         args = tuple(args)
-        events = [lambda t, y, event=event: event(t, y, *args) for event in events]
+        events = [lambda t, y, *point_args, event=event: event(t, y, *point_args, *args)
+                  for event in events]
     return list(events), max_events, direction
 
 
-def _crossings(g_left, g_right, direction, at_start):
-    """Indices of intervals with a crossing of the requested direction.
+def event_values(event, t, y, *, vectorized, args=(), args_at=None):
+    """Event values at the points ``t`` (P,), ``y`` (n, P): a float array (P,).
 
-    A zero at the right end of an interval belongs to that interval; a zero
-    at its left end was counted with the interval before, except for the
-    very first interval of the solve, where scipy's rule counts a zero at t0
-    as an event.
+    With ``vectorized``, one call ``event(t, y, *args)`` (``args``: per-point
+    arguments laid out like ``y``); a result that is not of shape (P,) falls
+    back to point-wise calls ``event(t[p], y[:, p], *args_at(p))``.
     """
-    zero_left = g_left == 0
-    if at_start:
-        zero_left[1:] = False
-    else:
-        zero_left[:] = False
+    if vectorized:
+        value = np.asarray(event(t, y, *args))
+        if value.shape == t.shape:
+            return value.astype(float)
+    if args_at is None:
+        return np.array([float(event(float(t[p]), y[:, p])) for p in range(t.shape[0])])
+    return np.array([float(event(float(t[p]), y[:, p], *args_at(p)))
+                     for p in range(t.shape[0])])
+
+
+def crossing_mask(g_left, g_right, direction, at_start):
+    """Which intervals hold a crossing of the requested direction.
+
+    ``g_left``, ``g_right`` (..., I): event values at the left and right ends
+    of consecutive intervals (a row per segment).  A zero at the right end of
+    an interval belongs to that interval; a zero at its left end was counted
+    with the interval before, except for the very first interval of a solve,
+    where scipy's rule counts a zero at t0 as an event: ``at_start`` (bool, or
+    bools (...,) per row) says whether a row's first interval starts at t0.
+    """
+    zero_left = np.zeros(g_left.shape, dtype=bool)
+    zero_left[..., 0] = (g_left[..., 0] == 0) & at_start
     up = ((g_left < 0) | zero_left) & (g_right >= 0)
     down = ((g_left > 0) | zero_left) & (g_right <= 0)
     if direction > 0:
-        mask = up
-    elif direction < 0:
-        mask = down
-    elif direction == 0:
-        mask = up | down
-    else:  # None or NaN: scipy silently detects nothing
-        mask = np.zeros_like(up)
-    return np.nonzero(mask)[0]
+        return up
+    if direction < 0:
+        return down
+    if direction == 0:
+        return up | down
+    return np.zeros_like(up)  # None or NaN: scipy silently detects nothing
+
+
+def _crossings(g_left, g_right, direction, at_start):
+    """Indices of the intervals (1-D values) with a crossing: :func:`crossing_mask`."""
+    return np.nonzero(crossing_mask(g_left, g_right, direction, at_start))[0]
+
+
+def locate_root(event_at, t_left, t_right, g_left, g_right, inclusive):
+    """The root of ``event_at(t)`` in a bracket ``[t_left, t_right]`` (``brentq``).
+
+    ``inclusive``: a zero at ``t_left`` counts (the first interval of a solve).
+    """
+    if g_left == 0 and inclusive:
+        return float(t_left)
+    if g_right == 0:
+        return float(t_right)
+    return brentq(event_at, float(t_left), float(t_right), xtol=4 * EPS, rtol=4 * EPS)
+
+
+def record_roots(found, count, max_events, t_events, y_events, evaluate, forward):
+    """Record the roots ``found`` (a list of ``(t, event index)``) in time order.
+
+    ``count`` (n_events,) is updated in place and the lists ``t_events[i]``,
+    ``y_events[i]`` are appended to (``y = evaluate(t)``); stops at the first
+    root that completes a terminal event's count.
+
+    Returns
+    -------
+    float or None
+        The time of a terminal event, else None.
+    """
+    found.sort(key=lambda item: item[0] if forward else -item[0])
+    for root, i in found:
+        count[i] += 1
+        t_events[i].append(root)
+        y_events[i].append(evaluate(root))
+        if count[i] >= max_events[i]:
+            return root
+    return None
+
+
+def scipy_results(t_events, y_events):
+    """``t_events``, ``y_events`` (lists over events of lists) with scipy's shapes."""
+    return ([np.asarray(te, dtype=float) for te in t_events],
+            [np.asarray(ye) for ye in y_events])
 
 
 class EventTracker:
@@ -98,14 +166,6 @@ class EventTracker:
         self.g = np.array([float(event(t0, y0_raw)) for event in events])
         self.at_start = True
 
-    def _values(self, event, t, y):
-        """Event values at the points ``t`` (P,), ``y`` (n, P)."""
-        if self.vectorized:
-            value = np.asarray(event(t, y))
-            if value.shape == t.shape:
-                return value.astype(float)
-        return np.array([float(event(float(t[p]), y[:, p])) for p in range(t.shape[0])])
-
     def process(self, t_nodes, y_nodes, evaluate):
         """Look for events on one accepted segment.
 
@@ -126,35 +186,20 @@ class EventTracker:
         found = []  # (t_root, event index)
         g_end = np.empty(len(self.events))
         for i, event in enumerate(self.events):
-            values = np.concatenate([[self.g[i]], self._values(event, t_nodes[1:], y_nodes[:, 1:])])
+            values = np.concatenate([[self.g[i]], event_values(
+                event, t_nodes[1:], y_nodes[:, 1:], vectorized=self.vectorized)])
             g_end[i] = values[-1]
             for m in _crossings(values[:-1], values[1:], self.direction[i], self.at_start):
                 inclusive = self.at_start and m == 0
-                root = self._root(event, evaluate, t_nodes[m], t_nodes[m + 1],
-                                  values[m], values[m + 1], inclusive)
+                root = locate_root(lambda t, event=event: event(t, evaluate(t)),
+                                   t_nodes[m], t_nodes[m + 1], values[m], values[m + 1],
+                                   inclusive)
                 found.append((root, i))
         self.at_start = False
         self.g = g_end
-        forward = t_nodes[-1] >= t_nodes[0]
-        found.sort(key=lambda item: item[0] if forward else -item[0])
-        for root, i in found:
-            self.count[i] += 1
-            self.t_events[i].append(root)
-            self.y_events[i].append(evaluate(root))
-            if self.count[i] >= self.max_events[i]:
-                return root
-        return None
-
-    @staticmethod
-    def _root(event, evaluate, t_left, t_right, g_left, g_right, inclusive):
-        if g_left == 0 and inclusive:
-            return float(t_left)
-        if g_right == 0:
-            return float(t_right)
-        return brentq(lambda t: event(t, evaluate(t)), float(t_left), float(t_right),
-                      xtol=4 * EPS, rtol=4 * EPS)
+        return record_roots(found, self.count, self.max_events, self.t_events, self.y_events,
+                            evaluate, forward=t_nodes[-1] >= t_nodes[0])
 
     def results(self):
         """``t_events``, ``y_events`` with scipy's shapes."""
-        return ([np.asarray(te, dtype=float) for te in self.t_events],
-                [np.asarray(ye) for ye in self.y_events])
+        return scipy_results(self.t_events, self.y_events)

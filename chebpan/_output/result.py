@@ -10,7 +10,7 @@ from warnings import warn
 
 from scipy.optimize import OptimizeResult
 
-from .batch_summary import summarise_messages, summarise_status
+from .batch_summary import summarise_events, summarise_messages, summarise_status
 
 __all__ = ["OdeResult", "MESSAGES", "TOO_SMALL_STEP", "Failure", "failure_message", "warn_user"]
 
@@ -98,6 +98,7 @@ class OdeResult(OptimizeResult):
     t_events, y_events : list of ndarray or None
         For each event, the times at which it occurred (shape (k,)) and the
         solution there (shape (k, n)), as in scipy; None without ``events``.
+        For a batch, a list of K such lists, one per instance.
     nfev : int
         Calls of ``fun`` (including those for finite-difference Jacobians).
     njev : int
@@ -142,4 +143,7 @@ class OdeResult(OptimizeResult):
         shown = OptimizeResult(self)
         shown["message"] = summarise_messages(message)
         shown["status"] = summarise_status(self["status"])
+        for name in ("t_events", "y_events"):
+            if self.get(name) is not None:
+                shown[name] = summarise_events(self[name])
         return repr(shown)

@@ -15,7 +15,23 @@ from .probe import agree, call_quietly, probe_indices
 from .jacobian import make_jacobian
 from .sparse import make_sparse_jacobian
 
-__all__ = ["Evaluator"]
+__all__ = ["Evaluator", "gather_point_args", "instance_args"]
+
+
+def gather_point_args(batch_args, instances, *, xp):
+    """``batch_args`` at points of the instances ``instances`` (P,), laid out like ``y``.
+
+    Instance ``k``'s row ``a[k]`` becomes the column of each of its points: an
+    argument of shape (K,) arrives as (P,) and one of shape (K, p) as (p, P).
+    (Also used for a batch's events: :mod:`chebpan._output.batch_events`.)
+    """
+    gathered = (xp.take(a, instances, axis=0) for a in batch_args)
+    return tuple(xp.permute_dims(g, (*range(1, g.ndim), 0)) for g in gathered)
+
+
+def instance_args(batch_args, k):
+    """``batch_args`` of instance ``k`` (point-by-point calls): the rows ``a[k]``."""
+    return tuple(a[k, ...] for a in batch_args)
 
 
 class Evaluator:
@@ -101,15 +117,13 @@ class Evaluator:
         repeats = n_points // instances.shape[0]
         if repeats != 1:
             instances = xp.concat([instances] * repeats)
-        gathered = (xp.take(a, instances, axis=0) for a in self.batch_args)
-        return tuple(xp.permute_dims(g, (*range(1, g.ndim), 0)) for g in gathered)
+        return gather_point_args(self.batch_args, instances, xp=xp)
 
     def point_args_at(self, p):
         """``batch_args`` of the instance of point ``p`` (point-by-point calls)."""
         if not self.batch_args:
             return ()
-        k = int(self.instances[p % self.instances.shape[0]])
-        return tuple(a[k, ...] for a in self.batch_args)
+        return instance_args(self.batch_args, int(self.instances[p % self.instances.shape[0]]))
 
     def call_fun(self, t, y):
         """``fun`` at the points ``(t[p], y[:, p])``: shapes (P,), (n, P) → (n, P)."""
