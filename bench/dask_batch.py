@@ -7,15 +7,20 @@ Run from the repository root (after ``pip install ".[bench,dask]"``, or with
     python bench/dask_batch.py --k 100000 --workers 2 --chunk 25000
 
 The problem: Lorenz (σ, ρ, β) = (10, 28, 8/3) on t ∈ [0, 2], K initial conditions
-spread over the attractor (as ``bench/batch.py``), ``t_eval=[2]``, ``rtol = atol =
---tol`` (default 1e-6).
+spread over the attractor, with its vectorised analytic Jacobian (all as
+``bench/batch.py``), ``t_eval=[2]``, ``rtol = atol = --tol`` (default 1e-8).
 
 1. **In process:** one ``solve_ivp_batch`` on NumPy arrays, in a fresh process (its
    peak RSS from ``getrusage``), timed.
 2. **Dask:** a ``LocalCluster`` of ``--workers`` worker processes with one thread
    each, ``y0`` a Dask array in chunks of ``--chunk`` instances (default
    :func:`chebpan.batch_chunk_size`), the result computed once and timed (cluster
-   start-up excluded); each worker's peak RSS read on the worker.
+   start-up excluded); each worker's peak RSS read on the worker.  Dask's nanny
+   starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which fixes glibc's mmap
+   threshold at 128 kB: every large temporary of a round is then mapped and unmapped
+   afresh, and a chunk takes about twice as long (page faults).  The cluster here
+   unsets it (``distributed.nanny.pre-spawn-environ``), as docs/distributed.md
+   advises; ``--dask-default-malloc`` keeps Dask's setting, to measure the difference.
 
 Both run with one BLAS/OpenMP thread per process (set here, inherited by the
 workers).  Printed: throughput (instances/s) of each, the speed-up and the scaling
@@ -44,21 +49,11 @@ import numpy as np  # noqa: E402
 
 import chebpan  # noqa: E402
 
-SIGMA, RHO, BETA = 10.0, 28.0, 8.0 / 3.0
-T_END = 2.0
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from batch import T_END, initial_conditions, lorenz_fun, lorenz_jac  # noqa: E402
 
-
-def lorenz_fun(t, y):
-    return np.stack([SIGMA * (y[1] - y[0]), y[0] * (RHO - y[2]) - y[1],
-                     y[0] * y[1] - BETA * y[2]])
-
-
-def initial_conditions(k, seed=0):
-    """K points of the attractor (bench/batch.py's construction)."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from batch import initial_conditions as on_attractor
-
-    return on_attractor(k, seed)
+#: The solve's options, in process and on Dask alike.
+OPTIONS = dict(vectorized=True, jac=lorenz_jac, vectorized_jac=True, t_eval=[T_END])
 
 
 def peak_rss_mib():
@@ -70,23 +65,31 @@ def in_process_child(k, tol, out):
     y0 = initial_conditions(k)
     before = peak_rss_mib()
     start = time.perf_counter()
-    res = chebpan.solve_ivp_batch(lorenz_fun, (0.0, T_END), y0, vectorized=True, rtol=tol,
-                                  atol=tol, t_eval=[T_END])
+    res = chebpan.solve_ivp_batch(lorenz_fun, (0.0, T_END), y0, rtol=tol, atol=tol,
+                                  **OPTIONS)
     elapsed = time.perf_counter() - start
     np.save(out, res.y)
     print(f"{elapsed!r} {before!r} {peak_rss_mib()!r} {int(np.sum(res.status != 0))}")
 
 
-def run_dask(k, tol, workers, chunk):
+def run_dask(k, tol, workers, chunk, default_malloc):
+    import dask
     import dask.array as da
     from distributed import Client, LocalCluster
 
+    if not default_malloc:
+        dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
     y0 = initial_conditions(k)
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as client:
-        client.run(lambda: chebpan.solve_ivp_batch)  # (import chebpan on every worker)
-        lazy = chebpan.solve_ivp_batch(lorenz_fun, (0.0, T_END), da.from_array(y0, chunks=(
-            chunk, 3)), vectorized=True, rtol=tol, atol=tol, t_eval=[T_END])
+        import batch
+        import cloudpickle
+
+        # (fun and jac live in bench/batch.py, not importable on the workers: by value)
+        cloudpickle.register_pickle_by_value(batch)
+        lazy = chebpan.solve_ivp_batch(lorenz_fun, (0.0, T_END),
+                                       da.from_array(y0, chunks=(chunk, 3)), rtol=tol, atol=tol,
+                                       **OPTIONS)
         start = time.perf_counter()
         res = lazy.compute()
         elapsed = time.perf_counter() - start
@@ -99,7 +102,9 @@ def main(argv=None):
     parser.add_argument("--k", type=int, default=1_000_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--chunk", type=int, default=None)
-    parser.add_argument("--tol", type=float, default=1e-6)
+    parser.add_argument("--tol", type=float, default=1e-8)
+    parser.add_argument("--dask-default-malloc", action="store_true",
+                        help="keep the nanny's MALLOC_TRIM_THRESHOLD_=65536")
     parser.add_argument("--in-process-child", nargs=2, metavar=("K", "OUT"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -117,7 +122,9 @@ def main(argv=None):
           f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"chebpan {chebpan.__version__}, numpy {np.__version__}, dask {dask.__version__}, "
           f"distributed {distributed.__version__}")
-    print("# threads: one BLAS/OpenMP thread per process; Dask workers: 1 thread each")
+    print("# threads: one BLAS/OpenMP thread per process; Dask workers: 1 thread each; "
+          "workers' MALLOC_TRIM_THRESHOLD_: "
+          + ("Dask's 65536" if args.dask_default_malloc else "unset (glibc's default)"))
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "y.npy")
         print(f"in process: solving K = {k} ...", file=sys.stderr, flush=True)
@@ -128,7 +135,7 @@ def main(argv=None):
         t_local, rss_peak, failed = float(seconds), float(rss_peak), int(failed)
         y_local = np.load(out)
     print(f"Dask: {workers} workers, chunks of {chunk} ...", file=sys.stderr, flush=True)
-    t_dask, res, peaks = run_dask(k, args.tol, workers, chunk)
+    t_dask, res, peaks = run_dask(k, args.tol, workers, chunk, args.dask_default_malloc)
     same = np.array_equal(res.y, y_local, equal_nan=True)
     speedup = t_local / t_dask
     print()
