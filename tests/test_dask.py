@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import chebpan
+from conftest import needs_gpu
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
@@ -147,3 +148,28 @@ def test_the_import_error_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "dask", None)
     with pytest.raises(ImportError, match=r"chebpan\[dask\]"):
         dask_batch.dask_modules()
+
+
+@pytest.mark.cupy
+@needs_gpu
+def test_cupy_chunks_stay_on_the_device_and_match_the_in_process_batch():
+    import cupy
+
+    y0, rho = lorenz_batch(64)
+    options = dict(vectorized=True, t_eval=[1.0], rtol=1e-8, atol=1e-8)
+
+    def lorenz_gpu(t, y, rho):
+        return cupy.stack([10 * (y[1] - y[0]), y[0] * (rho - y[2]) - y[1],
+                           y[0] * y[1] - 8 / 3 * y[2]])
+
+    expected = chebpan.solve_ivp_batch(lorenz_gpu, (0, 1), cupy.asarray(y0),
+                                       batch_args=(cupy.asarray(rho),), **options)
+    chunks = da.from_array(y0, chunks=(16, 3)).map_blocks(cupy.asarray)
+    lazy = chebpan.solve_ivp_batch(lorenz_gpu, (0, 1), chunks,
+                                   batch_args=(da.from_array(rho, chunks=16).map_blocks(
+                                       cupy.asarray),), **options)
+    assert isinstance(lazy.y._meta, cupy.ndarray)
+    result = lazy.compute(scheduler="synchronous")
+    assert isinstance(result.y, cupy.ndarray)
+    cupy.testing.assert_array_equal(result.y, expected.y)
+    np.testing.assert_array_equal(result.status, expected.status)
