@@ -136,10 +136,10 @@ def test_point_wise_fun_and_jac_get_the_instance_row():
         jac_calls.append(a[0])
         return jac(t, y, a, offset)
 
-    # (max_picard=1: every attempt goes on with Newton steps, which call jac)
+    # (a single solve's settings, so that Newton steps call jac)
     res = chebpan.solve_ivp_batch(fun, (0, 1), y0, batch_args=(a,), args=(0.0,), jac=counted_jac,
                                   rtol=1e-10, atol=1e-12, t_eval=[1.0], n_coeffs=32,
-                                  max_picard=1, vectorized=False)
+                                  rho_newton=0.01, vectorized=False)
     assert set(calls) == {(2,)}
     assert res.niter_newton > 0 and set(jac_calls) == {1.0, 3.0}
     np.testing.assert_allclose(res.y[:, :, -1], y0 * np.exp(-a[:, :1]), rtol=1e-9)

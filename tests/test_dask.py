@@ -173,3 +173,17 @@ def test_cupy_chunks_stay_on_the_device_and_match_the_in_process_batch():
     assert isinstance(result.y, cupy.ndarray)
     cupy.testing.assert_array_equal(result.y, expected.y)
     np.testing.assert_array_equal(result.status, expected.status)
+
+
+def test_the_instances_are_chunked_like_the_dask_input_and_the_dtype_is_the_results():
+    k = 6
+    decay = lambda t, y, rate: -rate * y  # noqa: E731
+    lazy = chebpan.solve_ivp_batch(decay, (0, 1), np.ones((k, 1)), t_eval=[1.0],
+                                   vectorized=True, batch_args=(da.ones(k, chunks=2),))
+    assert lazy.y.chunks[0] == (2, 2, 2)
+    single = chebpan.solve_ivp_batch(decay, (0, 1), da.ones((k, 1), chunks=3, dtype=np.float32),
+                                     t_eval=[1.0], vectorized=True,
+                                     batch_args=(np.ones(k),))
+    computed = single.compute(scheduler="synchronous")
+    assert single.y.dtype == computed.y.dtype == np.float64
+    np.testing.assert_allclose(computed.y[:, 0, 0], np.exp(-1.0), rtol=1e-6)

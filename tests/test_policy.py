@@ -17,7 +17,6 @@ from chebpan._control.policy import (
     initial_lengths,
     length_factors,
     next_length_factor,
-    picard_length_factors,
 )
 from chebpan._control.spans import Spans
 from chebpan._core.basis import get_basis
@@ -117,13 +116,6 @@ def test_length_factors_take_a_growth_limit_per_segment():
     err = np.array([1e-8, 1e-8, 0.0])
     np.testing.assert_allclose(length_factors(err, 5, np.array([4.0, 20.0, 20.0]), xp=xp),
                                [4.0, 20.0, 20.0])
-
-
-def test_picard_length_factors_size_a_retry_from_the_ratio():
-    # 0.3 / ρ within [1/8, 1/2]; 1/2 without a usable ratio
-    rate = np.array([1.2, 0.95, 2.4, 0.3, np.nan, 0.0, np.inf])
-    np.testing.assert_allclose(picard_length_factors(rate, xp=xp),
-                               [0.25, 0.3 / 0.95, 0.125, 0.5, 0.5, 0.5, 0.5], rtol=1e-15)
 
 
 def test_tolerance_scale():

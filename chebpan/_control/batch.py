@@ -53,7 +53,6 @@ from .batch_table import (
     instances_per_chunk,
 )
 from .policy import (
-    CAP_RELAX,
     FIRST_MAX_FACTOR,
     MAX_FACTOR,
     PICARD_ONLY_FACTOR,
@@ -63,7 +62,6 @@ from .policy import (
     extrapolated_guess,
     initial_lengths,
     length_factors,
-    picard_length_factors,
 )
 
 __all__ = ["BatchLoop"]
@@ -264,8 +262,7 @@ class BatchLoop(IterationSteps):
             rejected_here=xp.zeros((k,), dtype=xp.bool, device=device),
             # (a single solve's "last failure" before any: an error on [t0, t0])
             fail_what=ints() + ERROR, fail_ta=starts(), fail_tb=starts(),
-            nsegments=ints(), nrejected=ints(), depth=ints() + setup_rounds,
-            picard_rate=floats(math.nan), h_cap=floats(math.inf), h_try=floats(math.nan))
+            nsegments=ints(), nrejected=ints(), depth=ints() + setup_rounds)
         if self.newton_allowed:
             table.x_base = values((n, basis.n_free))
             table.direction = values((n, basis.n_free))
@@ -275,7 +272,7 @@ class BatchLoop(IterationSteps):
         return table
 
     def _start(self, table, reached=None):
-        """New attempts from each row's ``t_a`` with length ``min(h_abs, h_cap)`` (``h_try``).
+        """New attempts from each row's ``t_a`` with length ``h_abs``.
 
         Returns the same rows and ``alive`` (K,): False where the length fell
         below the spacing of numbers at ``t_a`` (those instances have failed)
@@ -284,8 +281,7 @@ class BatchLoop(IterationSteps):
         xp, basis = self.xp, self.basis
         span = self.spans.of(table.ids)
         remaining = xp.abs(span.tf - table.t_a)
-        h_abs = xp.minimum(xp.minimum(xp.minimum(table.h_abs, table.h_cap), self.max_step),
-                           remaining)
+        h_abs = xp.minimum(xp.minimum(table.h_abs, self.max_step), remaining)
         toward = span.direction * xp.full_like(table.t_a, math.inf)
         min_step = 10 * xp.abs(xp.nextafter(table.t_a, toward) - table.t_a)
         # (a NaN length fails too: never loop on it.)  A span of a few ulp
@@ -305,7 +301,7 @@ class BatchLoop(IterationSteps):
             # (harmless lengths for the rows that start nothing)
             h_abs = xp.where(alive, h_abs, abs(span.tf - span.t0))
         stretch = (STRETCH * h_abs >= remaining) & (remaining <= self.max_step)
-        table.h_try = h_abs
+        table.h_abs = h_abs
         table.t_b = xp.where((h_abs >= remaining) | stretch, span.tf,
                              table.t_a + span.direction * h_abs)
         h = table.t_b - table.t_a
@@ -444,17 +440,9 @@ class BatchLoop(IterationSteps):
         table.att_h = xp.where(starts_here, h, xp.nan)
         table.fail_ta = xp.where(accepted, table.fail_ta, table.t_a)
         table.fail_tb = xp.where(accepted, table.fail_tb, table.t_b)
-        # (after Picard stopped contracting: sized from its ratio, and a cap on the
-        # lengths that follow, relaxed as segments are accepted)
-        retried = ~accepted & xp.isfinite(table.picard_rate)
         shrink = xp.where(too_large, xp.minimum(factor, SAFETY_REJECT), 0.5)
         grow = xp.where(table.rejected_here, xp.minimum(factor, 1.0), factor)
-        h_try = table.h_try
-        table.h_abs = xp.where(retried, table.h_abs,
-                               xp.where(accepted, h_try * grow, h_try * shrink))
-        table.h_cap = xp.where(
-            retried, h_try * picard_length_factors(table.picard_rate, xp=xp),
-            xp.where(accepted, CAP_RELAX * table.h_cap, table.h_cap))
+        table.h_abs = table.h_abs * xp.where(accepted, grow, shrink)
         table.rejected_here = ~accepted
         table.nsegments = table.nsegments + xp.astype(accepted, table.nsegments.dtype)
         table.nrejected = table.nrejected + xp.astype(~accepted, table.nrejected.dtype)

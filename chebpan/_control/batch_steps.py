@@ -2,7 +2,7 @@
 
 Methods of :class:`chebpan._control.batch.BatchLoop` (a mix-in, apart so that each
 module reads in one sitting): after the round's evaluation, every row takes one step of
-its phase (docs/user-guide.md, "Batched IVPs"):
+its phase (docs/algorithm.md, "Batched IVPs"):
 
 - ``PICARD``: a Picard update; converged → the segment is finished, too slow →
   Newton, otherwise another update;
@@ -39,7 +39,7 @@ from .batch_table import (
     STALLED,
     Table,
 )
-from .policy import PICARD_RETRY_RATE, PICARD_RETRY_REACH, converged
+from .policy import converged
 
 __all__ = ["IterationSteps"]
 
@@ -77,16 +77,6 @@ class IterationSteps:
                               xp=xp)
         slow = (table.prev_change > 0) & (change > self.rho_limit * table.prev_change)
         stop = ok & ~done & (slow | (table.n_iter >= self.max_picard))
-        rate = change / xp.where(table.prev_change > 0, table.prev_change, xp.nan)
-        # Stopped on the ratio: a shorter segment (sized from it) instead of Newton,
-        # unless it diverges too fast for that or the segment is stiff (its error
-        # estimate asks for much more than the length tried; docs/algorithm.md,
-        # "Cost of a segment").
-        retry = stop & slow
-        if self.newton_allowed:
-            retry = retry & (rate <= PICARD_RETRY_RATE) & (
-                table.h_abs <= PICARD_RETRY_REACH * table.h_try)
-        table.picard_rate = xp.where(retry, xp.astype(rate, xp.float64), xp.nan)
         table.x = xp.where(ok[:, None, None], x_new, table.x)
         # (a copy: rows of it are overwritten in place, and fun's output may be
         # the caller's array or read-only)
@@ -101,12 +91,9 @@ class IterationSteps:
                                    xp.where(table.finite, xp.full_like(table.fail_what, DIVERGED),
                                             NONFINITE))
         if self.newton_allowed:
-            newton = stop & ~retry
-            table.phase = xp.where(newton, NEWTON_START, table.phase)
-            table.n_iter = xp.where(newton, 0, table.n_iter)
-            table.prev_change = xp.where(newton, xp.nan, table.prev_change)
-            outcome = xp.where(retry, FAILED, outcome)
-            table.fail_what = xp.where(retry, NO_CONVERGENCE, table.fail_what)
+            table.phase = xp.where(stop, NEWTON_START, table.phase)
+            table.n_iter = xp.where(stop, 0, table.n_iter)
+            table.prev_change = xp.where(stop, xp.nan, table.prev_change)
         else:
             outcome = xp.where(stop, FAILED, outcome)
             table.fail_what = xp.where(stop, NO_CONVERGENCE, table.fail_what)

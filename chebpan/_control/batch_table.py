@@ -31,7 +31,6 @@ STATE_FIELDS = (
     "ids", "t_a", "t_b", "h_abs", "y_a", "f_a", "x", "phase", "n_iter", "prev_change",
     "prev_coeffs", "prev_h", "att_coeffs", "att_h", "rejected_here",
     "fail_what", "fail_ta", "fail_tb", "nsegments", "nrejected", "depth",
-    "picard_rate", "h_cap", "h_try",
 )
 #: ... and that of the line search, when Newton steps are possible.
 NEWTON_FIELDS = ("x_base", "direction", "value", "slope", "alpha", "change", "floor",

@@ -33,18 +33,6 @@ SAFETY_REJECT = 0.9
 #: contraction ratio above which the segment is given up (and shortened).
 PICARD_ONLY_FACTOR = 4
 PICARD_ONLY_RHO = 0.9
-#: A batch's Picard iteration that stops contracting at a ratio up to
-#: PICARD_RETRY_RATE on a segment at least 1/PICARD_RETRY_REACH of the length its
-#: error estimate asks for (too long for Picard, not stiff) is given up for a shorter
-#: segment, sized for the ratio PICARD_TARGET_RATE (the ratio grows with the length),
-#: instead of handing over to Newton, whose dense steps cost tens of Picard steps
-#: each; the next lengths stay below that one, relaxed by CAP_RELAX per accepted
-#: segment (docs/algorithm.md, "Cost of a segment").
-PICARD_RETRY_RATE = 2.5
-PICARD_TARGET_RATE = 0.3
-PICARD_RETRY_SHRINK = (0.125, 0.5)
-CAP_RELAX = 1.25
-PICARD_RETRY_REACH = 2.0
 #: Order assumed by the first segment's length heuristic (scipy's rule).
 INITIAL_ORDER = 15
 #: Stiffness ``(h/2) ‖J‖_∞`` above which the stiff basis is used, and below
@@ -96,19 +84,6 @@ def auto_n_coeffs(rtol: float, n: int, *, dense_newton: bool = True) -> int:
     by_tolerance = round(N_BASE + N_PER_DIGIT * digits)
     by_size = N_SIZE // max(n, 1) if dense_newton else N_MOST
     return int(min(N_MOST, max(N_FEWEST, min(by_tolerance, by_size))))
-
-
-def picard_length_factors(rate, *, xp):
-    """Length factors (K,) after Picard stopped contracting at the ratios ``rate`` (K,).
-
-    The Picard ratio of a non-stiff segment grows about linearly with its length:
-    ``PICARD_TARGET_RATE / rate``, within ``PICARD_RETRY_SHRINK``; 0.5 where ``rate``
-    is not a finite positive number.
-    """
-    low, high = PICARD_RETRY_SHRINK
-    usable = xp.isfinite(rate) & (rate > 0)
-    factor = PICARD_TARGET_RATE / xp.where(usable, rate, xp.ones_like(rate))
-    return xp.where(usable, xp.clip(factor, low, high), high * xp.ones_like(rate))
 
 
 def length_factors(err, n_coeffs: int, max_factor, *, xp):

@@ -31,7 +31,8 @@ def batch_chunk_size(n, *, n_coeffs=None, n_nodes=None, batch_memory=None, dtype
     n_coeffs, n_nodes, batch_memory : int, optional
         The batch's options (defaults: a batch's, 12, ``n_coeffs - 1``, 2**28).
     dtype : str or dtype, optional
-        The working dtype (``y0``'s): float64 or float32.
+        The working dtype: float64, or float32 for a float32 ``y0`` on CuPy and
+        other array-API backends (a NumPy ``y0`` is solved in float64).
 
     Returns
     -------

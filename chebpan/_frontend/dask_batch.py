@@ -49,8 +49,10 @@ def solve_dask_batch(fun, t_span, y0, t_eval, dense_output, events, vectorized, 
     """:func:`chebpan.solve_ivp_batch` with Dask arrays as input (module docstring).
 
     ``solve_batch`` is the in-process :func:`chebpan.solve_ivp_batch`: it checks the
-    arguments here on an empty batch (errors are raised before any work is sent to
-    the workers) and solves each chunk there.
+    options and shapes here on an empty batch (those errors are raised before any work
+    is sent to the workers; errors in per-instance values, such as a ``t_eval`` outside
+    an instance's span, are raised by the chunk's task at compute time) and solves
+    each chunk there.
     """
     dask, da = dask_modules()
     if t_eval is None:
@@ -78,7 +80,15 @@ def solve_dask_batch(fun, t_span, y0, t_eval, dense_output, events, vectorized, 
     else:
         batch_args = ()
 
-    y0 = y0 if _is_dask(y0) else da.asarray(np.asarray(y0))
+    if not _is_dask(y0):
+        # (the instances are chunked like the first per-instance Dask input)
+        rows = next((value.chunks[0] for value in (t_span, t_eval, *batch_args)
+                     if _is_dask(value) and value.ndim >= 1 and (
+                         value is not t_span and value is not t_eval or value.ndim == 2)),
+                    "auto")
+        y0 = np.asarray(y0)
+        fits = y0.ndim == 2 and (rows == "auto" or sum(rows) == y0.shape[0])
+        y0 = da.from_array(y0, chunks=(rows, -1) if fits else -1)
     if y0.ndim != 2:
         raise ValueError(f"`y0` must be 2-dimensional (K, n): one row per instance, but "
                          f"has shape {tuple(y0.shape)}.")
@@ -108,8 +118,9 @@ def solve_dask_batch(fun, t_span, y0, t_eval, dense_output, events, vectorized, 
     batch_args = tuple(by_instance(value, f"batch_args[{i}]")
                        for i, value in enumerate(batch_args))
 
-    # The checks of an in-process batch (options, tolerances, shapes), on no instance.
-    solve_batch(fun, _empty_rows(spans, k), np.zeros((0, n), dtype=y0.dtype),
+    # The checks of an in-process batch (options, tolerances, shapes), on no instance;
+    # checks of per-instance values (spans, times) run on the chunks.
+    empty = solve_batch(fun, _empty_rows(spans, k), np.zeros((0, n), dtype=y0.dtype),
                 t_eval=_empty_rows(times, k), vectorized=vectorized, args=args,
                 batch_args=tuple(np.zeros((0, *value.shape[1:]), dtype=value.dtype)
                                  for value in batch_args) or None,
@@ -129,7 +140,8 @@ def solve_dask_batch(fun, t_span, y0, t_eval, dense_output, events, vectorized, 
                       tuple(pieces), options)
         parts.append((rows, chunk))
     return DaskBatchResult._from_chunks(parts, n=n, n_times=n_times, t_eval=t_eval,
-                                       dtype=y0.dtype, meta=y0._meta, da=da)
+                                       dtype=empty.y.dtype if isinstance(y0._meta, np.ndarray)
+                                       else y0.dtype, meta=y0._meta, da=da)
 
 
 def _empty_rows(value, k):

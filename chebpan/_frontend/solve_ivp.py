@@ -130,9 +130,7 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
         rho_newton : float, optional
             Picard contraction ratio above which Newton takes over
             (default 0.2; 0.9 for a batch, whose cost is work rather than
-            depth: there an attempt that stops at a ratio up to 2.5 is
-            retried on a shorter segment instead, docs/algorithm.md, "Cost of
-            a segment").
+            depth).
         max_newton_size : int, optional
             Largest dense Newton system ``n·(n_coeffs − 2)`` (default 1200);
             larger systems use the Picard iteration, and sparse Newton
