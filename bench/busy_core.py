@@ -44,7 +44,8 @@ def _problems():
     return registry
 
 
-def _timed(solve, repeats):
+def best_time(solve, repeats):
+    """Best wall time of ``repeats`` calls after a warm-up, and the last result."""
     solve()  # warm-up: numba compilation, caches
     best = float("inf")
     for _ in range(repeats):
@@ -84,8 +85,8 @@ def _measure(names, tol, repeats):
                 spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
                 time.sleep(0.3)
             try:
-                row[f"chebpan_{load}"], res = _timed(pan, repeats)
-                row[f"lsoda_{load}"], _ = _timed(lsoda, repeats)
+                row[f"chebpan_{load}"], res = best_time(pan, repeats)
+                row[f"lsoda_{load}"], _ = best_time(lsoda, repeats)
             finally:
                 if spinner is not None:
                     spinner.kill()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
+import sys
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
@@ -31,6 +31,9 @@ import scipy.integrate  # noqa: E402
 
 import chebpan  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from busy_core import best_time  # noqa: E402
+
 
 def lotkavolterra(t, z, a, b, c, d):
     x, y = z
@@ -38,16 +41,6 @@ def lotkavolterra(t, z, a, b, c, d):
 
 
 ARGS = (1.5, 1, 3, 1)
-
-
-def best_time(solve, repeats):
-    result = solve()  # (warm-up: numba compilation, caches)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = solve()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def main(argv=None):

@@ -34,7 +34,9 @@ def test_progress_bar_closes_after_a_terminal_event(capsys):
     assert f"t = {res.t[-1]:.6g}" in last  # the event time, not the segment's end
 
 
-def test_progress_without_tqdm_names_the_package(monkeypatch):
+@pytest.fixture
+def without_tqdm(monkeypatch):
+    """Importing tqdm fails, as where it is not installed."""
     real_import = builtins.__import__
 
     def no_tqdm(name, *args, **kwargs):
@@ -43,6 +45,9 @@ def test_progress_without_tqdm_names_the_package(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_tqdm)
+
+
+def test_progress_without_tqdm_names_the_package(without_tqdm):
     with pytest.raises(ImportError, match=r"`progress=True` needs .*tqdm.*chebpan\[progress\]"):
         chebpan.solve_ivp(decay, (0, 1), [1.0], progress=True)
 
@@ -117,14 +122,6 @@ def test_batch_progress_bar_is_closed_on_error(monkeypatch):
     assert len(closed) == 1
 
 
-def test_batch_progress_without_tqdm_names_the_package(monkeypatch):
-    real_import = builtins.__import__
-
-    def no_tqdm(name, *args, **kwargs):
-        if name.startswith("tqdm"):
-            raise ImportError("No module named 'tqdm'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_tqdm)
+def test_batch_progress_without_tqdm_names_the_package(without_tqdm):
     with pytest.raises(ImportError, match=r"`progress=True` needs .*tqdm"):
         chebpan.solve_ivp_batch(decay, (0, 1), np.ones((2, 1)), progress=True)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
+from .._rhs.counters import Counters
 from .result import OdeResult
 
 __all__ = ["DaskBatchResult"]
@@ -11,8 +14,7 @@ __all__ = ["DaskBatchResult"]
 #: Per-instance counters (the batch result's ``per_instance``).
 PER_INSTANCE = ("nsegments", "nrejected", "depth")
 #: The result's counters summed over the chunks (order of the chunk task's ``totals``).
-TOTALS = ("nfev", "njev", "nlu", "depth", "npoints", "nsegments", "nrejected",
-          "niter_picard", "niter_newton")
+TOTALS = tuple(field.name for field in dataclasses.fields(Counters))
 
 
 class DaskBatchResult(OdeResult):
