@@ -70,15 +70,21 @@ def test_limits_restored_after_a_failing_solve(two_blas_threads):
 def test_newton_products_run_single_threaded(two_blas_threads, monkeypatch):
     """The Gauss–Newton product sees one thread inside a solve (systems below the size)."""
     from chebpan._core import newton
+    from chebpan._kernels import newton_numba
 
     inside = []
-    original = newton.gauss_newton_matrix
 
-    def spy(a, *, xp):
-        inside.append(blas_threads())
-        return original(a, xp=xp)
+    def spy_on(module, name):
+        original = getattr(module, name)
 
-    monkeypatch.setattr(newton, "gauss_newton_matrix", spy)
+        def spy(*args, **kwargs):
+            inside.append(blas_threads())
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, spy)
+
+    spy_on(newton, "gauss_newton_matrix")  # (the array-API code)
+    spy_on(newton_numba, "direction")  # (its product in the numba kernel)
     res = chebpan.solve_ivp(lambda t, y: np.stack([10 * (y[1] - y[0]),
                                                     y[0] * (28 - y[2]) - y[1],
                                                     y[0] * y[1] - 8 / 3 * y[2]]),

@@ -349,3 +349,32 @@ def test_newton_not_exact_for_nonlinear_ode():
     g = gradient(seg.basis, a, seg.residual(x), xp=anp)
     d = newton_direction(gauss_newton_matrix(a, xp=anp), g, xp=anp)
     assert np.abs(seg.residual(x + d)).max() > 1e-8
+
+
+@pytest.mark.parametrize("N, M", [(12, 11), (32, 31), (8, 12)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_dense_newton_kernels_match_array_api_code(monkeypatch, N, M, dtype):
+    """The numba gradient and Gauss–Newton direction against the array-API code,
+    (their sums run in another order: rounding differences, amplified by the
+    condition of H, are all that may differ)."""
+    from chebpan._core.newton import DenseLinearization
+
+    rng = np.random.default_rng(11)
+    basis = get_basis(N, M, xp=anp, dtype=dtype)
+    k, n = 4, 3
+    jac = rng.normal(scale=3.0, size=(k, M, n, n)).astype(dtype)
+    half_h = rng.uniform(0.01, 0.5, size=(k, 1)).astype(dtype)
+    r = rng.normal(size=(k, n, M)).astype(dtype)
+    kernel = DenseLinearization(basis, jac, half_h, xp=anp)
+    assert kernel.kernels is not None
+    grad = kernel.gradient(r)
+    step = kernel.direction(r, grad)
+    monkeypatch.setenv("CHEBPAN_DISABLE_NUMBA", "1")
+    reference = DenseLinearization(basis, jac, half_h, xp=anp)
+    assert reference.kernels is None
+    want_grad = reference.gradient(r)
+    want_step = reference.direction(r, want_grad)
+    assert grad.dtype == step.dtype == dtype
+    rtol = 1e-10 if dtype == np.float64 else 1e-4
+    assert_allclose(grad, want_grad, rtol=rtol, atol=rtol * np.abs(want_grad).max())
+    assert_allclose(step, want_step, rtol=rtol, atol=rtol * np.abs(want_step).max())

@@ -223,3 +223,26 @@ def test_extrapolated_guess_continues_a_polynomial_solution_exactly():
                           xp=xp)
     t = 1.0 + (np.asarray(basis.tau) + 1) / 2
     np.testing.assert_allclose(y_nodes[0, 0], t**2, rtol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("tau_start", [1.0, -1.0])
+def test_extrapolated_guess_kernel_matches_array_api_code(monkeypatch, dtype, tau_start):
+    """The numba kernel of a batch's starts (one length per instance) against the
+    array-API code, including lengths far outside the other segment (truncated)."""
+    rng = np.random.default_rng(5)
+    basis = get_basis(12, 11, xp=xp, dtype=dtype)
+    k, n = 9, 3
+    decay = 0.3 ** np.arange(12)
+    coeffs = rng.normal(size=(k, n, 12)) * decay
+    coeffs[4] *= 1e-12  # (tail at the rounding floor)
+    prev_h = rng.uniform(0.05, 0.2, size=k)
+    h = prev_h * np.array([0.3, 0.5, 1.0, 1.5, 2.0, 4.0, 8.0, 20.0, 1.0])
+    f_a = rng.normal(size=(k, n)).astype(dtype)
+    kernel = extrapolated_guess(basis, coeffs, prev_h, h, f_a, xp=xp, tau_start=tau_start)
+    monkeypatch.setenv("CHEBPAN_DISABLE_NUMBA", "1")
+    reference = extrapolated_guess(basis, coeffs, prev_h, h, f_a, xp=xp, tau_start=tau_start)
+    assert kernel.dtype == reference.dtype == dtype
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(kernel, reference, rtol=rtol,
+                               atol=rtol * float(np.abs(reference).max()))

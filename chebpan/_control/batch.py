@@ -255,7 +255,8 @@ class BatchLoop(IterationSteps):
         table = Table(
             xp, ids=ids, t_a=starts(), t_b=floats(math.nan), h_abs=floats(math.nan),
             y_a=xp.asarray(y0, copy=True), f_a=xp.asarray(f0, copy=True),
-            x=values((n, basis.n_free)),
+            x=values((n, basis.n_free)), y_nodes=values((n, basis.n_nodes)),
+            t_nodes=xp.zeros((k, basis.n_nodes), dtype=xp.float64, device=device),
             phase=ints(), n_iter=ints(), prev_change=values() + math.nan,
             prev_coeffs=values((n, basis.n_coeffs)), prev_h=floats(math.nan),
             att_coeffs=values((n, basis.n_coeffs)), att_h=floats(math.nan),
@@ -315,6 +316,8 @@ class BatchLoop(IterationSteps):
                 x[has] = extrapolated_guess(basis, coeffs[has], length[has], h[has],
                                             table.f_a[has], xp=xp, tau_start=tau_start)
         table.x = x
+        table.y_nodes = node_values(basis, table.y_a, table.f_a, half_h, x, xp=xp)
+        table.t_nodes = self._node_times(table.t_a, table.t_b)
         # Every attempt starts with the Picard iteration: unlike a single
         # solve's, a batch's cost is work, and a Newton step costs as much as
         # tens of Picard steps.
@@ -329,8 +332,7 @@ class BatchLoop(IterationSteps):
         state.depth = state.depth + 1
         k, n, m = len(state), state.y_a.shape[1], basis.n_nodes
         state.half_h = self._half_h(state)
-        state.y_nodes = node_values(basis, state.y_a, state.f_a, state.half_h, state.x, xp=xp)
-        t_nodes = xp.reshape(self._node_times(state.t_a, state.t_b), (k * m,))
+        t_nodes = xp.reshape(state.t_nodes, (k * m,))
         flat_y = xp.reshape(xp.permute_dims(state.y_nodes, (1, 0, 2)), (n, k * m))
         instances = xp.reshape(xp.broadcast_to(state.ids[:, None], (k, m)), (k * m,))
         needs_jac = state.phase != PICARD
@@ -363,6 +365,7 @@ class BatchLoop(IterationSteps):
             # (every Newton row is in exactly one part: in row order, they
             # fill the mask's places)
             done = done.select_in_order(xp.argsort(done.row))
+            done.y_nodes = node_values(basis, done.y_a, done.f_a, done.half_h, done.x, xp=xp)
             for name in names:
                 value = table.fields[name]
                 value[needs_jac] = done.fields[name]

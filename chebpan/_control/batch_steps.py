@@ -67,9 +67,9 @@ class IterationSteps:
         xp, basis = self.xp, self.basis
         counted = table.finite if counted is None else table.finite & counted
         self.counters.niter_picard += int(xp.sum(xp.astype(counted, xp.int64)))
-        x_new, change, size = picard_step(basis, table.y_a, table.f_a, table.half_h, table.x,
-                                          table.y_nodes, table.f_nodes, self.atol, self.rtol,
-                                          xp=xp)
+        x_new, y_new, change, size = picard_step(basis, table.y_a, table.f_a, table.half_h,
+                                                 table.y_nodes, table.f_nodes, self.atol,
+                                                 self.rtol, xp=xp)
         floor = ROUNDING_ULPS * self.eps * size
         table.n_iter = table.n_iter + 1
         ok = table.finite & xp.isfinite(change)
@@ -77,14 +77,17 @@ class IterationSteps:
                               xp=xp)
         slow = (table.prev_change > 0) & (change > self.rho_limit * table.prev_change)
         stop = ok & ~done & (slow | (table.n_iter >= self.max_picard))
-        table.x = xp.where(ok[:, None, None], x_new, table.x)
+        if bool(xp.all(ok)):
+            table.x, table.y_nodes = x_new, y_new
+        else:  # (failed rows keep their iterate)
+            table.x = xp.where(ok[:, None, None], x_new, table.x)
+            table.y_nodes = xp.where(ok[:, None, None], y_new, table.y_nodes)
         # (a copy: rows of it are overwritten in place, and fun's output may be
         # the caller's array or read-only)
         table.f_end = xp.asarray(table.f_nodes[..., -1], copy=True)
         table.used_newton = xp.zeros_like(done)
         table.prev_change = xp.astype(change, table.prev_change.dtype)
-        for name in ("y_nodes", "f_nodes"):  # not needed further
-            del table.fields[name]
+        del table.fields["f_nodes"]  # not needed further
         outcome = xp.where(done, xp.full_like(table.n_iter, FINISHED), GOING)
         outcome = xp.where(ok, outcome, FAILED)
         table.fail_what = xp.where(ok, table.fail_what,

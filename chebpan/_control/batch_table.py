@@ -26,10 +26,11 @@ NONFINITE, NO_CONVERGENCE, STALLED, LINE_SEARCH, ERROR, NONFINITE_JAC, DIVERGED 
     int(failure) for failure in Failure)
 
 
-#: The per-instance state carried from round to round ...
+#: The per-instance state carried from round to round (``y_nodes``, ``t_nodes``: the
+#: points of the iterate ``x``, where the next round evaluates ``fun``) ...
 STATE_FIELDS = (
-    "ids", "t_a", "t_b", "h_abs", "y_a", "f_a", "x", "phase", "n_iter", "prev_change",
-    "prev_coeffs", "prev_h", "att_coeffs", "att_h", "rejected_here",
+    "ids", "t_a", "t_b", "h_abs", "y_a", "f_a", "x", "y_nodes", "t_nodes", "phase", "n_iter",
+    "prev_change", "prev_coeffs", "prev_h", "att_coeffs", "att_h", "rejected_here",
     "fail_what", "fail_ta", "fail_tb", "nsegments", "nrejected", "depth",
 )
 #: ... and that of the line search, when Newton steps are possible.
@@ -114,12 +115,12 @@ def instances_per_chunk(batch_memory, n, basis, itemsize):
 
     ``itemsize``: bytes per value of the working dtype (``xp.finfo(dtype).bits // 8``).
 
-    Per instance, a round holds its state (the iterate, its line-search copies,
-    two polynomials: ``5 n N`` values) and the round's temporaries (node values,
+    Per instance, a round holds its state (the iterate and its points, its line-search
+    copies, two polynomials: ``5 n N + n M + M`` values) and the round's temporaries (node values,
     ``f``, their gathers and the copies NumPy makes on the way), about
-    ``12 n N + 20 n M + 10 M + 64`` values in all as measured with
+    ``12 n N + 21 n M + 11 M + 64`` values in all as measured with
     ``bench/batch.py --memory`` (docs/user-guide.md, "Memory"); Newton's
     systems have a budget of their own (``newton_memory``).
     """
-    values = (12 * n * basis.n_coeffs + 20 * n * basis.n_nodes + 10 * basis.n_nodes + 64)
+    values = (12 * n * basis.n_coeffs + 21 * n * basis.n_nodes + 11 * basis.n_nodes + 64)
     return max(1, int(batch_memory) // (itemsize * values))

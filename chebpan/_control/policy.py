@@ -14,6 +14,7 @@ import math
 from .._core.basis import chebyshev_values
 from .._core.estimates import scaled_rms
 from .._core.picard import picard_update
+from .._kernels.dispatch import extrapolation_kernel
 
 __all__ = ["auto_n_coeffs", "length_factors", "next_length_factor", "extrapolated_guess",
            "initial_lengths", "converged"]
@@ -125,8 +126,13 @@ def extrapolated_guess(basis, prev_coeffs, prev_h, h, f_a, *, xp, tau_start=1.0)
     ``(τ + √(τ²−1))^n``), so the series is truncated where its terms,
     evaluated at the far end, are smallest (optimal truncation of an
     asymptotic series).  ``prev_h`` and ``h`` are floats, or arrays (K,)
-    with one length per batch member.
+    with one length per batch member (on NumPy a numba kernel does those,
+    ``CHEBPAN_DISABLE_NUMBA=1``: this code).
     """
+    if not isinstance(h, (int, float)):
+        kernel = extrapolation_kernel(xp)
+        if kernel is not None:
+            return kernel(basis, prev_coeffs, prev_h, h, f_a, tau_start)
     n = basis.n_coeffs
     tau64 = 1 + xp.astype(basis.tau, xp.float64)
     # New nodes in the other segment's τ; float64 whatever the working dtype,

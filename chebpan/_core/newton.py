@@ -15,7 +15,8 @@ weighted residual Jacobian, ``∇ẽ = 2 Aᵀ √W r̃`` and the Gauss–Newton 
 
 from __future__ import annotations
 
-from .._kernels.blas import blas_threads_for
+from .._kernels.blas import BLAS_THREADS_MIN_SIZE, blas_threads_for
+from .._kernels.dispatch import newton_kernels
 from .ldl import modified_ldl_solve
 
 __all__ = [
@@ -146,6 +147,11 @@ class DenseLinearization:
     and :class:`chebpan._core.structured.StructuredLinearization` have the same
     methods and attributes.)  Every direction is this iterate's own: ``stale`` is
     False and ``factorised`` True.
+
+    On NumPy, numba kernels (:mod:`chebpan._kernels.newton_numba`) form the gradient
+    without ``A`` and the Gauss–Newton direction in one call per batch; ``A`` is
+    built only for the stiff basis' collocation solve and systems that keep the
+    user's BLAS threads (``CHEBPAN_DISABLE_NUMBA=1``: the array code throughout).
     """
 
     stale = False
@@ -154,21 +160,40 @@ class DenseLinearization:
     def __init__(self, basis, jac_nodes, half_h, *, xp):
         self.basis = basis
         self.xp = xp
-        self.a = residual_jacobian(basis, jac_nodes, half_h, xp=xp)
+        self.jac_nodes = jac_nodes
+        self.half_h = half_h
+        self.collocation = basis.n_fixed == 1 and basis.n_nodes - 1 == basis.n_free
+        size = jac_nodes.shape[-1] * basis.n_free
+        self.kernels = (newton_kernels(xp)
+                        if size < BLAS_THREADS_MIN_SIZE and not self.collocation else None)
+        self._a = None
+
+    @property
+    def a(self):
+        """The weighted residual Jacobian (:func:`residual_jacobian`), built when needed."""
+        if self._a is None:
+            self._a = residual_jacobian(self.basis, self.jac_nodes, self.half_h, xp=self.xp)
+        return self._a
 
     def gradient(self, r):
+        if self.kernels is not None:
+            grad = self.kernels.gradient(self.basis, self.jac_nodes, self.half_h, r)
+            return self.xp.astype(grad, r.dtype, copy=False)
         return gradient(self.basis, self.a, r, xp=self.xp)
 
     def direction(self, r, grad):
         basis, xp = self.basis, self.xp
         dtype = r.dtype
+        if self.kernels is not None:
+            step = self.kernels.direction(basis, self.jac_nodes, self.half_h, grad)
+            return xp.astype(step, dtype, copy=False)
         a = self.a
         if dtype == xp.float32:
             # Mixed precision: a float32 state, the linear algebra in float64.  A
             # stiff segment's matrix has a condition number near (h/2)‖J‖ (its
             # square for AᵀA), far beyond what float32 solves to any accuracy.
             a, r, grad = (xp.astype(v, xp.float64) for v in (a, r, grad))
-        if basis.n_fixed == 1 and basis.n_nodes - 1 == basis.n_free:
+        if self.collocation:
             step = collocation_direction(basis, a, r, xp=xp)
         else:
             step = newton_direction(gauss_newton_matrix(a, xp=xp), grad, xp=xp)

@@ -80,27 +80,30 @@ def euler_start(basis, f_a, half_h, *, xp):
     return x
 
 
-def picard_step(basis, y_a, f_a, half_h, x, y_nodes, f_nodes, atol, rtol, *, xp):
-    """One Picard update of a batch, with what its convergence test needs.
+def picard_step(basis, y_a, f_a, half_h, y_nodes, f_nodes, atol, rtol, *, xp):
+    """One Picard update of a batch, with its node values and what its convergence test needs.
 
-    Returns ``x_new`` (K, n, n_free) (:func:`picard_update`), ``change`` (K,):
-    the RMS over components of ``max_m |(x_new − x) Φ̃| / scale`` with
-    ``scale`` of :func:`~chebpan._core.estimates.tolerance_scale` (from ``y_a`` and
-    ``y(t_b)``), and ``size`` (K,): the largest ``max_m |y_m| / scale``, the
-    node values capped as there (the rounding floor is ``eps`` times it).
-    On NumPy a numba kernel does it in one pass over the nodes
+    ``y_nodes`` (K, n, M) are the node values of the current iterate, ``f_nodes`` ``f``
+    at them.  Returns ``x_new`` (K, n, n_free) (:func:`picard_update`), ``y_new``
+    (K, n, M): its node values (:func:`node_values`, the next round's points),
+    ``change`` (K,): the RMS over components of ``max_m |y_new − y_nodes| / scale``
+    with ``scale`` of :func:`~chebpan._core.estimates.tolerance_scale` (from ``y_a``
+    and ``y(t_b)``), and ``size`` (K,): the largest ``max_m |y_m| / scale``, the node
+    values capped as there (the rounding floor is ``eps`` times it).  On NumPy a numba
+    kernel does it in one call, its products as BLAS over all rows
     (``CHEBPAN_DISABLE_NUMBA=1``: this code).
     """
     kernel = picard_kernel(xp)
     if kernel is not None:
-        return kernel(basis, y_a, f_a, half_h, x, y_nodes, f_nodes, atol, rtol, GROWTH_CAP)
+        return kernel(basis, y_a, f_a, half_h, y_nodes, f_nodes, atol, rtol, GROWTH_CAP)
     x_new = picard_update(basis, f_a, f_nodes, half_h, xp=xp)
+    y_new = node_values(basis, y_a, f_a, half_h, x_new, xp=xp)
     if y_a.shape[-1] == 0:
         zeros = xp.zeros(y_a.shape[:1], dtype=y_a.dtype, device=y_a.device)
-        return x_new, zeros, zeros
+        return x_new, y_new, zeros, zeros
     scale = tolerance_scale(atol, rtol, y_a, y_nodes[..., -1], xp=xp)
-    moved = xp.max(xp.abs(xp.matmul(x_new - x, basis.phi_tilde)), axis=-1) / scale
+    moved = xp.max(xp.abs(y_new - y_nodes), axis=-1) / scale
     change = xp.sqrt(xp.mean(moved * moved, axis=-1))
     largest = capped_magnitude(y_a, xp.max(xp.abs(y_nodes), axis=-1), xp=xp)
     size = xp.max(largest / scale, axis=-1)
-    return x_new, change, size
+    return x_new, y_new, change, size

@@ -1,7 +1,8 @@
 """Which kernels run the inner loops of a solve, chosen from the array namespace.
 
 - NumPy: numba kernels (:mod:`~chebpan._kernels.ldl_numba`,
-  :mod:`~chebpan._kernels.picard_numba`, imported on first use), unless the environment
+  :mod:`~chebpan._kernels.picard_numba`, :mod:`~chebpan._kernels.extrapolation_numba`,
+  :mod:`~chebpan._kernels.newton_numba`, imported on first use), unless the environment
   variable ``CHEBPAN_DISABLE_NUMBA=1`` selects the array-API reference code of
   :mod:`chebpan._core`;
 - CuPy: the CUDA LDLᵀ kernels (:mod:`~chebpan._kernels.ldl_cupy`, compiled with NVRTC
@@ -19,7 +20,8 @@ from typing import Any, NamedTuple
 
 import array_api_compat
 
-__all__ = ["LDLFactors", "use_numba", "ldl_kernels", "picard_kernel"]
+__all__ = ["LDLFactors", "use_numba", "ldl_kernels", "picard_kernel", "extrapolation_kernel",
+           "newton_kernels"]
 
 
 class LDLFactors(NamedTuple):
@@ -71,4 +73,25 @@ def picard_kernel(xp):
         from .picard_numba import picard_step
 
         return picard_step
+    return None
+
+
+def extrapolation_kernel(xp):
+    """The numba extrapolated starts of a batch
+    (:func:`chebpan._kernels.extrapolation_numba.extrapolated_guess`) for ``xp``, or None
+    for the reference code."""
+    if use_numba(xp):
+        from .extrapolation_numba import extrapolated_guess
+
+        return extrapolated_guess
+    return None
+
+
+def newton_kernels(xp):
+    """The numba kernels of the dense Gauss–Newton step
+    (:mod:`chebpan._kernels.newton_numba`) for ``xp``, or None for the reference code."""
+    if use_numba(xp):
+        from . import newton_numba
+
+        return newton_numba
     return None

@@ -1,7 +1,15 @@
 """The Picard step of a batch (:func:`chebpan._core.picard.picard_step`) as a numba kernel.
 
-One pass over each instance's nodes instead of a dozen array passes (update, change
-and rounding floor); imported lazily, for NumPy arrays only.
+One compiled call per round: the two products of the update run as BLAS matrix products
+over the rows of all instances (``(K·n, M) × (M, n_free)`` and ``(K·n, n_free) ×
+(n_free, M)``), and one pass over each instance's nodes adds the linear part and
+measures the change and the rounding floor, instead of a dozen array passes.  Imported
+lazily, for NumPy arrays only.
+
+The products run on blocks of :data:`BLOCK_ROWS` rows, the last one padded with zeros:
+a BLAS routes a product to different inner kernels by its shape, so an instance's
+result would otherwise depend on how many others share its round, and a batch solved
+in chunks (Dask, ``batch_memory``) would not agree bit for bit with one solved whole.
 """
 
 from __future__ import annotations
@@ -11,65 +19,97 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["picard_step"]
+__all__ = ["picard_step", "BLOCK_ROWS"]
+
+#: Rows of one BLAS product (every product has this shape).
+BLOCK_ROWS = 256
+
+
+@numba.njit(cache=True)
+def _blocked_product(a, b, out, pad_a, pad_out):
+    """``out = a @ b`` by blocks of ``BLOCK_ROWS`` rows; ``pad_a``, ``pad_out`` scratch
+    of one block."""
+    rows = a.shape[0]
+    for start in range(0, rows, BLOCK_ROWS):
+        stop = min(rows, start + BLOCK_ROWS)
+        if stop - start == BLOCK_ROWS:
+            np.dot(a[start:stop], b, out[start:stop])
+        else:
+            pad_a[:stop - start] = a[start:stop]
+            pad_a[stop - start:] = 0.0
+            np.dot(pad_a, b, pad_out)
+            out[start:stop] = pad_out[:stop - start]
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _step(f_nodes, f_a, half_h, x, y_nodes, y_a, picard, phi, slope_factor, atol, rtol,
-          growth_cap, x_new, change, floor):
-    k_count, n, n_nodes = f_nodes.shape
-    n_free = picard.shape[0]
-    g = np.empty(n_nodes, dtype=f_nodes.dtype)
-    dx = np.empty(n_free, dtype=f_nodes.dtype)
+def _step(f_by_component, f_a, half_h, y_nodes, y_a, picard_t, picard_sums, phi, tau,
+          slope_factor, atol, rtol, growth_cap, x_new, y_new, change, floor):
+    # f_by_component: f at the nodes as (n, K, M), the layout ``fun`` returns them in.
+    n, k_count, n_nodes = f_by_component.shape
+    n_free = picard_t.shape[1]
+    # X = (h/2) (F − s f_a 1ᵀ) Pᵀ = (h/2) (F Pᵀ − s f_a (P 1)ᵀ), F Pᵀ as one product.
+    dtype = x_new.dtype
+    products = np.empty((n * k_count, n_free), dtype=dtype)
+    pad_nodes = np.empty((BLOCK_ROWS, n_nodes), dtype=dtype)
+    pad_free = np.empty((BLOCK_ROWS, n_free), dtype=dtype)
+    _blocked_product(f_by_component.reshape(n * k_count, n_nodes), picard_t, products,
+                     pad_nodes, pad_free)
     for k in range(k_count):
         h = half_h[k, 0]
-        total = 0.0
-        worst = 0.0
+        for i in range(n):
+            start = slope_factor * f_a[k, i]
+            row = i * k_count + k
+            for j in range(n_free):
+                x_new[k, i, j] = h * (products[row, j] - start * picard_sums[j])
+    _blocked_product(x_new.reshape(k_count * n, n_free), phi,
+                     y_new.reshape(k_count * n, n_nodes), pad_free, pad_nodes)
+    for k in range(k_count):
+        h = half_h[k, 0]
         cap = 0.0
         for i in range(n):
             cap = max(cap, abs(y_a[k, i]))
         cap *= growth_cap
+        total = 0.0
+        worst = 0.0
         for i in range(n):
-            start = slope_factor * f_a[k, i]
-            for m in range(n_nodes):
-                g[m] = f_nodes[k, i, m] - start
-            for j in range(n_free):
-                s = 0.0
-                for m in range(n_nodes):
-                    s += g[m] * picard[j, m]
-                x_new[k, i, j] = h * s
-                dx[j] = x_new[k, i, j] - x[k, i, j]
+            slope = h * slope_factor * f_a[k, i]
             start = abs(y_a[k, i])
             end = min(abs(y_nodes[k, i, n_nodes - 1]), cap)
             scale = atol[i] + rtol[i] * max(start, end)
             biggest = 0.0
             largest_y = 0.0
             for m in range(n_nodes):
-                s = 0.0
-                for j in range(n_free):
-                    s += dx[j] * phi[j, m]
-                v = abs(s)
-                if v > biggest or v != v:  # (NaN propagates, as in NumPy's max)
-                    biggest = v
+                value = y_new[k, i, m] + y_a[k, i] + slope * (1.0 + tau[m])
+                y_new[k, i, m] = value
+                moved = abs(value - y_nodes[k, i, m])
+                if moved > biggest or moved != moved:  # (NaN propagates, as in NumPy's max)
+                    biggest = moved
                 largest_y = max(largest_y, abs(y_nodes[k, i, m]))
             ratio = biggest / scale
             total += ratio * ratio
             worst = max(worst, max(start, min(largest_y, cap)) / scale)
-        change[k] = math.sqrt(total / n) if n else 0.0
+        change[k] = math.sqrt(total / n)
         floor[k] = worst
 
 
-def picard_step(basis, y_a, f_a, half_h, x, y_nodes, f_nodes, atol, rtol, growth_cap):
+def picard_step(basis, y_a, f_a, half_h, y_nodes, f_nodes, atol, rtol, growth_cap):
     """As :func:`chebpan._core.picard.picard_step` (which calls it for NumPy arrays)."""
-    k_count, n, _ = f_nodes.shape
+    k_count, n, n_nodes = f_nodes.shape
     dtype = f_nodes.dtype
+    x_new = np.empty((k_count, n, basis.n_free), dtype=dtype)
+    y_new = np.empty((k_count, n, n_nodes), dtype=dtype)
+    change = np.zeros(k_count, dtype=dtype)
+    floor = np.zeros(k_count, dtype=dtype)
+    if k_count == 0 or n == 0:
+        x_new[...] = 0
+        return x_new, y_new, change, floor
     atol = np.broadcast_to(np.asarray(atol, dtype=dtype), (n,)).copy()
     rtol = np.broadcast_to(np.asarray(rtol, dtype=dtype), (n,)).copy()
-    x_new = np.empty_like(x)
-    change = np.empty(k_count, dtype=dtype)
-    floor = np.empty(k_count, dtype=dtype)
-    arrays = [np.ascontiguousarray(a) for a in (f_nodes, f_a, half_h, x, y_nodes, y_a,
-                                                basis.picard, basis.phi_tilde)]
-    _step(*arrays, float(basis.slope_factor), atol, rtol, float(growth_cap), x_new, change,
-          floor)
-    return x_new, change, floor
+    picard_t = np.ascontiguousarray(basis.picard.T)
+    # (f_nodes is usually a view of fun's (n, K, M) output: no copy then)
+    arrays = [np.ascontiguousarray(a) for a in (np.permute_dims(f_nodes, (1, 0, 2)), f_a,
+                                                half_h, y_nodes, y_a)]
+    _step(*arrays, picard_t, picard_t.sum(axis=0), np.ascontiguousarray(basis.phi_tilde),
+          np.ascontiguousarray(basis.tau), float(basis.slope_factor), atol, rtol,
+          float(growth_cap), x_new, y_new, change, floor)
+    return x_new, y_new, change, floor

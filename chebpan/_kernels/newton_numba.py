@@ -1,0 +1,106 @@
+"""The dense Gauss–Newton step (:class:`chebpan._core.newton.DenseLinearization`) as numba
+kernels.
+
+:func:`gradient` forms ``∇ẽ = 2 Aᵀ √W r̃`` from ``J`` at the nodes without building
+``A``; :func:`direction` builds each instance's ``A`` in a reused buffer, ``H = 2 AᵀA``
+as one BLAS product, and factorises and solves with the modified LDLᵀ of
+:mod:`~chebpan._kernels.ldl_numba`, all in one compiled call instead of a dozen array
+operations over (K, n, M, n, n_free) temporaries.  Imported lazily, for NumPy arrays only.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .ldl_numba import _factor, _solve
+
+__all__ = ["gradient", "direction"]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _gradient(d_tilde, phi_tilde, weights, jac, half_h, r, grad):
+    # grad[i, q] = 2 Σ_m w_m (r[i, m] D̃[q, m] − (h/2) Φ̃[q, m] Σ_j J_m[j, i] r[j, m])
+    k_count, n, n_nodes = r.shape
+    n_free = d_tilde.shape[0]
+    transposed = np.empty(n_nodes)  # (Jᵀ r) at the nodes, one component
+    for k in range(k_count):
+        h = half_h[k, 0]
+        for i in range(n):
+            for m in range(n_nodes):
+                total = 0.0
+                for j in range(n):
+                    total += jac[k, m, j, i] * r[k, j, m]
+                transposed[m] = h * total
+            for q in range(n_free):
+                total = 0.0
+                for m in range(n_nodes):
+                    total += weights[m] * (r[k, i, m] * d_tilde[q, m]
+                                           - phi_tilde[q, m] * transposed[m])
+                grad[k, i, q] = 2.0 * total
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _direction(d_tilde, phi_tilde, sqrt_weights, jac, half_h, grad, step, eps):
+    # A[(j, m), (i, q)] = √w_m (δ_ij D̃[q, m] − (h/2) Φ̃[q, m] J_m[j, i]);
+    # (H + E) step = −∇ẽ with H = 2 AᵀA.
+    k_count, n_nodes, n, _ = jac.shape
+    n_free = d_tilde.shape[0]
+    size = n * n_free
+    a = np.empty((n * n_nodes, size))
+    work = np.empty((size, size))
+    scratch = np.empty(size)
+    d = np.empty(size)
+    e = np.empty(size)
+    y = np.empty((1, size))
+    perm = np.empty(size, dtype=np.int64)
+    rhs = np.empty((size, 1))
+    out = np.empty((size, 1))
+    for k in range(k_count):
+        h = half_h[k, 0]
+        for j in range(n):
+            for m in range(n_nodes):
+                row = j * n_nodes + m
+                for i in range(n):
+                    coupling = h * jac[k, m, j, i]
+                    for q in range(n_free):
+                        value = -coupling * phi_tilde[q, m]
+                        if i == j:
+                            value += d_tilde[q, m]
+                        a[row, i * n_free + q] = sqrt_weights[m] * value
+        hessian = np.dot(a.T, a)
+        for row in range(size):
+            for col in range(row + 1):
+                work[row, col] = 2.0 * hessian[row, col]
+        _factor(work, perm, d, e, scratch, eps)
+        for i in range(n):
+            for q in range(n_free):
+                rhs[i * n_free + q, 0] = grad[k, i, q]
+        _solve(work, perm, d, rhs, out, y, True)
+        for i in range(n):
+            for q in range(n_free):
+                step[k, i, q] = -out[i * n_free + q, 0]
+
+
+def _basis_arrays(basis, *names):
+    return [np.ascontiguousarray(getattr(basis, name), dtype=np.float64) for name in names]
+
+
+def gradient(basis, jac_nodes, half_h, r):
+    """``∇ẽ`` (K, n, n_free) as :func:`chebpan._core.newton.gradient` of
+    :func:`~chebpan._core.newton.residual_jacobian` (float64 in, float64 out)."""
+    grad = np.empty((*r.shape[:2], basis.n_free))
+    _gradient(*_basis_arrays(basis, "d_tilde", "phi_tilde", "weights"),
+              *(np.ascontiguousarray(a, dtype=np.float64) for a in (jac_nodes, half_h, r)),
+              grad)
+    return grad
+
+
+def direction(basis, jac_nodes, half_h, grad):
+    """The modified-LDLᵀ Gauss–Newton direction (K, n, n_free), float64, as
+    :func:`chebpan._core.newton.newton_direction` of the Gauss–Newton matrix."""
+    step = np.empty(grad.shape)
+    _direction(*_basis_arrays(basis, "d_tilde", "phi_tilde", "sqrt_weights"),
+               *(np.ascontiguousarray(a, dtype=np.float64) for a in (jac_nodes, half_h, grad)),
+               step, np.finfo(np.float64).eps)
+    return step
