@@ -28,6 +28,9 @@ Solvers:
 * scipy: ``scipy.integrate.solve_ivp(method="DOP853")`` in a Python loop.
   Its time is linear in K: it is measured on ``--scipy-k`` instances (default
   1000) and scaled to K (``--scipy-k 0`` loops over all K);
+* numbalsoda's ``dop853`` (Hairer's Fortran DOP853) in a numba ``@njit`` loop over
+  the instances with a ``cfunc`` right-hand side, when it imports (its build needs
+  ``apt-get install gfortran``);
 * torchdiffeq (``odeint``, dopri5 and dopri8; CPU; one step size for the whole
   batch, as torchdiffeq does) and diffrax (``jax.vmap`` of ``diffeqsolve``
   with Dopri5 and Dopri8, ``PIDController``; JAX on the CPU, float64; jit
@@ -36,7 +39,10 @@ Solvers:
 Printed: machine, versions, thread settings, the tolerance chosen per solver,
 its sample error, the wall time and the ratio ``solver time / chebpan time``
 (above 1: chebpan is faster).  ``--profile`` adds a cProfile breakdown of the
-chebpan run.  Progress goes to stderr, the report to stdout.
+chebpan run.  Progress goes to stderr, the report to stdout.  ``--one-core`` pins the
+process to one core with every library on one thread (``OMP_NUM_THREADS``,
+``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``, ``NUMBA_NUM_THREADS`` = 1 and XLA's CPU
+threads off): the per-core comparison.
 
 ``--memory [K ...]`` measures instead the peak resident memory of one chebpan batch
 with ``t_eval=[t_end]`` (rtol = atol = ``--memory-tol``, default 1e-6), each K in a
@@ -56,6 +62,16 @@ import resource
 import subprocess
 import sys
 import time
+
+#: ``--one-core``: every library on one thread, the process on one core (set before
+#: NumPy, JAX or torch start their thread pools, hence here and by re-executing).
+ONE_CORE_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                "NUMBA_NUM_THREADS": "1",
+                "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
+if "--one-core" in sys.argv and os.environ.get("CHEBPAN_BENCH_ONE_CORE") != "1":
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    os.execve(sys.executable, [sys.executable, *sys.argv],
+              {**os.environ, **ONE_CORE_ENV, "CHEBPAN_BENCH_ONE_CORE": "1"})
 
 import numpy as np
 import scipy
@@ -188,9 +204,44 @@ def make_diffrax(solver_name):
     return run
 
 
+def make_numbalsoda():
+    """numbalsoda's DOP853 (Hairer's Fortran code) over the batch in a numba ``@njit``
+    loop, the right-hand side a numba ``cfunc``: no Python in the loop."""
+    import numba
+    from numbalsoda import dop853, lsoda_sig
+
+    @numba.cfunc(lsoda_sig)
+    def rhs(t, u, du, p):
+        du[0] = SIGMA * (u[1] - u[0])
+        du[1] = u[0] * (RHO - u[2]) - u[1]
+        du[2] = u[0] * u[1] - BETA * u[2]
+
+    address = rhs.address
+
+    @numba.njit
+    def loop(y0, t_eval, tol):
+        out = np.empty_like(y0)
+        for i in range(y0.shape[0]):
+            usol, success = dop853(address, y0[i].copy(), t_eval, rtol=tol, atol=tol,
+                                   mxstep=1_000_000)
+            out[i] = usol[-1]
+            if not success:
+                out[i] = np.nan
+        return out
+
+    def run(y0, tol):
+        return loop(np.ascontiguousarray(y0), np.array([0.0, T_END]), tol), None
+
+    return run
+
+
 def peers():
     """(name, run(y0, tol)) for the peers that can be imported here."""
     found = [("scipy DOP853 (loop)", run_scipy)]
+    try:
+        found.append(("numbalsoda dop853 (@njit loop)", make_numbalsoda()))
+    except ImportError as exc:
+        log(f"numbalsoda not available ({exc}); apt-get install gfortran; pip install numbalsoda")
     try:
         for method in ("dopri5", "dopri8"):
             found.append((f"torchdiffeq {method}", make_torchdiffeq(method)))
@@ -242,6 +293,8 @@ def main(argv=None):
                         help="instances the scipy loop is timed on (0: all K)")
     parser.add_argument("--repeat", type=int, default=2, help="timed runs (best kept)")
     parser.add_argument("--profile", action="store_true", help="profile the chebpan run")
+    parser.add_argument("--one-core", action="store_true",
+                        help="pin the process to one core, every library on one thread")
     parser.add_argument("--memory", type=int, nargs="*", metavar="K",
                         help="peak memory of batches of K instances (default 1e4 1e5 1e6)")
     parser.add_argument("--memory-tol", type=float, default=1e-6)
@@ -264,7 +317,9 @@ def main(argv=None):
           f"Python {platform.python_version()}, numpy {np.__version__}, "
           f"scipy {scipy.__version__}, chebpan {chebpan.__version__}")
     print(f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
+          f"cores used: {sorted(os.sched_getaffinity(0))}"
+          + (" (--one-core: every library on one thread)" if args.one_core else ""))
     rows = []
     for name, settings in CHEBPAN_SETTINGS.items():
         log(f"{name}:")
