@@ -115,12 +115,13 @@ def instances_per_chunk(batch_memory, n, basis, itemsize):
 
     ``itemsize``: bytes per value of the working dtype (``xp.finfo(dtype).bits // 8``).
 
-    Per instance, a round holds its state (the iterate and its points, its line-search
-    copies, two polynomials: ``5 n N + n M + M`` values) and the round's temporaries (node values,
-    ``f``, their gathers and the copies NumPy makes on the way), about
-    ``12 n N + 21 n M + 11 M + 64`` values in all as measured with
-    ``bench/batch.py --memory`` (docs/user-guide.md, "Memory"); Newton's
-    systems have a budget of their own (``newton_memory``).
+    Per instance, a round holds its state (the iterate and its points, its
+    line-search copies, two polynomials: ``5 n N + n M + M`` values) and the round's
+    temporaries (node values, ``f``, their gathers and the copies NumPy makes on the
+    way): about ``12 n N + 20 n M + 10 M + 64`` values in all as measured with
+    ``bench/batch.py --memory`` (docs/user-guide.md, "Memory") before the table
+    carried the iterate's points, plus those ``n M + M``; Newton's systems have a
+    budget of their own (``newton_memory``).
     """
     values = (12 * n * basis.n_coeffs + 21 * n * basis.n_nodes + 11 * basis.n_nodes + 64)
     return max(1, int(batch_memory) // (itemsize * values))
