@@ -429,7 +429,7 @@ class BatchLoop(IterationSteps):
                 self.progress.advance(segments[1], segments[2])
             if self.events is not None:
                 segments, terminal = self.events.process(
-                    segments, self._node_times(segments[1], segments[2]), accepted)
+                    segments, table.t_nodes[accepted], accepted)
             self.record.accept(*segments)
         # Rejected on the error, or failed: the next start from this polynomial
         # (not after non-finite values, nor from a diverged one), shorter, the

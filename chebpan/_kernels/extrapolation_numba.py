@@ -31,9 +31,8 @@ def _guess(prev_coeffs, prev_h, h, f_a, picard, tau, slope_factor, tau_start, x)
             # other segment's τ (float64: T_n there can exceed float32's range).
             t = tau_start + ratio * (1.0 + tau[m])
             slopes[0, m] = 0.0
+            slopes[1, m] = 1.0  # (a basis has at least 3 coefficients)
             u_previous, u = 1.0, 2.0 * t
-            if n_coeffs > 1:
-                slopes[1, m] = 1.0
             for order in range(2, n_coeffs):
                 slopes[order, m] = order * u
                 u_previous, u = u, 2.0 * t * u - u_previous
