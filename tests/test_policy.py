@@ -24,12 +24,11 @@ from chebpan._core.estimates import (
     GROWTH_CAP,
     ROUNDING_ULPS,
     capped_magnitude,
-    decay_error_estimate,
     decay_error_estimates,
-    error_estimate,
     error_estimates,
     plausible,
     rounding_floors,
+    segment_estimates,
     tolerance_scale,
 )
 from chebpan._core.picard import node_values
@@ -43,7 +42,6 @@ def test_error_estimate_is_the_scaled_rms_of_the_last_two_coefficients():
     scale = np.array([[0.1, 0.01]])
     expected = math.sqrt((0.3**2 + 0.7**2) / 2)
     np.testing.assert_allclose(error_estimates(coeffs, scale, xp=xp), [expected], rtol=1e-14)
-    assert error_estimate(coeffs, scale, xp=xp) == pytest.approx(expected, rel=1e-14)
 
 
 def test_error_estimates_one_per_segment_and_none_for_no_components():
@@ -68,8 +66,6 @@ def test_decay_estimate_extrapolates_the_pairs_above_rounding():
     coeffs = _geometric(0.1, 12, zero_from=8)
     got = decay_error_estimates(coeffs, np.ones((1, 1)), xp=xp)
     np.testing.assert_allclose(got, [1.1e-10], rtol=1e-9)
-    assert decay_error_estimate(coeffs, np.ones((1, 1)), xp=xp) == pytest.approx(1.1e-10,
-                                                                                 rel=1e-9)
 
 
 def test_decay_estimate_is_scaled_and_takes_the_largest_component():
@@ -82,15 +78,46 @@ def test_decay_estimate_zero_for_a_low_degree_polynomial():
     # Two pairs above rounding and the last one at it: the segment could be much longer.
     coeffs = _geometric(0.1, 12, zero_from=6)
     assert decay_error_estimates(coeffs, np.ones((1, 1)), xp=xp).tolist() == [0.0]
-    assert decay_error_estimate(coeffs, np.ones((1, 1)), xp=xp) == 0.0
 
 
 def test_decay_estimate_says_nothing_without_decay_or_coefficients():
     growing = _geometric(1.5, 12)
     assert np.isnan(decay_error_estimates(growing, np.ones((1, 1)), xp=xp)[0])
-    assert decay_error_estimate(growing, np.ones((1, 1)), xp=xp) is None
     short = _geometric(0.1, 7)  # fewer than 8 coefficients
-    assert decay_error_estimate(short, np.ones((1, 1)), xp=xp) is None
+    assert np.isnan(decay_error_estimates(short, np.ones((1, 1)), xp=xp)[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_coeffs", [6, 12, 13])
+def test_segment_estimates_kernel_matches_array_api_code(monkeypatch, dtype, n_coeffs):
+    """The numba kernel of the ended attempts' estimates against the array-API code:
+    coefficients that decay (a fit), low-degree ones (0), growing ones (NaN), scales
+    from the start and from an end value above the growth cap, per-component
+    tolerances."""
+    rng = np.random.default_rng(3)
+    k, n = 6, 3
+    coeffs = rng.normal(size=(k, n, n_coeffs)) * 0.3 ** np.arange(n_coeffs)
+    coeffs[1, :, 6:] = 0.0  # low degree
+    coeffs[2] = rng.normal(size=(n, n_coeffs)) * 1.5 ** np.arange(n_coeffs)  # growing
+    coeffs[3, 1] *= 1e6  # one component dominates
+    y_a = rng.normal(size=(k, n))
+    y_end = y_a + rng.normal(size=(k, n))
+    y_end[4, 0] = 1e9  # beyond GROWTH_CAP times the start
+    args = [np.asarray(a, dtype=dtype) for a in (coeffs, y_a, y_end)]
+    atol, rtol = np.array([1e-6, 1e-3, 1e-8], dtype=dtype), np.asarray(1e-4, dtype=dtype)
+    kernel = segment_estimates(*args, atol, rtol, xp=xp)
+    monkeypatch.setenv("CHEBPAN_DISABLE_NUMBA", "1")
+    reference = segment_estimates(*args, atol, rtol, xp=xp)
+    tolerance = 1e-12 if dtype == np.float64 else 1e-5
+    for got, expected in zip(kernel, reference):
+        assert got.dtype == expected.dtype == dtype
+        np.testing.assert_allclose(got, expected, rtol=tolerance)
+    if n_coeffs >= 8:
+        assert reference[1][1] == 0.0 and np.isnan(reference[1][2])
+        assert np.isfinite(reference[1][0])
+    empty = segment_estimates(np.zeros((2, 0, n_coeffs)), np.zeros((2, 0)), np.zeros((2, 0)),
+                              1e-6, 1e-3, xp=xp)
+    assert empty[0].tolist() == [0.0, 0.0] and np.isnan(empty[1]).all()
 
 
 # ------------------------------------------------------------------ segment lengths

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 
-from .._core.estimates import decay_error_estimates, error_estimates, plausible, tolerance_scale
+from .._core.estimates import plausible, segment_estimates, tolerance_scale
 from .._core.newton import residual_size
 from .._core.picard import coefficients, end_value, euler_start, node_values
 from .._output.result import failure_message
@@ -406,9 +406,8 @@ class BatchLoop(IterationSteps):
         half_h = table.half_h
         coeffs = coefficients(basis, table.y_a, table.f_a, half_h, table.x, xp=xp)
         y_end = end_value(basis, table.y_a, table.f_a, half_h, table.x, xp=xp)
-        scale = self._scale(table.y_a, y_end)
-        err = xp.astype(error_estimates(coeffs, scale, xp=xp), xp.float64)
-        predicted = xp.astype(decay_error_estimates(coeffs, scale, xp=xp), xp.float64)
+        err, predicted = segment_estimates(coeffs, table.y_a, y_end, self.atol, self.rtol, xp=xp)
+        err, predicted = xp.astype(err, xp.float64), xp.astype(predicted, xp.float64)
         estimate = xp.where(xp.isnan(predicted), err, xp.minimum(err, predicted))
         h = table.t_b - table.t_a
         growth = xp.where(xp.isfinite(table.prev_h), xp.full_like(h, MAX_FACTOR),

@@ -126,13 +126,14 @@ def extrapolated_guess(basis, prev_coeffs, prev_h, h, f_a, *, xp, tau_start=1.0)
     ``(τ + √(τ²−1))^n``), so the series is truncated where its terms,
     evaluated at the far end, are smallest (optimal truncation of an
     asymptotic series).  ``prev_h`` and ``h`` are floats, or arrays (K,)
-    with one length per batch member (on NumPy a numba kernel does those,
+    with one length per batch member (on NumPy a numba kernel does it,
     ``CHEBPAN_DISABLE_NUMBA=1``: this code).
     """
-    if not isinstance(h, (int, float)):
-        kernel = extrapolation_kernel(xp)
-        if kernel is not None:
-            return kernel(basis, prev_coeffs, prev_h, h, f_a, tau_start)
+    kernel = extrapolation_kernel(xp)
+    if kernel is not None:
+        if isinstance(h, (int, float)):
+            prev_h, h = (xp.asarray([float(v)], dtype=xp.float64) for v in (prev_h, h))
+        return kernel(basis, prev_coeffs, prev_h, h, f_a, tau_start)
     n = basis.n_coeffs
     tau64 = 1 + xp.astype(basis.tau, xp.float64)
     # New nodes in the other segment's τ; float64 whatever the working dtype,

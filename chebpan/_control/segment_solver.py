@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .._core.estimates import rounding_floors, scaled_rms_max, tolerance_scale
+from .._core.estimates import ROUNDING_ULPS, rounding_floors, scaled_rms_max, tolerance_scale
 from .._core.linesearch import strong_wolfe
 from .._core.newton import (
     DenseLinearization,
@@ -22,7 +22,7 @@ from .._core.newton import (
     residual,
     residual_size,
 )
-from .._core.picard import coefficients, end_value, node_times, node_values, picard_update
+from .._core.picard import coefficients, end_value, node_times, node_values, picard_step
 from .._core.structured import REFACTOR_RHO, STRUCTURED_MIN_SIZE, StructuredLinearization
 from .._rhs.sparse import SparseLinearization
 from .._output.result import Failure
@@ -161,17 +161,18 @@ class SegmentSolver:
             rho_limit = opts.rho_newton if newton_allowed else PICARD_ONLY_RHO
             for iteration in range(max_picard):
                 self.counters.niter_picard += 1
-                x_new = picard_update(basis, f_a, f_nodes, half_h, xp=xp)
-                dx = x_new - x
-                scale = self.scale(y_a, y_nodes[..., -1])
-                change = scaled_rms_max(xp.matmul(dx, basis.phi_tilde), scale, xp=xp)
+                x_new, y_new, change, size = picard_step(basis, y_a, f_a, half_h, y_nodes,
+                                                         f_nodes, self.atol, self.rtol, xp=xp)
+                change = float(change[0])
                 if not math.isfinite(change):
                     return self._failed(x, Failure.DIVERGED)
-                x = x_new
                 if opts.tol_ls is not None:
+                    dx = x_new - x
                     done = float(xp.sqrt(xp.sum(dx * dx))) < opts.tol_ls
                 else:
-                    done = self._converged(change, previous, self._floor(y_a, y_nodes, scale))
+                    floor = ROUNDING_ULPS * self.eps * float(size[0])
+                    done = self._converged(change, previous, floor)
+                x, y_nodes = x_new, y_new
                 if done:
                     # f at the previous iterate's end point: within the
                     # convergence tolerance of f(t_b, y_b), see docs/algorithm.
@@ -181,7 +182,6 @@ class SegmentSolver:
                 previous = change
                 # The last allowed iteration also fetches J: Newton needs it next.
                 last = iteration == max_picard - 1
-                y_nodes = node_values(basis, y_a, f_a, half_h, x, xp=xp)
                 f_nodes, jac = self._evaluate(t_nodes, y_nodes,
                                               with_jacobian=last and newton_allowed)
                 if f_nodes is None:
@@ -192,8 +192,7 @@ class SegmentSolver:
                 return self._newton(t_nodes, y_a, f_a, half_h, x, y_nodes, f_nodes, jac)
             if not newton_allowed:
                 return self._picard_only_failed(x)
-            # Too slow: Newton from the newest iterate.
-            y_nodes = node_values(basis, y_a, f_a, half_h, x, xp=xp)
+            # Too slow: Newton from the newest iterate (y_nodes are its node values).
             f_nodes, jac = self._evaluate(t_nodes, y_nodes, with_jacobian=True)
             if f_nodes is None:
                 return self._failed(x, self.nonfinite)
@@ -208,10 +207,9 @@ class SegmentSolver:
         fails only if none is usable.
         """
         xp, basis = self.xp, self.basis
-        x = xp.concat(candidates, axis=0)
-        count = x.shape[0]
-        repeat = lambda a: xp.concat([a] * count)  # noqa: E731
-        y_nodes = node_values(basis, repeat(y_a), repeat(f_a), repeat(half_h), x, xp=xp)
+        x = xp.concat(candidates, axis=0) if len(candidates) > 1 else candidates[0]
+        # (y_a, f_a and half_h (one segment) broadcast against the candidates)
+        y_nodes = node_values(basis, y_a, f_a, half_h, x, xp=xp)
         f_nodes, jac = self._evaluate_raw(t_nodes, y_nodes, with_jacobian=with_jacobian)
         finite = xp.all(xp.isfinite(f_nodes), axis=(1, 2))
         self.nonfinite = Failure.NONFINITE
@@ -221,8 +219,10 @@ class SegmentSolver:
             finite = finite & xp.all(xp.isfinite(jac), axis=tuple(range(1, jac.ndim)))
         if not bool(xp.any(finite)):
             return x[:1, ...], y_nodes[:1, ...], None, None
-        r = residual(basis, repeat(f_a), f_nodes, repeat(half_h), x, xp=xp)
-        value = objective(basis, r, repeat(residual_size(y_a, f_a, half_h, xp=xp)), xp=xp)
+        if x.shape[0] == 1:
+            return x, y_nodes, f_nodes, jac
+        r = residual(basis, f_a, f_nodes, half_h, x, xp=xp)
+        value = objective(basis, r, residual_size(y_a, f_a, half_h, xp=xp), xp=xp)
         best = int(xp.argmin(xp.where(finite, value, xp.inf)))
         pick = slice(best, best + 1)
         return (x[pick, ...], y_nodes[pick, ...], f_nodes[pick, ...],
@@ -338,10 +338,14 @@ class SegmentSolver:
         """One round: f (and J) at the nodes as (K, n, M) and (K, M, n, n)."""
         xp = self.xp
         k, n, m = y_nodes.shape
-        flat_y = xp.reshape(xp.permute_dims(y_nodes, (1, 0, 2)), (n, k * m))
-        flat_t = xp.reshape(xp.broadcast_to(t_nodes[None, :], (k, m)), (k * m,))
-        f, jac = self.evaluator.evaluate(flat_t, flat_y, with_jacobian=with_jacobian)
-        f_nodes = xp.permute_dims(xp.reshape(f, (n, k, m)), (1, 0, 2))
+        if k == 1:  # (the usual round: no reshaping needed)
+            f, jac = self.evaluator.evaluate(t_nodes, y_nodes[0, ...], with_jacobian=with_jacobian)
+            f_nodes = f[None, ...]
+        else:
+            flat_y = xp.reshape(xp.permute_dims(y_nodes, (1, 0, 2)), (n, k * m))
+            flat_t = xp.concat([t_nodes] * k)
+            f, jac = self.evaluator.evaluate(flat_t, flat_y, with_jacobian=with_jacobian)
+            f_nodes = xp.permute_dims(xp.reshape(f, (n, k, m)), (1, 0, 2))
         if jac is not None:
             tail = (jac.shape[-1],) if self.pattern is not None else (n, n)
             jac = xp.reshape(jac, (k, m, *tail))

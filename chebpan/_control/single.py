@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from .._core.basis import restrict
-from .._core.estimates import decay_error_estimate, error_estimate, plausible
+from .._core.estimates import plausible, segment_estimates
 from .._core.newton import residual_size
 from .._core.picard import coefficients, euler_start, node_times, node_values
 from .._output.dense import OdeSolution
@@ -167,11 +167,11 @@ class SegmentLoop:
                 rejected_here = True
                 start_with_newton = True
                 continue
-            scale = self.solver.scale(y, outcome.y_end)
-            err = error_estimate(outcome.coeffs, scale, xp=xp)
-            predicted = decay_error_estimate(outcome.coeffs, scale, xp=xp)
+            err, predicted = segment_estimates(outcome.coeffs, y, outcome.y_end, self.atol,
+                                               self.rtol, xp=xp)
+            err, predicted = float(err[0]), float(predicted[0])
             growth = FIRST_MAX_FACTOR if previous is None else MAX_FACTOR
-            factor = next_length_factor(err if predicted is None else min(err, predicted),
+            factor = next_length_factor(err if math.isnan(predicted) else min(err, predicted),
                                         self.basis.n_coeffs, growth)
             if err > 1:
                 self.counters.nrejected += 1

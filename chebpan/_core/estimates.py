@@ -6,11 +6,12 @@ values (scipy's norm).  docs/algorithm.md, "Error estimate and segment length".
 
 from __future__ import annotations
 
-import math
+from .._kernels.dispatch import estimates_kernel
 
-__all__ = ["scaled_rms", "scaled_rms_max", "error_estimates", "error_estimate",
-           "decay_error_estimates", "decay_error_estimate", "tolerance_scale",
-           "capped_magnitude", "rounding_floors", "plausible", "GROWTH_CAP", "ROUNDING_ULPS"]
+__all__ = ["scaled_rms", "scaled_rms_max", "error_estimates", "decay_error_estimates",
+           "tolerance_scale",
+           "capped_magnitude", "rounding_floors", "plausible", "segment_estimates", "GROWTH_CAP",
+           "ROUNDING_ULPS"]
 
 #: A segment's values count in its tolerance scale and rounding floor up to this
 #: many times the largest component of its start: a diverging iterate cannot
@@ -102,11 +103,6 @@ def error_estimates(coeffs, scale, *, xp):
     return xp.sqrt(xp.mean(ratio * ratio, axis=-1))
 
 
-def error_estimate(coeffs, scale, *, xp):
-    """:func:`error_estimates`, max over the batch: a float."""
-    return float(xp.max(error_estimates(coeffs, scale, xp=xp)))
-
-
 def decay_error_estimates(coeffs, scale, *, xp):
     """Tail estimate of each batch member from the decay of its coefficients: (K,).
 
@@ -148,7 +144,17 @@ def decay_error_estimates(coeffs, scale, *, xp):
     return xp.where(count < 3, few, fitted)
 
 
-def decay_error_estimate(coeffs, scale, *, xp):
-    """:func:`decay_error_estimates` of a single IVP (K = 1): a float, or None."""
-    value = float(decay_error_estimates(coeffs, scale, xp=xp)[0])
-    return None if math.isnan(value) else value
+def segment_estimates(coeffs, y_a, y_end, atol, rtol, *, xp):
+    """Both error estimates of ended attempts: ``(err, predicted)``, each (K,).
+
+    ``coeffs`` (K, n, N) are the attempts' coefficients, ``y_a``, ``y_end`` (K, n)
+    their start and end values: the scale is :func:`tolerance_scale` of the two,
+    ``err`` the :func:`error_estimates` (which accepts or rejects), ``predicted`` the
+    :func:`decay_error_estimates` (NaN where the decay says nothing).  On NumPy a
+    numba kernel does all of it in one call (``CHEBPAN_DISABLE_NUMBA=1``: this code).
+    """
+    kernel = estimates_kernel(xp)
+    if kernel is not None:
+        return kernel(coeffs, y_a, y_end, atol, rtol, GROWTH_CAP)
+    scale = tolerance_scale(atol, rtol, y_a, y_end, xp=xp)
+    return error_estimates(coeffs, scale, xp=xp), decay_error_estimates(coeffs, scale, xp=xp)

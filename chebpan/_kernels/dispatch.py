@@ -20,8 +20,8 @@ from typing import Any, NamedTuple
 
 import array_api_compat
 
-__all__ = ["LDLFactors", "use_numba", "ldl_kernels", "picard_kernel", "extrapolation_kernel",
-           "newton_kernels"]
+__all__ = ["LDLFactors", "use_numba", "ldl_kernels", "picard_kernel", "estimates_kernel",
+           "extrapolation_kernel", "newton_kernels"]
 
 
 class LDLFactors(NamedTuple):
@@ -73,6 +73,17 @@ def picard_kernel(xp):
         from .picard_numba import picard_step
 
         return picard_step
+    return None
+
+
+def estimates_kernel(xp):
+    """The numba error estimates of ended attempts
+    (:func:`chebpan._kernels.estimates_numba.segment_estimates`) for ``xp``, or None for
+    the reference code."""
+    if use_numba(xp):
+        from .estimates_numba import segment_estimates
+
+        return segment_estimates
     return None
 
 

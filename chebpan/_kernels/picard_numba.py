@@ -19,7 +19,7 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["picard_step", "BLOCK_ROWS"]
+__all__ = ["picard_step", "per_component", "BLOCK_ROWS"]
 
 #: Rows of one BLAS product (every product has this shape).
 BLOCK_ROWS = 256
@@ -103,13 +103,34 @@ def picard_step(basis, y_a, f_a, half_h, y_nodes, f_nodes, atol, rtol, growth_ca
     if k_count == 0 or n == 0:
         x_new[...] = 0
         return x_new, y_new, change, floor
-    atol = np.broadcast_to(np.asarray(atol, dtype=dtype), (n,)).copy()
-    rtol = np.broadcast_to(np.asarray(rtol, dtype=dtype), (n,)).copy()
-    picard_t = np.ascontiguousarray(basis.picard.T)
     # (f_nodes is usually a view of fun's (n, K, M) output: no copy then)
     arrays = [np.ascontiguousarray(a) for a in (np.permute_dims(f_nodes, (1, 0, 2)), f_a,
                                                 half_h, y_nodes, y_a)]
-    _step(*arrays, picard_t, picard_t.sum(axis=0), np.ascontiguousarray(basis.phi_tilde),
-          np.ascontiguousarray(basis.tau), float(basis.slope_factor), atol, rtol,
-          float(growth_cap), x_new, y_new, change, floor)
+    _step(*arrays, *_basis_arrays(basis), float(basis.slope_factor), per_component(atol, n, dtype),
+          per_component(rtol, n, dtype), float(growth_cap), x_new, y_new, change, floor)
     return x_new, y_new, change, floor
+
+
+def per_component(tolerance, n, dtype):
+    """A tolerance (scalar or (n,)) as a contiguous (n,) array of ``dtype``."""
+    tolerance = np.asarray(tolerance, dtype=dtype)
+    if tolerance.ndim == 0:
+        return np.full(n, tolerance, dtype=dtype)
+    return np.ascontiguousarray(tolerance)
+
+
+#: The kernel's view of a basis, by basis: Pᵀ, its column sums, Φ̃ and τ, contiguous.
+_BASIS_ARRAYS = {}
+
+
+def _basis_arrays(basis):
+    cached = _BASIS_ARRAYS.get(id(basis))
+    if cached is not None and cached[0] is basis:
+        return cached[1]
+    picard_t = np.ascontiguousarray(basis.picard.T)
+    arrays = (picard_t, picard_t.sum(axis=0), np.ascontiguousarray(basis.phi_tilde),
+              np.ascontiguousarray(basis.tau))
+    if len(_BASIS_ARRAYS) >= 16:
+        _BASIS_ARRAYS.clear()
+    _BASIS_ARRAYS[id(basis)] = (basis, arrays)  # (the basis kept alive: its id stays its own)
+    return arrays

@@ -1,0 +1,96 @@
+"""The error estimates of ended attempts (:func:`chebpan._core.estimates.segment_estimates`)
+as a numba kernel.
+
+One pass per instance: the tolerance scale from the start and the end value, the tail
+estimate and the fit of the coefficients' decay, instead of some forty small array
+operations per attempt (a single solve ends one attempt per segment, a batch many per
+round).  Imported lazily, for NumPy arrays only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from .picard_numba import per_component
+
+__all__ = ["segment_estimates"]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _estimates(coeffs, y_a, y_end, atol, rtol, growth_cap, eps, err, predicted):
+    k_count, n, n_coeffs = coeffs.shape
+    scale = np.empty(n)
+    scaled = np.empty(n_coeffs)
+    n_pairs = n_coeffs // 2
+    pairs = np.empty(max(n_pairs - 1, 0))
+    for k in range(k_count):
+        cap = 0.0
+        for i in range(n):
+            cap = max(cap, abs(y_a[k, i]))
+        cap *= growth_cap
+        total = 0.0
+        for i in range(n):
+            scale[i] = atol[i] + rtol[i] * max(abs(y_a[k, i]), min(abs(y_end[k, i]), cap))
+            ratio = (abs(coeffs[k, i, n_coeffs - 1]) + abs(coeffs[k, i, n_coeffs - 2])) / scale[i]
+            total += ratio * ratio
+        err[k] = math.sqrt(total / n)
+        predicted[k] = math.nan
+        if n_coeffs < 8:
+            continue
+        # log(|c_2j| + |c_2j+1|) (max over components, scaled) fitted by a line in j
+        # over the pairs above the rounding floor, read at the last pair.
+        largest = 0.0
+        for q in range(n_coeffs):
+            biggest = 0.0
+            for i in range(n):
+                value = abs(coeffs[k, i, q]) / scale[i]
+                if value > biggest or value != value:
+                    biggest = value
+            scaled[q] = biggest
+            if biggest > largest or biggest != biggest:
+                largest = biggest
+        floor = 100.0 * eps * largest
+        count = 0
+        j_sum = 0.0
+        log_sum = 0.0
+        for p in range(n_pairs - 1):
+            pairs[p] = scaled[2 + 2 * p] + scaled[3 + 2 * p]
+            if pairs[p] > floor:
+                count += 1
+                j_sum += p + 1
+                log_sum += math.log(pairs[p])
+        if count < 3:
+            if count == 0 or pairs[n_pairs - 2] <= floor:
+                predicted[k] = 0.0  # (almost) nothing above rounding
+            continue
+        j_mean = j_sum / count
+        log_mean = log_sum / count
+        spread = 0.0
+        covariance = 0.0
+        for p in range(n_pairs - 1):
+            if pairs[p] > floor:
+                centred = p + 1 - j_mean
+                spread += centred * centred
+                covariance += centred * (math.log(pairs[p]) - log_mean)
+        slope = covariance / (spread if spread > 0 else 1.0)
+        if slope < 0:
+            predicted[k] = math.exp(log_mean + slope * (n_pairs - 1 - j_mean))
+
+
+def segment_estimates(coeffs, y_a, y_end, atol, rtol, growth_cap):
+    """As :func:`chebpan._core.estimates.segment_estimates` (which calls it for NumPy
+    arrays)."""
+    k_count, n, _ = coeffs.shape
+    dtype = coeffs.dtype
+    err = np.zeros(k_count, dtype=dtype)
+    predicted = np.full(k_count, np.nan, dtype=dtype)
+    if k_count == 0 or n == 0:
+        return err, predicted
+    _estimates(np.ascontiguousarray(coeffs), np.ascontiguousarray(y_a, dtype=dtype),
+               np.ascontiguousarray(y_end, dtype=dtype), per_component(atol, n, dtype),
+               per_component(rtol, n, dtype), float(growth_cap), float(np.finfo(dtype).eps),
+               err, predicted)
+    return err, predicted
