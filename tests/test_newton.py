@@ -378,3 +378,40 @@ def test_dense_newton_kernels_match_array_api_code(monkeypatch, N, M, dtype):
     rtol = 1e-10 if dtype == np.float64 else 1e-4
     assert_allclose(grad, want_grad, rtol=rtol, atol=rtol * np.abs(want_grad).max())
     assert_allclose(step, want_step, rtol=rtol, atol=rtol * np.abs(want_step).max())
+
+
+@pytest.mark.parametrize("stiff", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_residual_measures_kernel_matches_array_api_code(monkeypatch, stiff, dtype):
+    """The fused numba residual, gradient, objective and slope of a Newton iterate
+    against the array-API functions they replace, on both bases (the stiff one
+    without the slope term)."""
+    from chebpan._core.newton import (
+        DenseLinearization,
+        directional_slope,
+        objective,
+        residual,
+        residual_measures,
+    )
+
+    rng = np.random.default_rng(13)
+    basis = get_basis(12, 11, xp=anp, dtype=dtype, stiff=stiff)
+    k, n, m = 3, 4, basis.n_nodes
+    jac = rng.normal(scale=3.0, size=(k, m, n, n)).astype(dtype)
+    half_h = rng.uniform(0.01, 0.5, size=(k, 1)).astype(dtype)
+    f_a = rng.normal(size=(k, n)).astype(dtype)
+    f_nodes = rng.normal(size=(k, n, m)).astype(dtype)
+    x = rng.normal(size=(k, n, basis.n_free)).astype(dtype)
+    direction = rng.normal(size=x.shape).astype(dtype)
+    size = rng.uniform(0.5, 20.0, size=k).astype(dtype)
+    linear = DenseLinearization(basis, jac, half_h, xp=anp)
+    got = residual_measures(basis, linear, f_a, f_nodes, half_h, x, size, direction, xp=anp)
+    r = residual(basis, f_a, f_nodes, half_h, x, xp=anp)
+    monkeypatch.setenv("CHEBPAN_DISABLE_NUMBA", "1")
+    grad = DenseLinearization(basis, jac, half_h, xp=anp).gradient(r)
+    want = (r, grad, objective(basis, r, size, xp=anp),
+            directional_slope(grad, direction, size, xp=anp))
+    rtol = 1e-12 if dtype == np.float64 else 1e-4
+    for value, expected in zip(got, want):
+        assert value.dtype == dtype and value.shape == expected.shape
+        assert_allclose(value, expected, rtol=rtol, atol=rtol * np.abs(expected).max())

@@ -20,6 +20,7 @@ from .._core.newton import (
     directional_slope,
     objective,
     residual,
+    residual_measures,
     residual_size,
 )
 from .._core.picard import coefficients, end_value, node_times, node_values, picard_step
@@ -263,11 +264,11 @@ class SegmentSolver:
     def _newton(self, t_nodes, y_a, f_a, half_h, x, y_nodes, f_nodes, jac):
         xp, basis, opts = self.xp, self.basis, self.options
         self._note_stiffness(jac, half_h)
-        r = residual(basis, f_a, f_nodes, half_h, x, xp=xp)
         linear = self._linearize(jac, half_h)
-        grad = linear.gradient(r)
         size = residual_size(y_a, f_a, half_h, xp=xp)
-        value = float(objective(basis, r, size, xp=xp)[0])
+        r, grad, value, _ = residual_measures(basis, linear, f_a, f_nodes, half_h, x, size,
+                                              xp.zeros_like(x), xp=xp)
+        value = float(value[0])
         previous = None
         damped = 0
         for _ in range(opts.max_newton):
@@ -301,11 +302,10 @@ class SegmentSolver:
                 f_trial, jac_trial = self._evaluate(t_nodes, y_trial, with_jacobian=True)
                 if f_trial is None:
                     return math.inf, math.nan, None
-                r_trial = residual(basis, f_a, f_trial, half_h, x_trial, xp=xp)
                 linear_trial = self._linearize(jac_trial, half_h, previous=linear)
-                g_trial = linear_trial.gradient(r_trial)
-                return (float(objective(basis, r_trial, size, xp=xp)[0]),
-                        float(directional_slope(g_trial, direction, size, xp=xp)[0]),
+                r_trial, g_trial, value_trial, slope_trial = residual_measures(
+                    basis, linear_trial, f_a, f_trial, half_h, x_trial, size, direction, xp=xp)
+                return (float(value_trial[0]), float(slope_trial[0]),
                         (x_trial, y_trial, f_trial, r_trial, linear_trial, g_trial))
 
             search = strong_wolfe(phi, value, slope, max_trials=NEWTON_TRIALS)

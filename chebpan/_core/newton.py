@@ -30,6 +30,7 @@ __all__ = [
     "newton_direction",
     "collocation_direction",
     "DenseLinearization",
+    "residual_measures",
 ]
 
 
@@ -71,6 +72,26 @@ def residual_size(y_a, f_a, half_h, *, xp):
         return xp.ones(size.shape[:1], dtype=size.dtype, device=size.device)
     size = xp.max(size, axis=-1)
     return xp.where(size > 0, size, xp.ones_like(size))
+
+
+def residual_measures(basis, linear, f_a, f_nodes, half_h, x, size, direction, *, xp):
+    """What the Newton iteration needs at an iterate: ``(r̃, ∇ẽ, ẽ, ∇ẽ·d)``.
+
+    :func:`residual`, ``linear.gradient``, :func:`objective` and
+    :func:`directional_slope` along ``direction`` (an array of X's shape; zeros
+    where there is none yet), the last two as (K,).  ``linear`` is the iterate's
+    linearisation; a :class:`DenseLinearization` with numba kernels computes all four
+    in one call (``CHEBPAN_DISABLE_NUMBA=1``: this code).
+    """
+    kernels = getattr(linear, "kernels", None)
+    if kernels is not None:
+        dtype = f_nodes.dtype
+        return tuple(xp.astype(value, dtype, copy=False) for value in kernels.measures(
+            basis, f_a, f_nodes, half_h, x, linear.jac_nodes, direction, size))
+    r = residual(basis, f_a, f_nodes, half_h, x, xp=xp)
+    grad = linear.gradient(r)
+    return (r, grad, objective(basis, r, size, xp=xp),
+            directional_slope(grad, direction, size, xp=xp))
 
 
 def residual_jacobian(basis, jac_nodes, half_h, *, xp):

@@ -15,6 +15,7 @@ reference of :mod:`chebpan._core.ldl_reference`).
 
 from __future__ import annotations
 
+import importlib
 import os
 from typing import Any, NamedTuple
 
@@ -52,57 +53,49 @@ def use_numba(xp) -> bool:
     ).strip() not in ("1", "true", "True", "yes")
 
 
+def _kernel_module(name):
+    """The kernel module ``chebpan._kernels.<name>``, imported on first use (numba and
+    CuPy load lazily) and then kept: dispatch runs several times per round."""
+    module = _MODULES.get(name)
+    if module is None:
+        module = _MODULES[name] = importlib.import_module(f"{__package__}.{name}")
+    return module
+
+
+_MODULES = {}
+
+
 def ldl_kernels(xp):
     """The LDLᵀ kernel module for ``xp`` (numba for NumPy, CUDA for CuPy), or None for
     the reference code."""
     if use_numba(xp):
-        from . import ldl_numba
-
-        return ldl_numba
+        return _kernel_module("ldl_numba")
     if array_api_compat.is_cupy_namespace(xp):
-        from . import ldl_cupy
-
-        return ldl_cupy
+        return _kernel_module("ldl_cupy")
     return None
 
 
 def picard_kernel(xp):
     """The numba Picard step (:func:`chebpan._kernels.picard_numba.picard_step`) for
     ``xp``, or None for the reference code."""
-    if use_numba(xp):
-        from .picard_numba import picard_step
-
-        return picard_step
-    return None
+    return _kernel_module("picard_numba").picard_step if use_numba(xp) else None
 
 
 def estimates_kernel(xp):
     """The numba error estimates of ended attempts
     (:func:`chebpan._kernels.estimates_numba.segment_estimates`) for ``xp``, or None for
     the reference code."""
-    if use_numba(xp):
-        from .estimates_numba import segment_estimates
-
-        return segment_estimates
-    return None
+    return _kernel_module("estimates_numba").segment_estimates if use_numba(xp) else None
 
 
 def extrapolation_kernel(xp):
     """The numba extrapolated starts of a batch
     (:func:`chebpan._kernels.extrapolation_numba.extrapolated_guess`) for ``xp``, or None
     for the reference code."""
-    if use_numba(xp):
-        from .extrapolation_numba import extrapolated_guess
-
-        return extrapolated_guess
-    return None
+    return _kernel_module("extrapolation_numba").extrapolated_guess if use_numba(xp) else None
 
 
 def newton_kernels(xp):
     """The numba kernels of the dense Gauss–Newton step
     (:mod:`chebpan._kernels.newton_numba`) for ``xp``, or None for the reference code."""
-    if use_numba(xp):
-        from . import newton_numba
-
-        return newton_numba
-    return None
+    return _kernel_module("newton_numba") if use_numba(xp) else None

@@ -15,29 +15,64 @@ import numpy as np
 
 from .ldl_numba import _factor, _solve
 
-__all__ = ["gradient", "direction"]
+__all__ = ["gradient", "direction", "measures"]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _gradient_of(k, d_tilde, phi_tilde, weights, jac, half_h, r, grad, transposed):
+    # grad[i, q] = 2 Σ_m w_m (r[i, m] D̃[q, m] − (h/2) Φ̃[q, m] Σ_j J_m[j, i] r[j, m]),
+    # instance k; ``transposed`` is scratch of M values ((Jᵀ r) of one component).
+    n, n_nodes = r.shape[1], r.shape[2]
+    n_free = d_tilde.shape[0]
+    h = half_h[k, 0]
+    for i in range(n):
+        for m in range(n_nodes):
+            total = 0.0
+            for j in range(n):
+                total += jac[k, m, j, i] * r[k, j, m]
+            transposed[m] = h * total
+        for q in range(n_free):
+            total = 0.0
+            for m in range(n_nodes):
+                total += weights[m] * (r[k, i, m] * d_tilde[q, m]
+                                       - phi_tilde[q, m] * transposed[m])
+            grad[k, i, q] = 2.0 * total
 
 
 @numba.njit(cache=True, error_model="numpy")
 def _gradient(d_tilde, phi_tilde, weights, jac, half_h, r, grad):
-    # grad[i, q] = 2 Σ_m w_m (r[i, m] D̃[q, m] − (h/2) Φ̃[q, m] Σ_j J_m[j, i] r[j, m])
-    k_count, n, n_nodes = r.shape
+    transposed = np.empty(r.shape[2])
+    for k in range(r.shape[0]):
+        _gradient_of(k, d_tilde, phi_tilde, weights, jac, half_h, r, grad, transposed)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _measures(d_tilde, phi_tilde, weights, slope_factor, f_a, f_nodes, half_h, x, jac,
+              direction, size, r, grad, value, slope):
+    # r̃ = (h/2)(s f_a − F) + X D̃, ẽ = Σ w ‖r̃ / size‖², ∇ẽ, and ∇ẽ·d / size².
+    k_count, n, n_nodes = f_nodes.shape
     n_free = d_tilde.shape[0]
-    transposed = np.empty(n_nodes)  # (Jᵀ r) at the nodes, one component
+    transposed = np.empty(n_nodes)
     for k in range(k_count):
         h = half_h[k, 0]
+        inverse = 1.0 / size[k]
+        total_value = 0.0
         for i in range(n):
+            start = slope_factor * f_a[k, i]
             for m in range(n_nodes):
-                total = 0.0
-                for j in range(n):
-                    total += jac[k, m, j, i] * r[k, j, m]
-                transposed[m] = h * total
+                total = h * (start - f_nodes[k, i, m])
+                for q in range(n_free):
+                    total += x[k, i, q] * d_tilde[q, m]
+                r[k, i, m] = total
+                scaled = total * inverse
+                total_value += weights[m] * scaled * scaled
+        value[k] = total_value
+        _gradient_of(k, d_tilde, phi_tilde, weights, jac, half_h, r, grad, transposed)
+        total_slope = 0.0
+        for i in range(n):
             for q in range(n_free):
-                total = 0.0
-                for m in range(n_nodes):
-                    total += weights[m] * (r[k, i, m] * d_tilde[q, m]
-                                           - phi_tilde[q, m] * transposed[m])
-                grad[k, i, q] = 2.0 * total
+                total_slope += (grad[k, i, q] * inverse) * (direction[k, i, q] * inverse)
+        slope[k] = total_slope
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -83,7 +118,19 @@ def _direction(d_tilde, phi_tilde, sqrt_weights, jac, half_h, grad, step, eps):
 
 
 def _basis_arrays(basis, *names):
-    return [np.ascontiguousarray(getattr(basis, name), dtype=np.float64) for name in names]
+    """The named arrays of ``basis`` as contiguous float64 (cached by basis)."""
+    key = (id(basis), names)
+    cached = _BASIS_ARRAYS.get(key)
+    if cached is not None and cached[0] is basis:
+        return cached[1]
+    arrays = [np.ascontiguousarray(getattr(basis, name), dtype=np.float64) for name in names]
+    if len(_BASIS_ARRAYS) >= 32:
+        _BASIS_ARRAYS.clear()
+    _BASIS_ARRAYS[key] = (basis, arrays)  # (the basis kept alive: its id stays its own)
+    return arrays
+
+
+_BASIS_ARRAYS = {}
 
 
 def gradient(basis, jac_nodes, half_h, r):
@@ -104,3 +151,18 @@ def direction(basis, jac_nodes, half_h, grad):
                *(np.ascontiguousarray(a, dtype=np.float64) for a in (jac_nodes, half_h, grad)),
                step, np.finfo(np.float64).eps)
     return step
+
+
+def measures(basis, f_a, f_nodes, half_h, x, jac_nodes, direction, size):
+    """``r̃``, ``∇ẽ``, ``ẽ`` and ``∇ẽ·d`` at an iterate, float64, in one call, as
+    :func:`chebpan._core.newton.residual_measures` computes them with the array code."""
+    arrays = [np.ascontiguousarray(a, dtype=np.float64)
+              for a in (f_a, f_nodes, half_h, x, jac_nodes, direction, size)]
+    k_count, n, n_nodes = f_nodes.shape
+    r = np.empty((k_count, n, n_nodes))
+    grad = np.empty((k_count, n, basis.n_free))
+    value = np.empty(k_count)
+    slope = np.empty(k_count)
+    _measures(*_basis_arrays(basis, "d_tilde", "phi_tilde", "weights"),
+              float(basis.slope_factor), *arrays, r, grad, value, slope)
+    return r, grad, value, slope

@@ -105,8 +105,8 @@ def forward_difference_steps(y, relative_step, floor, *, xp):
     Jacobian of a stiff problem wrong).  The returned step is
     ``(y + step) − y``, the perturbation actually made.
     """
-    sign = xp.where(y >= 0, xp.ones_like(y), -xp.ones_like(y))
-    step = relative_step * sign * xp.maximum(xp.abs(y), floor)
+    step = relative_step * xp.maximum(xp.abs(y), floor)
+    step = xp.where(y >= 0, step, -step)
     return (y + step) - y
 
 
