@@ -26,22 +26,7 @@ def exact_nonstiff():
     return names
 
 
-#: Known failures (issue 11, part 4): the orbits of high eccentricity amplify the local
-#: errors of the segments through perihelion by up to ~1e3 each passage, and those local
-#: errors fall anywhere in (0, 1] times the tolerance, so a run can be lucky (D4 at
-#: 1e-8: 2e-11; D5 at 1e-6: 1.4e-7) and the next tighter one 10-12 times worse (D5 at
-#: rtol 1e-9: 7e-8).  Rounding-level changes of the kernels move which runs are lucky;
-#: both failed or passed by chance before.  Not met yet, kept visible.
-ERRATIC = {"D4", "D5"}
-
-
-def _cases():
-    return [pytest.param(name, marks=pytest.mark.xfail(
-        reason="error amplified at perihelion: not tolerance-proportional yet (issue 11)",
-        strict=False)) if name in ERRATIC else name for name in exact_nonstiff()]
-
-
-@pytest.mark.parametrize("name", _cases())
+@pytest.mark.parametrize("name", exact_nonstiff())
 def test_error_does_not_grow_as_the_tolerance_tightens(name):
     problem = SUITE[name]()
     errors = []
