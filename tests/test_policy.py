@@ -273,3 +273,31 @@ def test_extrapolated_guess_kernel_matches_array_api_code(monkeypatch, dtype, ta
     rtol = 1e-12 if dtype == np.float64 else 1e-5
     np.testing.assert_allclose(kernel, reference, rtol=rtol,
                                atol=rtol * float(np.abs(reference).max()))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_step_change_kernel_matches_array_api_code(monkeypatch, dtype):
+    """The numba change of node values under a step, and its rounding floor, against the
+    array-API code: per-component tolerances, an end value above the growth cap, a
+    component at zero."""
+    from chebpan._core.estimates import step_change
+
+    rng = np.random.default_rng(17)
+    basis = get_basis(12, 11, xp=xp, dtype=dtype)
+    k, n = 5, 3
+    y_a = rng.normal(size=(k, n)).astype(dtype)
+    y_a[2, 1] = 0.0
+    y_nodes = (y_a[..., None] + rng.normal(size=(k, n, 11))).astype(dtype)
+    y_nodes[3, 0, -1] = 1e9
+    step = (rng.normal(size=(k, n, basis.n_free)) * 1e-3).astype(dtype)
+    atol = np.array([1e-6, 1e-3, 1e-8], dtype=dtype)
+    rtol = np.asarray(1e-4, dtype=dtype)
+    eps = float(np.finfo(dtype).eps)
+    got = step_change(basis, y_a, y_nodes, step, atol, rtol, eps, xp=xp)
+    monkeypatch.setenv("CHEBPAN_DISABLE_NUMBA", "1")
+    want = step_change(basis, y_a, y_nodes, step, atol, rtol, eps, xp=xp)
+    tolerance = 1e-12 if dtype == np.float64 else 1e-5
+    for value, expected in zip(got, want):
+        assert value.dtype == expected.dtype == dtype
+        np.testing.assert_allclose(value, expected, rtol=tolerance)
+    assert (want[0] > 0).all() and (want[1] > 0).all()

@@ -16,7 +16,7 @@ Each step returns the rows by outcome (going on, finished, failed).
 
 from __future__ import annotations
 
-from .._core.estimates import ROUNDING_ULPS, rounding_floors, scaled_rms
+from .._core.estimates import ROUNDING_ULPS, step_change
 from .._core.newton import (
     DenseLinearization,
     directional_slope,
@@ -136,9 +136,8 @@ class IterationSteps:
         r = residual(basis, table.f_a, table.f_nodes, table.half_h, table.x, xp=xp)
         grad, direction = self._directions(table.jac, table.half_h, r)
         table.n_iter = table.n_iter + 1
-        scale = self._scale(table.y_a, table.y_nodes[..., -1])
-        change = scaled_rms(xp.matmul(direction, basis.phi_tilde), scale, xp=xp)
-        floor = rounding_floors(table.y_a, table.y_nodes, scale, self.eps, xp=xp)
+        change, floor = step_change(basis, table.y_a, table.y_nodes, direction, self.atol,
+                                    self.rtol, self.eps, xp=xp)
         size = residual_size(table.y_a, table.f_a, table.half_h, xp=xp)
         slope = directional_slope(grad, direction, size, xp=xp)
         finite = xp.isfinite(change)

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .._core.estimates import ROUNDING_ULPS, rounding_floors, scaled_rms_max, tolerance_scale
+from .._core.estimates import ROUNDING_ULPS, step_change, tolerance_scale
 from .._core.linesearch import strong_wolfe
 from .._core.newton import (
     DenseLinearization,
@@ -94,10 +94,6 @@ class SegmentSolver:
             if rho < 1:
                 change = change * rho / (1 - rho)
         return change <= self.options.convergence
-
-    def _floor(self, y_a, y_nodes, scale):
-        """The convergence test's rounding floor, in scaled units."""
-        return float(self.xp.max(rounding_floors(y_a, y_nodes, scale, self.eps, xp=self.xp)))
 
     # -- the iteration -----------------------------------------------------
     def dense_newton_fits(self, basis, n):
@@ -283,11 +279,11 @@ class SegmentSolver:
                 if slope < 0 or not stale:
                     break
                 linear.refresh()  # simplified Newton, not downhill: factorise here
-            scale = self.scale(y_a, y_nodes[..., -1])
-            change = scaled_rms_max(xp.matmul(direction, basis.phi_tilde), scale, xp=xp)
+            change, floor = step_change(basis, y_a, y_nodes, direction, self.atol, self.rtol,
+                                        self.eps, xp=xp)
+            change, floor = float(change[0]), float(floor[0])
             if not math.isfinite(change):
                 return self._failed(x, Failure.DIVERGED)
-            floor = self._floor(y_a, y_nodes, scale)
             if change <= floor or not slope < 0:
                 # Nothing left to gain above rounding (a direction that is not
                 # downhill only happens there, through rounding in H or ∇e).

@@ -6,11 +6,12 @@ values (scipy's norm).  docs/algorithm.md, "Error estimate and segment length".
 
 from __future__ import annotations
 
-from .._kernels.dispatch import estimates_kernel
+from .._kernels.dispatch import estimates_kernel, step_change_kernel
 
 __all__ = ["scaled_rms", "scaled_rms_max", "error_estimates", "decay_error_estimates",
            "tolerance_scale",
-           "capped_magnitude", "rounding_floors", "plausible", "segment_estimates", "GROWTH_CAP",
+           "capped_magnitude", "rounding_floors", "plausible", "segment_estimates", "step_change",
+           "GROWTH_CAP",
            "ROUNDING_ULPS"]
 
 #: A segment's values count in its tolerance scale and rounding floor up to this
@@ -158,3 +159,21 @@ def segment_estimates(coeffs, y_a, y_end, atol, rtol, *, xp):
         return kernel(coeffs, y_a, y_end, atol, rtol, GROWTH_CAP)
     scale = tolerance_scale(atol, rtol, y_a, y_end, xp=xp)
     return error_estimates(coeffs, scale, xp=xp), decay_error_estimates(coeffs, scale, xp=xp)
+
+
+def step_change(basis, y_a, y_nodes, step, atol, rtol, eps, *, xp):
+    """How far a step moves an iterate's node values, and that move's rounding floor.
+
+    ``step`` (K, n, n_free) is a change of X (a Newton direction), ``y_nodes``
+    (K, n, M) the iterate's node values: returns ``change`` (K,), the
+    :func:`scaled_rms` of the node values' change ``step Φ̃`` with the scale of
+    :func:`tolerance_scale` (from ``y_a`` and ``y(t_b)``), and ``floor`` (K,),
+    :func:`rounding_floors` there.  On NumPy a numba kernel does it in one call
+    (``CHEBPAN_DISABLE_NUMBA=1``: this code).
+    """
+    kernel = step_change_kernel(xp)
+    if kernel is not None:
+        return kernel(basis, y_a, y_nodes, step, atol, rtol, GROWTH_CAP, ROUNDING_ULPS * eps)
+    scale = tolerance_scale(atol, rtol, y_a, y_nodes[..., -1], xp=xp)
+    return (scaled_rms(xp.matmul(step, basis.phi_tilde), scale, xp=xp),
+            rounding_floors(y_a, y_nodes, scale, eps, xp=xp))

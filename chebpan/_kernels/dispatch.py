@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import array_api_compat
 
 __all__ = ["LDLFactors", "use_numba", "ldl_kernels", "picard_kernel", "estimates_kernel",
-           "extrapolation_kernel", "newton_kernels"]
+           "step_change_kernel", "extrapolation_kernel", "newton_kernels"]
 
 
 class LDLFactors(NamedTuple):
@@ -86,6 +86,13 @@ def estimates_kernel(xp):
     (:func:`chebpan._kernels.estimates_numba.segment_estimates`) for ``xp``, or None for
     the reference code."""
     return _kernel_module("estimates_numba").segment_estimates if use_numba(xp) else None
+
+
+def step_change_kernel(xp):
+    """The numba change of node values under a step
+    (:func:`chebpan._kernels.estimates_numba.step_change`) for ``xp``, or None for the
+    reference code."""
+    return _kernel_module("estimates_numba").step_change if use_numba(xp) else None
 
 
 def extrapolation_kernel(xp):

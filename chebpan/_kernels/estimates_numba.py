@@ -1,5 +1,6 @@
 """The error estimates of ended attempts (:func:`chebpan._core.estimates.segment_estimates`)
-as a numba kernel.
+and the change of node values under a step (:func:`chebpan._core.estimates.step_change`)
+as numba kernels.
 
 One pass per instance: the tolerance scale from the start and the end value, the tail
 estimate and the fit of the coefficients' decay, instead of some forty small array
@@ -16,7 +17,7 @@ import numpy as np
 
 from .picard_numba import per_component
 
-__all__ = ["segment_estimates"]
+__all__ = ["segment_estimates", "step_change"]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -94,3 +95,52 @@ def segment_estimates(coeffs, y_a, y_end, atol, rtol, growth_cap):
                per_component(rtol, n, dtype), float(growth_cap), float(np.finfo(dtype).eps),
                err, predicted)
     return err, predicted
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _step_change(y_a, y_nodes, step, phi, atol, rtol, growth_cap, floor_factor, change,
+                 floor):
+    k_count, n, n_nodes = y_nodes.shape
+    n_free = step.shape[2]
+    for k in range(k_count):
+        cap = 0.0
+        for i in range(n):
+            cap = max(cap, abs(y_a[k, i]))
+        cap *= growth_cap
+        total = 0.0
+        worst = 0.0
+        for i in range(n):
+            start = abs(y_a[k, i])
+            scale = atol[i] + rtol[i] * max(start, min(abs(y_nodes[k, i, n_nodes - 1]), cap))
+            biggest = 0.0
+            largest_y = 0.0
+            for m in range(n_nodes):
+                moved = 0.0
+                for q in range(n_free):
+                    moved += step[k, i, q] * phi[q, m]
+                moved = abs(moved)
+                if moved > biggest or moved != moved:  # (NaN propagates, as in NumPy's max)
+                    biggest = moved
+                largest_y = max(largest_y, abs(y_nodes[k, i, m]))
+            ratio = biggest / scale
+            total += ratio * ratio
+            worst = max(worst, max(start, min(largest_y, cap)) / scale)
+        change[k] = math.sqrt(total / n)
+        floor[k] = floor_factor * worst
+
+
+def step_change(basis, y_a, y_nodes, step, atol, rtol, growth_cap, floor_factor):
+    """As :func:`chebpan._core.estimates.step_change` (which calls it for NumPy arrays);
+    ``floor_factor`` is ``ROUNDING_ULPS · eps``."""
+    k_count, n, _ = y_nodes.shape
+    dtype = y_nodes.dtype
+    change = np.zeros(k_count, dtype=dtype)
+    floor = np.zeros(k_count, dtype=dtype)
+    if k_count == 0 or n == 0:
+        return change, floor
+    _step_change(np.ascontiguousarray(y_a, dtype=dtype), np.ascontiguousarray(y_nodes),
+                 np.ascontiguousarray(step, dtype=dtype),
+                 np.ascontiguousarray(basis.phi_tilde, dtype=dtype),
+                 per_component(atol, n, dtype), per_component(rtol, n, dtype),
+                 float(growth_cap), float(floor_factor), change, floor)
+    return change, floor

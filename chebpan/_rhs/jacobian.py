@@ -128,7 +128,7 @@ class _ForwardDifference:
         eye = xp.eye(n, dtype=y.dtype, device=getattr(y, "device", None))
         # perturbed[:, j, p] = y[:, p] + step[j, p] e_j
         perturbed = y[:, None, :] + eye[:, :, None] * step[None, :, :]
-        t_repeated = xp.reshape(xp.broadcast_to(t[None, :], (n, n_points)), (n * n_points,))
+        t_repeated = xp.concat([t] * n)
         f_perturbed = evaluator.call_fun(t_repeated, xp.reshape(perturbed, (n, n * n_points)))
         f_perturbed = xp.reshape(f_perturbed, (n, n, n_points))  # [i, j, p]
         difference = (f_perturbed - f[:, None, :]) / step[None, :, :]
