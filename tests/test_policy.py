@@ -301,3 +301,27 @@ def test_step_change_kernel_matches_array_api_code(monkeypatch, dtype):
         assert value.dtype == expected.dtype == dtype
         np.testing.assert_allclose(value, expected, rtol=tolerance)
     assert (want[0] > 0).all() and (want[1] > 0).all()
+
+
+def _single_solver():
+    from chebpan._control.options import IterationOptions
+    from chebpan._control.segment_solver import SegmentSolver
+
+    options = IterationOptions(max_picard=12, max_newton=8, rho_newton=0.2, tol_ls=None,
+                               tol_newton=None, max_newton_size=1200)
+    return SegmentSolver(get_basis(8, 7, xp=xp, dtype=np.float64), None, 1e-6, 1e-6,
+                         options, None, xp=xp)
+
+
+@pytest.mark.parametrize("change, previous, before, expected", [
+    # ρ = 0.01, remaining 1.01e-3 · (linear): not converged ...
+    (0.1, 10.0, None, False),
+    # ... but after full Newton steps with falling ratios (0.01 ≤ 0.5 · 10 / 100) the
+    # next change is about 0.1 · 0.01² = 1e-5: converged.
+    (0.1, 10.0, 100.0, True),
+    # Ratios that do not fall (0.01 against 0.01): linear convergence, not converged.
+    (0.1, 10.0, 1000.0, False),
+])
+def test_newton_convergence_estimate_is_quadratic_only_when_the_ratios_fall(
+        change, previous, before, expected):
+    assert _single_solver()._converged(change, previous, 0.0, before) is expected

@@ -47,6 +47,9 @@ STIFF_OFF_PICARD_ONLY = 0.25
 #: segment too long for its start), and the line search's trials per step.
 MAX_DAMPED_STEPS = 1
 NEWTON_TRIALS = 6
+#: Newton converges quadratically once the ratio of successive updates falls to at
+#: most this fraction of the ratio before it (after full, freshly factorised steps).
+SUPERLINEAR = 0.5
 
 
 #: ``n_coeffs`` chosen when the user gives none: from the tolerance,

@@ -27,7 +27,13 @@ from .._core.picard import coefficients, end_value, node_times, node_values, pic
 from .._core.structured import REFACTOR_RHO, STRUCTURED_MIN_SIZE, StructuredLinearization
 from .._rhs.sparse import SparseLinearization
 from .._output.result import Failure
-from .policy import MAX_DAMPED_STEPS, NEWTON_TRIALS, PICARD_ONLY_FACTOR, PICARD_ONLY_RHO
+from .policy import (
+    MAX_DAMPED_STEPS,
+    NEWTON_TRIALS,
+    PICARD_ONLY_FACTOR,
+    PICARD_ONLY_RHO,
+    SUPERLINEAR,
+)
 
 __all__ = ["SegmentResult", "SegmentSolver"]
 
@@ -85,14 +91,26 @@ class SegmentSolver:
     def scale(self, *values):
         return tolerance_scale(self.atol, self.rtol, *values, xp=self.xp)
 
-    def _converged(self, change, previous, floor):
-        """Remaining change (scaled) after an update of size ``change``."""
+    def _converged(self, change, previous, floor, before=None):
+        """Remaining change (scaled) after an update of size ``change``.
+
+        ``previous`` is the update before it: with their ratio ρ < 1 the remaining
+        change is ``change ρ / (1 − ρ)`` (linear convergence).  ``before``, the update
+        before ``previous``, is given after full, freshly factorised Newton steps: when
+        the ratios fall (ρ at most ``SUPERLINEAR`` times the ratio before), the
+        convergence is quadratic, the next update about ``change ρ²``, and the
+        estimate is ρ times smaller (docs/algorithm.md, "One segment").
+        """
         if change <= floor:
             return True
         if previous is not None and previous > 0:
             rho = change / previous
             if rho < 1:
-                change = change * rho / (1 - rho)
+                remaining = change * rho / (1 - rho)
+                if (before is not None and before > 0
+                        and rho <= SUPERLINEAR * (previous / before)):
+                    remaining *= rho
+                change = remaining
         return change <= self.options.convergence
 
     # -- the iteration -----------------------------------------------------
@@ -265,7 +283,8 @@ class SegmentSolver:
         r, grad, value, _ = residual_measures(basis, linear, f_a, f_nodes, half_h, x, size,
                                               xp.zeros_like(x), xp=xp)
         value = float(value[0])
-        previous = None
+        previous = before = None
+        previous_full = False  # (whether the step of `previous` was a full, fresh one)
         damped = 0
         for _ in range(opts.max_newton):
             self.counters.niter_newton += 1
@@ -325,9 +344,11 @@ class SegmentSolver:
                 # Far from the solution: a shorter segment is cheaper than
                 # damped steps (docs/algorithm.md, "Cost of a segment").
                 return self._failed(x, Failure.NO_CONVERGENCE)
-            if opts.tol_newton is None and self._converged(change, previous, floor):
+            full = search.alpha == 1 and not stale
+            if opts.tol_newton is None and self._converged(
+                    change, previous, floor, before if full and previous_full else None):
                 return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1], used_newton=True)
-            previous = change
+            before, previous, previous_full = previous, change, full
         return self._failed(x, Failure.NO_CONVERGENCE)
 
     def _evaluate_raw(self, t_nodes, y_nodes, *, with_jacobian):
