@@ -15,9 +15,52 @@ import math
 import numba
 import numpy as np
 
-from .picard_numba import per_component
 
-__all__ = ["segment_estimates", "step_change"]
+__all__ = ["segment_estimates", "step_change", "per_component", "capped_scales",
+           "scaled_change"]
+
+
+def per_component(tolerance, n, dtype):
+    """A tolerance (scalar or (n,)) as a contiguous (n,) array of ``dtype``."""
+    tolerance = np.asarray(tolerance, dtype=dtype)
+    if tolerance.ndim == 0:
+        return np.full(n, tolerance, dtype=dtype)
+    return np.ascontiguousarray(tolerance)
+
+
+@numba.njit(cache=True)
+def capped_scales(y_start, y_end, atol, rtol, growth_cap, scale):
+    """``scale = atol + rtol max(|y_start|, min(|y_end|, cap))`` of one instance (n,),
+    ``cap`` (returned) being ``growth_cap`` times the start's largest component."""
+    n = y_start.shape[0]
+    cap = 0.0
+    for i in range(n):
+        cap = max(cap, abs(y_start[i]))
+    cap *= growth_cap
+    for i in range(n):
+        scale[i] = atol[i] + rtol[i] * max(abs(y_start[i]), min(abs(y_end[i]), cap))
+    return cap
+
+
+@numba.njit(cache=True)
+def scaled_change(y_start, y_nodes, moved_nodes, scale, cap):
+    """One instance's change and size: the RMS over components of ``max_m |moved| /
+    scale``, and the largest ``max(|y_start|, min(max_m |y_m|, cap)) / scale``."""
+    n, n_nodes = y_nodes.shape
+    total = 0.0
+    worst = 0.0
+    for i in range(n):
+        biggest = 0.0
+        largest_y = 0.0
+        for m in range(n_nodes):
+            moved = abs(moved_nodes[i, m])
+            if moved > biggest or moved != moved:  # (NaN propagates, as in NumPy's max)
+                biggest = moved
+            largest_y = max(largest_y, abs(y_nodes[i, m]))
+        ratio = biggest / scale[i]
+        total += ratio * ratio
+        worst = max(worst, max(abs(y_start[i]), min(largest_y, cap)) / scale[i])
+    return math.sqrt(total / n), worst
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -28,13 +71,9 @@ def _estimates(coeffs, y_a, y_end, atol, rtol, growth_cap, eps, err, predicted):
     n_pairs = n_coeffs // 2
     pairs = np.empty(max(n_pairs - 1, 0))
     for k in range(k_count):
-        cap = 0.0
-        for i in range(n):
-            cap = max(cap, abs(y_a[k, i]))
-        cap *= growth_cap
+        capped_scales(y_a[k], y_end[k], atol, rtol, growth_cap, scale)
         total = 0.0
         for i in range(n):
-            scale[i] = atol[i] + rtol[i] * max(abs(y_a[k, i]), min(abs(y_end[k, i]), cap))
             ratio = (abs(coeffs[k, i, n_coeffs - 1]) + abs(coeffs[k, i, n_coeffs - 2])) / scale[i]
             total += ratio * ratio
         err[k] = math.sqrt(total / n)
@@ -101,31 +140,12 @@ def segment_estimates(coeffs, y_a, y_end, atol, rtol, growth_cap):
 def _step_change(y_a, y_nodes, step, phi, atol, rtol, growth_cap, floor_factor, change,
                  floor):
     k_count, n, n_nodes = y_nodes.shape
-    n_free = step.shape[2]
+    scale = np.empty(n)
+    moved = np.empty((n, n_nodes), dtype=step.dtype)
     for k in range(k_count):
-        cap = 0.0
-        for i in range(n):
-            cap = max(cap, abs(y_a[k, i]))
-        cap *= growth_cap
-        total = 0.0
-        worst = 0.0
-        for i in range(n):
-            start = abs(y_a[k, i])
-            scale = atol[i] + rtol[i] * max(start, min(abs(y_nodes[k, i, n_nodes - 1]), cap))
-            biggest = 0.0
-            largest_y = 0.0
-            for m in range(n_nodes):
-                moved = 0.0
-                for q in range(n_free):
-                    moved += step[k, i, q] * phi[q, m]
-                moved = abs(moved)
-                if moved > biggest or moved != moved:  # (NaN propagates, as in NumPy's max)
-                    biggest = moved
-                largest_y = max(largest_y, abs(y_nodes[k, i, m]))
-            ratio = biggest / scale
-            total += ratio * ratio
-            worst = max(worst, max(start, min(largest_y, cap)) / scale)
-        change[k] = math.sqrt(total / n)
+        cap = capped_scales(y_a[k], y_nodes[k, :, n_nodes - 1], atol, rtol, growth_cap, scale)
+        np.dot(step[k], phi, moved)
+        change[k], worst = scaled_change(y_a[k], y_nodes[k], moved, scale, cap)
         floor[k] = floor_factor * worst
 
 

@@ -14,12 +14,12 @@ in chunks (Dask, ``batch_memory``) would not agree bit for bit with one solved w
 
 from __future__ import annotations
 
-import math
-
 import numba
 import numpy as np
 
-__all__ = ["picard_step", "per_component", "BLOCK_ROWS"]
+from .estimates_numba import capped_scales, per_component, scaled_change
+
+__all__ = ["picard_step", "BLOCK_ROWS"]
 
 #: Rows of one BLAS product (every product has this shape).
 BLOCK_ROWS = 256
@@ -63,33 +63,18 @@ def _step(f_by_component, f_a, half_h, y_nodes, y_a, picard_t, picard_sums, phi,
                 x_new[k, i, j] = h * (products[row, j] - start * picard_sums[j])
     _blocked_product(x_new.reshape(k_count * n, n_free), phi,
                      y_new.reshape(k_count * n, n_nodes), pad_free, pad_nodes)
+    scale = np.empty(n)
+    moved = np.empty((n, n_nodes))  # (float64, as the values it is formed from)
     for k in range(k_count):
         h = half_h[k, 0]
-        cap = 0.0
-        for i in range(n):
-            cap = max(cap, abs(y_a[k, i]))
-        cap *= growth_cap
-        total = 0.0
-        worst = 0.0
         for i in range(n):
             slope = h * slope_factor * f_a[k, i]
-            start = abs(y_a[k, i])
-            end = min(abs(y_nodes[k, i, n_nodes - 1]), cap)
-            scale = atol[i] + rtol[i] * max(start, end)
-            biggest = 0.0
-            largest_y = 0.0
             for m in range(n_nodes):
                 value = y_new[k, i, m] + y_a[k, i] + slope * (1.0 + tau[m])
                 y_new[k, i, m] = value
-                moved = abs(value - y_nodes[k, i, m])
-                if moved > biggest or moved != moved:  # (NaN propagates, as in NumPy's max)
-                    biggest = moved
-                largest_y = max(largest_y, abs(y_nodes[k, i, m]))
-            ratio = biggest / scale
-            total += ratio * ratio
-            worst = max(worst, max(start, min(largest_y, cap)) / scale)
-        change[k] = math.sqrt(total / n)
-        floor[k] = worst
+                moved[i, m] = value - y_nodes[k, i, m]
+        cap = capped_scales(y_a[k], y_nodes[k, :, n_nodes - 1], atol, rtol, growth_cap, scale)
+        change[k], floor[k] = scaled_change(y_a[k], y_nodes[k], moved, scale, cap)
 
 
 def picard_step(basis, y_a, f_a, half_h, y_nodes, f_nodes, atol, rtol, growth_cap):
@@ -109,14 +94,6 @@ def picard_step(basis, y_a, f_a, half_h, y_nodes, f_nodes, atol, rtol, growth_ca
     _step(*arrays, *_basis_arrays(basis), float(basis.slope_factor), per_component(atol, n, dtype),
           per_component(rtol, n, dtype), float(growth_cap), x_new, y_new, change, floor)
     return x_new, y_new, change, floor
-
-
-def per_component(tolerance, n, dtype):
-    """A tolerance (scalar or (n,)) as a contiguous (n,) array of ``dtype``."""
-    tolerance = np.asarray(tolerance, dtype=dtype)
-    if tolerance.ndim == 0:
-        return np.full(n, tolerance, dtype=dtype)
-    return np.ascontiguousarray(tolerance)
 
 
 #: The kernel's view of a basis, by basis: Pᵀ, its column sums, Φ̃ and τ, contiguous.
