@@ -415,3 +415,37 @@ def test_residual_measures_kernel_matches_array_api_code(monkeypatch, stiff, dty
     for value, expected in zip(got, want):
         assert value.dtype == dtype and value.shape == expected.shape
         assert_allclose(value, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
+
+
+def test_forward_difference_kernels_match_array_api_code(monkeypatch):
+    """The numba forward-difference Jacobian against the array-API code: the same
+    perturbed points (so the same `fun` calls) and the same quotients, including
+    components at zero and below the floor (atol)."""
+    from chebpan._rhs.counters import Counters
+    from chebpan._rhs.evaluator import Evaluator
+
+    def fun(t, y):
+        return np.stack([y[0] * y[1] + np.sin(t), np.exp(-y[2]) * y[0], y[1] ** 3 - y[2]])
+
+    rng = np.random.default_rng(19)
+    y = rng.normal(size=(3, 7))
+    y[1, 2] = 0.0
+    y[2, 4] = 1e-12
+    t = np.linspace(0.0, 1.0, 7)
+    calls = []
+
+    def recorded(t, y):
+        calls.append(np.array(y, copy=True))
+        return fun(t, y)
+
+    def jacobian():
+        evaluator = Evaluator(recorded, None, 3, vectorized=True, xp=anp, dtype=np.float64,
+                              counters=Counters(), difference_floor=np.array([1e-6, 1e-9, 1.0]))
+        return evaluator.evaluate(t, y, with_jacobian=True)[1]
+
+    got = jacobian()
+    monkeypatch.setenv("CHEBPAN_DISABLE_NUMBA", "1")
+    want = jacobian()
+    assert got.shape == want.shape == (7, 3, 3)
+    assert_allclose(got, want, rtol=0, atol=0)
+    assert_allclose(calls[1], calls[3], rtol=0, atol=0)  # the same perturbed points

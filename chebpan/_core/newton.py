@@ -85,9 +85,10 @@ def residual_measures(basis, linear, f_a, f_nodes, half_h, x, size, direction, *
     """
     kernels = getattr(linear, "kernels", None)
     if kernels is not None:
+        values = kernels.measures(basis, f_a, f_nodes, half_h, x, linear.jac_nodes,
+                                  direction, size)
         dtype = f_nodes.dtype
-        return tuple(xp.astype(value, dtype, copy=False) for value in kernels.measures(
-            basis, f_a, f_nodes, half_h, x, linear.jac_nodes, direction, size))
+        return values if dtype == xp.float64 else tuple(xp.astype(v, dtype) for v in values)
     r = residual(basis, f_a, f_nodes, half_h, x, xp=xp)
     grad = linear.gradient(r)
     return (r, grad, objective(basis, r, size, xp=xp),

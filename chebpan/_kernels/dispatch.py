@@ -22,7 +22,8 @@ from typing import Any, NamedTuple
 import array_api_compat
 
 __all__ = ["LDLFactors", "use_numba", "ldl_kernels", "picard_kernel", "estimates_kernel",
-           "step_change_kernel", "extrapolation_kernel", "newton_kernels"]
+           "step_change_kernel", "extrapolation_kernel", "difference_kernels",
+           "newton_kernels"]
 
 
 class LDLFactors(NamedTuple):
@@ -100,6 +101,13 @@ def extrapolation_kernel(xp):
     (:func:`chebpan._kernels.extrapolation_numba.extrapolated_guess`) for ``xp``, or None
     for the reference code."""
     return _kernel_module("extrapolation_numba").extrapolated_guess if use_numba(xp) else None
+
+
+def difference_kernels(xp):
+    """The numba kernels of forward-difference Jacobians
+    (:mod:`chebpan._kernels.difference_numba`) for ``xp``, or None for the reference
+    code."""
+    return _kernel_module("difference_numba") if use_numba(xp) else None
 
 
 def newton_kernels(xp):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+from .._kernels.dispatch import difference_kernels
+
 __all__ = ["make_jacobian", "forward_difference_steps", "as_matrix", "as_dense",
            "jac_shape_error"]
 
@@ -111,7 +113,11 @@ def forward_difference_steps(y, relative_step, floor, *, xp):
 
 
 class _ForwardDifference:
-    """Forward differences with all n·P perturbed points in one ``fun`` call."""
+    """Forward differences with all n·P perturbed points in one ``fun`` call.
+
+    On NumPy in float64 numba kernels build the points and the quotients
+    (:mod:`chebpan._kernels.difference_numba`; ``CHEBPAN_DISABLE_NUMBA=1``: this code).
+    """
 
     def __init__(self, n, *, xp, dtype):
         self.n = n
@@ -123,6 +129,11 @@ class _ForwardDifference:
         n_points = t.shape[0]
         if n == 0 or n_points == 0:
             return xp.zeros((n_points, n, n), dtype=y.dtype, device=y.device)
+        kernels = difference_kernels(xp) if y.dtype == xp.float64 else None
+        if kernels is not None:
+            perturbed, step = kernels.perturb(y, self.relative_step, evaluator.difference_floor)
+            f_perturbed = evaluator.call_fun(xp.concat([t] * n), perturbed)
+            return kernels.difference(f_perturbed, f, step)
         step = forward_difference_steps(y, self.relative_step, evaluator.difference_floor,
                                         xp=xp)
         eye = xp.eye(n, dtype=y.dtype, device=getattr(y, "device", None))
