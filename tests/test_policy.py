@@ -325,3 +325,44 @@ def _single_solver():
 def test_newton_convergence_estimate_is_quadratic_only_when_the_ratios_fall(
         change, previous, before, expected):
     assert _single_solver()._converged(change, previous, 0.0, before) is expected
+
+
+def test_a_hopelessly_shortened_newton_step_ends_the_attempt(monkeypatch):
+    """A line search that shortens a Newton step below HOPELESS_ALPHA ends the attempt
+    at once (the segment is far too long for its start): on Lotka–Volterra, where some
+    grown segments meet a fast phase, no attempt searches again after such a step,
+    and the solution stays accurate."""
+    import chebpan
+    import chebpan._control.segment_solver as segment_solver
+    from chebpan._control.policy import HOPELESS_ALPHA
+    from scipy.integrate import solve_ivp as scipy_solve_ivp
+
+    log = []  # (attempt, alpha)
+    attempt = [0]
+    real_solve, real_search = segment_solver.SegmentSolver.solve, segment_solver.strong_wolfe
+
+    def solve(self, *args, **kwargs):
+        attempt[0] += 1
+        return real_solve(self, *args, **kwargs)
+
+    def search(*args, **kwargs):
+        result = real_search(*args, **kwargs)
+        log.append((attempt[0], result.alpha))
+        return result
+
+    monkeypatch.setattr(segment_solver.SegmentSolver, "solve", solve)
+    monkeypatch.setattr(segment_solver, "strong_wolfe", search)
+
+    def lotka_volterra(t, z):
+        x, y = z
+        return [1.5 * x - x * y, -3 * y + x * y]
+
+    res = chebpan.solve_ivp(lotka_volterra, (0, 15), [10.0, 5.0], vectorized=True)
+    hopeless = [i for i, (_, alpha) in enumerate(log) if alpha < HOPELESS_ALPHA]
+    assert hopeless, "no step was shortened that far: the test shows nothing"
+    for i in hopeless:
+        assert i + 1 == len(log) or log[i + 1][0] != log[i][0]
+    reference = scipy_solve_ivp(lotka_volterra, (0, 15), [10.0, 5.0], method="DOP853",
+                                rtol=1e-12, atol=1e-12).y[:, -1]
+    assert res.success
+    np.testing.assert_allclose(res.y[:, -1], reference, rtol=1e-4)

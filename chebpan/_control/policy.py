@@ -47,6 +47,8 @@ STIFF_OFF_PICARD_ONLY = 0.25
 #: segment too long for its start), and the line search's trials per step.
 MAX_DAMPED_STEPS = 1
 NEWTON_TRIALS = 6
+#: A step the line search shortens below this fraction gives the attempt up at once.
+HOPELESS_ALPHA = 0.1
 #: Newton converges quadratically once the ratio of successive updates falls to at
 #: most this fraction of the ratio before it (after full, freshly factorised steps).
 SUPERLINEAR = 0.5

@@ -31,6 +31,7 @@ from .policy import (
     MAX_DAMPED_STEPS,
     NEWTON_TRIALS,
     PICARD_ONLY_FACTOR,
+    HOPELESS_ALPHA,
     PICARD_ONLY_RHO,
     SUPERLINEAR,
 )
@@ -340,6 +341,8 @@ class SegmentSolver:
                 linear.refresh()
             else:
                 damped += search.alpha < 1
+                if search.alpha < HOPELESS_ALPHA:
+                    damped = MAX_DAMPED_STEPS + 1  # (one such step is enough to give up)
             if damped > MAX_DAMPED_STEPS and change > opts.convergence:
                 # Far from the solution: a shorter segment is cheaper than
                 # damped steps (docs/algorithm.md, "Cost of a segment").
