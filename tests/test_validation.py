@@ -510,3 +510,18 @@ def test_check_fun_output_vectorized_single_column():
 def test_check_fun_output_wrong_shape(value, shape, name, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         check_fun_output(value, shape, name=name)
+
+
+def test_zero_atol_with_components_at_zero_solves_instead_of_looping():
+    """atol = 0 gives a component that is exactly zero a zero tolerance scale: the
+    scaled norms (0/0) and the first-step heuristic (overflow) must neither hang nor
+    fail the solve (scipy's RK45 does not return on the first case)."""
+    res = chebpan.solve_ivp(lambda t, y: -y, (0, 1), [0.0], vectorized=True, atol=0)
+    assert res.status == 0 and res.y[0, -1] == 0.0
+    res = chebpan.solve_ivp(lambda t, y: np.stack([y[1], -y[0]]), (0, 3), [0.0, 1.0],
+                            vectorized=True, atol=0, rtol=1e-8)
+    assert res.status == 0
+    np.testing.assert_allclose(res.y[:, -1], [np.sin(3), np.cos(3)], rtol=1e-6)
+    batch = chebpan.solve_ivp_batch(lambda t, y: -y, (0, 1), np.zeros((3, 2)),
+                                    vectorized=True, atol=0)
+    assert (batch.status == 0).all() and (batch.y[..., -1] == 0).all()

@@ -207,7 +207,10 @@ def initial_lengths(f_at, span, y0, f0, scale, *, xp, order=INITIAL_ORDER):
     h1 = xp.where(flat, xp.maximum(xp.full_like(h0, 1e-6), h0 * 1e-3),
                   (0.01 / xp.where(flat, 1.0, largest)) ** (1 / (order + 1)))
     h = xp.minimum(xp.minimum(100 * h0, h1), interval)
-    return xp.where(xp.all(xp.isfinite(f1), axis=1), h, h0)
+    h = xp.where(xp.all(xp.isfinite(f1), axis=1), h, h0)
+    # (a zero or NaN length — atol = 0 with a component at zero makes the scaled norms
+    # overflow — falls back to scipy's small first step)
+    return xp.where(xp.isfinite(h) & (h > 0), h, xp.minimum(xp.full_like(h, 1e-6), interval))
 
 
 def converged(change, previous, floor, tolerance, *, xp):

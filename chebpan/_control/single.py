@@ -118,7 +118,7 @@ class SegmentLoop:
             remaining = abs(self.tf - t)
             h_abs = min(h_abs, self.max_step, remaining)
             min_step = 10 * abs(math.nextafter(t, self.direction * math.inf) - t)
-            if h_abs < min_step:
+            if not h_abs >= min_step:  # (NaN included: never loop on it)
                 # A span of a few ulp is tried whole, once (scipy's steps do
                 # the same); below that, and after a rejection, it fails.
                 if remaining > min_step or rejected_here:

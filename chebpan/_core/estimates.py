@@ -56,13 +56,18 @@ def plausible(coeffs, size, *, xp):
 def tolerance_scale(atol, rtol, y_start, *values, xp):
     """``atol + rtol max(|y_start|, |values| capped)``: the scale of errors and changes.
 
+    Never below the dtype's smallest normal number (``atol = 0`` and a zero component).
+
     ``values`` (the iterate's end value) count through
     :func:`capped_magnitude`; with none, the scale of ``y_start`` itself.
     """
     magnitude = xp.abs(y_start)
     for v in values:
         magnitude = xp.maximum(magnitude, capped_magnitude(y_start, v, xp=xp))
-    return atol + rtol * magnitude
+    # (at least the smallest normal number: with atol = 0, a component that is exactly
+    # zero would give 0/0 in every scaled norm; a zero change is then no error, any
+    # other change a huge one)
+    return xp.maximum(atol + rtol * magnitude, xp.finfo(magnitude.dtype).smallest_normal)
 
 
 def rounding_floors(y_start, y_nodes, scale, eps, *, xp):

@@ -20,6 +20,10 @@ __all__ = ["segment_estimates", "step_change", "per_component", "capped_scales",
            "scaled_change"]
 
 
+#: float64's smallest normal number: the floor of a tolerance scale.
+SMALLEST_NORMAL = float(np.finfo(np.float64).smallest_normal)
+
+
 def per_component(tolerance, n, dtype):
     """A tolerance (scalar or (n,)) as a contiguous (n,) array of ``dtype``."""
     tolerance = np.asarray(tolerance, dtype=dtype)
@@ -31,14 +35,17 @@ def per_component(tolerance, n, dtype):
 @numba.njit(cache=True)
 def capped_scales(y_start, y_end, atol, rtol, growth_cap, scale):
     """``scale = atol + rtol max(|y_start|, min(|y_end|, cap))`` of one instance (n,),
-    ``cap`` (returned) being ``growth_cap`` times the start's largest component."""
+    at least float64's smallest normal number (as
+    :func:`chebpan._core.estimates.tolerance_scale`), ``cap`` (returned) being
+    ``growth_cap`` times the start's largest component."""
     n = y_start.shape[0]
     cap = 0.0
     for i in range(n):
         cap = max(cap, abs(y_start[i]))
     cap *= growth_cap
     for i in range(n):
-        scale[i] = atol[i] + rtol[i] * max(abs(y_start[i]), min(abs(y_end[i]), cap))
+        scale[i] = max(atol[i] + rtol[i] * max(abs(y_start[i]), min(abs(y_end[i]), cap)),
+                       SMALLEST_NORMAL)
     return cap
 
 

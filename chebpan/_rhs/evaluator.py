@@ -89,10 +89,12 @@ class Evaluator:
         self.dtype = dtype
         self.counters = counters
         floor = 1.0 if difference_floor is None else difference_floor
-        #: (n, 1): broadcasts against the (n, P) points of a round.
-        self.difference_floor = xp.reshape(
-            xp.asarray(floor, dtype=dtype, device=device) * xp.ones((n,), dtype=dtype, device=device),
-            (n, 1))
+        floor = xp.asarray(floor, dtype=dtype, device=device) * xp.ones((n,), dtype=dtype,
+                                                                         device=device)
+        #: (n, 1): broadcasts against the (n, P) points of a round; 1 where atol is 0
+        #: (a step from a component at zero must not vanish).
+        self.difference_floor = xp.reshape(xp.where(floor > 0, floor, xp.ones_like(floor)),
+                                           (n, 1))
         self.jacobian = make_sparse_jacobian(jac, jac_sparsity, n, dtype=dtype)
         if self.jacobian is None:
             self.jacobian = make_jacobian(
