@@ -380,12 +380,13 @@ def test_dense_newton_kernels_match_array_api_code(monkeypatch, N, M, dtype):
     assert_allclose(step, want_step, rtol=rtol, atol=rtol * np.abs(want_step).max())
 
 
-@pytest.mark.parametrize("stiff", [False, True])
+@pytest.mark.parametrize("stiff, n_nodes", [(False, 11), (True, 11), (True, 12)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_residual_measures_kernel_matches_array_api_code(monkeypatch, stiff, dtype):
+def test_residual_measures_kernel_matches_array_api_code(monkeypatch, stiff, n_nodes,
+                                                        dtype):
     """The fused numba residual, gradient, objective and slope of a Newton iterate
     against the array-API functions they replace, on both bases (the stiff one
-    without the slope term)."""
+    without the slope term; with 12 nodes it is square, the collocation case)."""
     from chebpan._core.newton import (
         DenseLinearization,
         directional_slope,
@@ -395,7 +396,7 @@ def test_residual_measures_kernel_matches_array_api_code(monkeypatch, stiff, dty
     )
 
     rng = np.random.default_rng(13)
-    basis = get_basis(12, 11, xp=anp, dtype=dtype, stiff=stiff)
+    basis = get_basis(12, n_nodes, xp=anp, dtype=dtype, stiff=stiff)
     k, n, m = 3, 4, basis.n_nodes
     jac = rng.normal(scale=3.0, size=(k, m, n, n)).astype(dtype)
     half_h = rng.uniform(0.01, 0.5, size=(k, 1)).astype(dtype)
@@ -405,6 +406,7 @@ def test_residual_measures_kernel_matches_array_api_code(monkeypatch, stiff, dty
     direction = rng.normal(size=x.shape).astype(dtype)
     size = rng.uniform(0.5, 20.0, size=k).astype(dtype)
     linear = DenseLinearization(basis, jac, half_h, xp=anp)
+    assert linear.kernels is not None and linear.collocation == (n_nodes == 12)
     got = residual_measures(basis, linear, f_a, f_nodes, half_h, x, size, direction, xp=anp)
     r = residual(basis, f_a, f_nodes, half_h, x, xp=anp)
     monkeypatch.setenv("CHEBPAN_DISABLE_NUMBA", "1")

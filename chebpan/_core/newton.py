@@ -171,9 +171,10 @@ class DenseLinearization:
     False and ``factorised`` True.
 
     On NumPy, numba kernels (:mod:`chebpan._kernels.newton_numba`) form the gradient
-    without ``A`` and the Gauss–Newton direction in one call per batch; ``A`` is
-    built only for the stiff basis' collocation solve and systems that keep the
-    user's BLAS threads (``CHEBPAN_DISABLE_NUMBA=1``: the array code throughout).
+    (and :func:`residual_measures`) without ``A``, and the Gauss–Newton direction in
+    one call per batch; ``A`` is built only for the stiff basis' collocation solve and
+    systems that keep the user's BLAS threads (``CHEBPAN_DISABLE_NUMBA=1``: the array
+    code throughout).
     """
 
     stale = False
@@ -186,8 +187,7 @@ class DenseLinearization:
         self.half_h = half_h
         self.collocation = basis.n_fixed == 1 and basis.n_nodes - 1 == basis.n_free
         size = jac_nodes.shape[-1] * basis.n_free
-        self.kernels = (newton_kernels(xp)
-                        if size < BLAS_THREADS_MIN_SIZE and not self.collocation else None)
+        self.kernels = newton_kernels(xp) if size < BLAS_THREADS_MIN_SIZE else None
         self._a = None
 
     @property
@@ -206,7 +206,7 @@ class DenseLinearization:
     def direction(self, r, grad):
         basis, xp = self.basis, self.xp
         dtype = r.dtype
-        if self.kernels is not None:
+        if self.kernels is not None and not self.collocation:
             step = self.kernels.direction(basis, self.jac_nodes, self.half_h, grad)
             return xp.astype(step, dtype, copy=False)
         a = self.a
