@@ -451,3 +451,27 @@ def test_forward_difference_kernels_match_array_api_code(monkeypatch):
     assert got.shape == want.shape == (7, 3, 3)
     assert_allclose(got, want, rtol=0, atol=0)
     assert_allclose(calls[1], calls[3], rtol=0, atol=0)  # the same perturbed points
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_collocation_direction_kernel_matches_array_api_code(monkeypatch, dtype):
+    """The numba collocation solve of the stiff basis against the array-API code
+    (residual Jacobian, its square part, LU), stiff segments included."""
+    from chebpan._core.newton import DenseLinearization
+
+    rng = np.random.default_rng(23)
+    basis = get_basis(12, 12, xp=anp, dtype=dtype, stiff=True)
+    k, n, m = 3, 3, basis.n_nodes
+    jac = (rng.normal(size=(k, m, n, n)) * np.array([1.0, 30.0, 1e3])[:, None, None, None]
+           ).astype(dtype)
+    half_h = rng.uniform(0.01, 0.5, size=(k, 1)).astype(dtype)
+    r = rng.normal(size=(k, n, m)).astype(dtype)
+    linear = DenseLinearization(basis, jac, half_h, xp=anp)
+    assert linear.collocation and linear.kernels is not None
+    step = linear.direction(r, linear.gradient(r))
+    monkeypatch.setenv("CHEBPAN_DISABLE_NUMBA", "1")
+    reference = DenseLinearization(basis, jac, half_h, xp=anp)
+    want = reference.direction(r, reference.gradient(r))
+    assert step.dtype == want.dtype == dtype
+    rtol = 1e-9 if dtype == np.float64 else 1e-4
+    assert_allclose(step, want, rtol=rtol, atol=rtol * np.abs(want).max())

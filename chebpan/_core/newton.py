@@ -171,10 +171,10 @@ class DenseLinearization:
     False and ``factorised`` True.
 
     On NumPy, numba kernels (:mod:`chebpan._kernels.newton_numba`) form the gradient
-    (and :func:`residual_measures`) without ``A``, and the Gauss–Newton direction in
-    one call per batch; ``A`` is built only for the stiff basis' collocation solve and
-    systems that keep the user's BLAS threads (``CHEBPAN_DISABLE_NUMBA=1``: the array
-    code throughout).
+    (and :func:`residual_measures`) without ``A``, and the Gauss–Newton or collocation
+    direction in one call per batch; ``A`` is built as an array only for systems that
+    keep the user's BLAS threads (``CHEBPAN_DISABLE_NUMBA=1``: the array code
+    throughout).
     """
 
     stale = False
@@ -206,8 +206,11 @@ class DenseLinearization:
     def direction(self, r, grad):
         basis, xp = self.basis, self.xp
         dtype = r.dtype
-        if self.kernels is not None and not self.collocation:
-            step = self.kernels.direction(basis, self.jac_nodes, self.half_h, grad)
+        if self.kernels is not None:
+            if self.collocation:
+                step = self.kernels.collocation_direction(basis, self.jac_nodes, self.half_h, r)
+            else:
+                step = self.kernels.direction(basis, self.jac_nodes, self.half_h, grad)
             return xp.astype(step, dtype, copy=False)
         a = self.a
         if dtype == xp.float32:

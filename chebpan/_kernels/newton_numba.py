@@ -15,7 +15,7 @@ import numpy as np
 
 from .ldl_numba import _factor, _solve
 
-__all__ = ["gradient", "direction", "measures"]
+__all__ = ["gradient", "direction", "collocation_direction", "measures"]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -117,6 +117,34 @@ def _direction(d_tilde, phi_tilde, sqrt_weights, jac, half_h, grad, step, eps):
                 step[k, i, q] = -out[i * n_free + q, 0]
 
 
+@numba.njit(cache=True, error_model="numpy")
+def _collocation(d_tilde, phi_tilde, sqrt_weights, jac, half_h, r, step):
+    # The square system of the stiff basis: rows (j, m) for the nodes m ≥ 1 (the node
+    # τ = −1 has weight 0), A d = −√W r̃, by LU (LAPACK through numba).
+    k_count, n_nodes, n, _ = jac.shape
+    n_free = d_tilde.shape[0]
+    fitted = n_nodes - 1
+    a = np.empty((n * fitted, n * n_free))
+    rhs = np.empty(n * fitted)
+    for k in range(k_count):
+        h = half_h[k, 0]
+        for j in range(n):
+            for m in range(1, n_nodes):
+                row = j * fitted + m - 1
+                rhs[row] = sqrt_weights[m] * r[k, j, m]
+                for i in range(n):
+                    coupling = h * jac[k, m, j, i]
+                    for q in range(n_free):
+                        value = -coupling * phi_tilde[q, m]
+                        if i == j:
+                            value += d_tilde[q, m]
+                        a[row, i * n_free + q] = sqrt_weights[m] * value
+        solution = np.linalg.solve(a, rhs)
+        for i in range(n):
+            for q in range(n_free):
+                step[k, i, q] = -solution[i * n_free + q]
+
+
 def _basis_arrays(basis, *names):
     """The named arrays of ``basis`` as contiguous float64 (cached by basis)."""
     key = (id(basis), names)
@@ -166,3 +194,13 @@ def measures(basis, f_a, f_nodes, half_h, x, jac_nodes, direction, size):
     _measures(*_basis_arrays(basis, "d_tilde", "phi_tilde", "weights"),
               float(basis.slope_factor), *arrays, r, grad, value, slope)
     return r, grad, value, slope
+
+
+def collocation_direction(basis, jac_nodes, half_h, r):
+    """The stiff basis' Newton direction (K, n, n_free), float64, as
+    :func:`chebpan._core.newton.collocation_direction` of the residual Jacobian."""
+    step = np.empty((*r.shape[:2], basis.n_free))
+    _collocation(*_basis_arrays(basis, "d_tilde", "phi_tilde", "sqrt_weights"),
+                 *(np.ascontiguousarray(a, dtype=np.float64) for a in (jac_nodes, half_h, r)),
+                 step)
+    return step
