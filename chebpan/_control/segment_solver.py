@@ -28,10 +28,10 @@ from .._core.structured import REFACTOR_RHO, STRUCTURED_MIN_SIZE, StructuredLine
 from .._rhs.sparse import SparseLinearization
 from .._output.result import Failure
 from .policy import (
+    HOPELESS_ALPHA,
     MAX_DAMPED_STEPS,
     NEWTON_TRIALS,
     PICARD_ONLY_FACTOR,
-    HOPELESS_ALPHA,
     PICARD_ONLY_RHO,
     SUPERLINEAR,
 )
