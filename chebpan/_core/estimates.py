@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .._kernels.dispatch import estimates_kernel, step_change_kernel
 
-__all__ = ["scaled_rms", "scaled_rms_max", "error_estimates", "decay_error_estimates",
+__all__ = ["scaled_rms", "error_estimates", "decay_error_estimates",
            "tolerance_scale",
            "capped_magnitude", "rounding_floors", "plausible", "segment_estimates", "step_change",
            "GROWTH_CAP",
@@ -89,11 +89,6 @@ def scaled_rms(delta, scale, *, xp):
         return xp.zeros(delta.shape[:1], dtype=delta.dtype, device=delta.device)
     per_component = xp.max(xp.abs(delta), axis=-1) / scale
     return xp.sqrt(xp.mean(per_component * per_component, axis=-1))
-
-
-def scaled_rms_max(delta, scale, *, xp):
-    """:func:`scaled_rms`, max over the batch: a float."""
-    return float(xp.max(scaled_rms(delta, scale, xp=xp)))
 
 
 def error_estimates(coeffs, scale, *, xp):
