@@ -76,9 +76,29 @@ def _measures(d_tilde, phi_tilde, weights, slope_factor, f_a, f_nodes, half_h, x
 
 
 @numba.njit(cache=True, error_model="numpy")
+def _residual_jacobian_of(k, d_tilde, phi_tilde, sqrt_weights, jac, half_h, first, a):
+    # Instance k's weighted residual Jacobian on the nodes m ≥ first, into a:
+    # A[(j, m), (i, q)] = √w_m (δ_ij D̃[q, m] − (h/2) Φ̃[q, m] J_m[j, i]),
+    # row j (M − first) + m − first, column i n_free + q.
+    n_nodes, n = jac.shape[1], jac.shape[2]
+    n_free = d_tilde.shape[0]
+    rows = n_nodes - first
+    h = half_h[k, 0]
+    for j in range(n):
+        for m in range(first, n_nodes):
+            row = j * rows + m - first
+            for i in range(n):
+                coupling = h * jac[k, m, j, i]
+                for q in range(n_free):
+                    value = -coupling * phi_tilde[q, m]
+                    if i == j:
+                        value += d_tilde[q, m]
+                    a[row, i * n_free + q] = sqrt_weights[m] * value
+
+
+@numba.njit(cache=True, error_model="numpy")
 def _direction(d_tilde, phi_tilde, sqrt_weights, jac, half_h, grad, step, eps):
-    # A[(j, m), (i, q)] = √w_m (δ_ij D̃[q, m] − (h/2) Φ̃[q, m] J_m[j, i]);
-    # (H + E) step = −∇ẽ with H = 2 AᵀA.
+    # (H + E) step = −∇ẽ with H = 2 AᵀA, A of _residual_jacobian_of.
     k_count, n_nodes, n, _ = jac.shape
     n_free = d_tilde.shape[0]
     size = n * n_free
@@ -92,17 +112,7 @@ def _direction(d_tilde, phi_tilde, sqrt_weights, jac, half_h, grad, step, eps):
     rhs = np.empty((size, 1))
     out = np.empty((size, 1))
     for k in range(k_count):
-        h = half_h[k, 0]
-        for j in range(n):
-            for m in range(n_nodes):
-                row = j * n_nodes + m
-                for i in range(n):
-                    coupling = h * jac[k, m, j, i]
-                    for q in range(n_free):
-                        value = -coupling * phi_tilde[q, m]
-                        if i == j:
-                            value += d_tilde[q, m]
-                        a[row, i * n_free + q] = sqrt_weights[m] * value
+        _residual_jacobian_of(k, d_tilde, phi_tilde, sqrt_weights, jac, half_h, 0, a)
         hessian = np.dot(a.T, a)
         for row in range(size):
             for col in range(row + 1):
@@ -127,18 +137,10 @@ def _collocation(d_tilde, phi_tilde, sqrt_weights, jac, half_h, r, step):
     a = np.empty((n * fitted, n * n_free))
     rhs = np.empty(n * fitted)
     for k in range(k_count):
-        h = half_h[k, 0]
+        _residual_jacobian_of(k, d_tilde, phi_tilde, sqrt_weights, jac, half_h, 1, a)
         for j in range(n):
             for m in range(1, n_nodes):
-                row = j * fitted + m - 1
-                rhs[row] = sqrt_weights[m] * r[k, j, m]
-                for i in range(n):
-                    coupling = h * jac[k, m, j, i]
-                    for q in range(n_free):
-                        value = -coupling * phi_tilde[q, m]
-                        if i == j:
-                            value += d_tilde[q, m]
-                        a[row, i * n_free + q] = sqrt_weights[m] * value
+                rhs[j * fitted + m - 1] = sqrt_weights[m] * r[k, j, m]
         solution = np.linalg.solve(a, rhs)
         for i in range(n):
             for q in range(n_free):
