@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from .._kernels.dispatch import estimates_kernel, step_change_kernel
 
-__all__ = ["scaled_rms", "error_estimates", "decay_error_estimates",
-           "tolerance_scale",
-           "capped_magnitude", "rounding_floors", "plausible", "segment_estimates", "step_change",
-           "GROWTH_CAP",
-           "ROUNDING_ULPS"]
+__all__ = ["scaled_rms", "error_estimates", "decay_error_estimates", "tolerance_scale",
+           "capped_magnitude", "rounding_floors", "plausible", "segment_estimates",
+           "step_change", "GROWTH_CAP", "ROUNDING_ULPS"]
 
 #: A segment's values count in its tolerance scale and rounding floor up to this
 #: many times the largest component of its start: a diverging iterate cannot

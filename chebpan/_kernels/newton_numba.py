@@ -13,6 +13,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .basis_arrays import basis_arrays
 from .ldl_numba import _factor, _solve
 
 __all__ = ["gradient", "direction", "collocation_direction", "measures"]
@@ -148,19 +149,9 @@ def _collocation(d_tilde, phi_tilde, sqrt_weights, jac, half_h, r, step):
 
 
 def _basis_arrays(basis, *names):
-    """The named arrays of ``basis`` as contiguous float64 (cached by basis)."""
-    key = (id(basis), names)
-    cached = _BASIS_ARRAYS.get(key)
-    if cached is not None and cached[0] is basis:
-        return cached[1]
-    arrays = [np.ascontiguousarray(getattr(basis, name), dtype=np.float64) for name in names]
-    if len(_BASIS_ARRAYS) >= 32:
-        _BASIS_ARRAYS.clear()
-    _BASIS_ARRAYS[key] = (basis, arrays)  # (the basis kept alive: its id stays its own)
-    return arrays
-
-
-_BASIS_ARRAYS = {}
+    """The named arrays of ``basis`` as contiguous float64 (built once per basis)."""
+    return basis_arrays(basis, names, lambda b: [
+        np.ascontiguousarray(getattr(b, name), dtype=np.float64) for name in names])
 
 
 def gradient(basis, jac_nodes, half_h, r):

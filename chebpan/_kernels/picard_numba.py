@@ -17,6 +17,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .basis_arrays import basis_arrays
 from .estimates_numba import capped_scales, per_component, scaled_change
 
 __all__ = ["picard_step", "BLOCK_ROWS"]
@@ -91,23 +92,14 @@ def picard_step(basis, y_a, f_a, half_h, y_nodes, f_nodes, atol, rtol, growth_ca
     # (f_nodes is usually a view of fun's (n, K, M) output: no copy then)
     arrays = [np.ascontiguousarray(a) for a in (np.permute_dims(f_nodes, (1, 0, 2)), f_a,
                                                 half_h, y_nodes, y_a)]
-    _step(*arrays, *_basis_arrays(basis), float(basis.slope_factor), per_component(atol, n, dtype),
-          per_component(rtol, n, dtype), float(growth_cap), x_new, y_new, change, floor)
+    _step(*arrays, *basis_arrays(basis, "picard", _picard_view), float(basis.slope_factor),
+          per_component(atol, n, dtype), per_component(rtol, n, dtype), float(growth_cap),
+          x_new, y_new, change, floor)
     return x_new, y_new, change, floor
 
 
-#: The kernel's view of a basis, by basis: Pᵀ, its column sums, Φ̃ and τ, contiguous.
-_BASIS_ARRAYS = {}
-
-
-def _basis_arrays(basis):
-    cached = _BASIS_ARRAYS.get(id(basis))
-    if cached is not None and cached[0] is basis:
-        return cached[1]
+def _picard_view(basis):
+    """Pᵀ, its column sums, Φ̃ and τ, contiguous."""
     picard_t = np.ascontiguousarray(basis.picard.T)
-    arrays = (picard_t, picard_t.sum(axis=0), np.ascontiguousarray(basis.phi_tilde),
-              np.ascontiguousarray(basis.tau))
-    if len(_BASIS_ARRAYS) >= 16:
-        _BASIS_ARRAYS.clear()
-    _BASIS_ARRAYS[id(basis)] = (basis, arrays)  # (the basis kept alive: its id stays its own)
-    return arrays
+    return (picard_t, picard_t.sum(axis=0), np.ascontiguousarray(basis.phi_tilde),
+            np.ascontiguousarray(basis.tau))
