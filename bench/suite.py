@@ -31,7 +31,6 @@ if not any(a == "--threads=default" or a == "default" and sys.argv[i - 1] == "--
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import cProfile  # noqa: E402
-import datetime  # noqa: E402
 import pstats  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402

@@ -11,6 +11,7 @@ import pytest
 from conftest import GPU, host
 
 import chebpan
+from chebpan._kernels import dispatch
 from chebpan.testing import lorenz, spiral
 
 sx = pytest.importorskip("array_api_strict")
@@ -63,7 +64,7 @@ def test_fun_gets_and_result_comes_back_in_the_backend(backend):
 def _same_solve_on_both(problem, monkeypatch, t_span=None):
     # The NumPy backend's numba LDLᵀ rounds differently from the array-API reference
     # kernel; with the reference on both, the arithmetic is the same.
-    monkeypatch.setenv("CHEBPAN_DISABLE_NUMBA", "1")
+    monkeypatch.setattr(dispatch, "NUMBA_DISABLED", True)
     t_span = t_span or problem.t_span
     kwargs = dict(vectorized=True, rtol=1e-10, atol=1e-10)
     on_numpy = chebpan.solve_ivp(problem.fun, t_span, np.asarray(problem.y0), **kwargs)

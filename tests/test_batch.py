@@ -11,6 +11,7 @@ import pytest
 import chebpan
 from chebpan._output.result import MESSAGES
 from chebpan.testing import lorenz
+from chebpan._kernels import dispatch
 
 sx = pytest.importorskip("array_api_strict")
 
@@ -312,7 +313,7 @@ def test_picard_step_kernel_matches_array_api_code(monkeypatch, stiff):
     f_nodes[2, 1, 4] = np.nan  # propagates to that instance's change only
     atol, rtol = np.array([1e-9, 1e-8, 1e-7]), 1e-6
     kernel = picard_step(basis, y_a, f_a, half_h, y_nodes, f_nodes, atol, rtol, xp=np)
-    monkeypatch.setenv("CHEBPAN_DISABLE_NUMBA", "1")
+    monkeypatch.setattr(dispatch, "NUMBA_DISABLED", True)
     reference = picard_step(basis, y_a, f_a, half_h, y_nodes, f_nodes, atol, rtol, xp=np)
     finite = np.arange(k) != 2
     for got, want in zip(kernel, reference):

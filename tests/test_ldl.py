@@ -12,6 +12,7 @@ from hypothesis.extra.numpy import arrays
 from chebpan._core import ldl
 from chebpan._core import ldl_reference as reference
 from chebpan._kernels import ldl_numba
+from chebpan._kernels import dispatch
 
 IMPLS = {
     "numba": ldl_numba.modified_ldl,
@@ -278,7 +279,7 @@ def test_dispatch(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("numba kernel called")
 
-    monkeypatch.setenv("CHEBPAN_DISABLE_NUMBA", "1")
+    monkeypatch.setattr(dispatch, "NUMBA_DISABLED", True)
     for name in ("modified_ldl", "ldl_solve", "modified_ldl_solve"):
         monkeypatch.setattr(ldl_numba, name, boom)
     f = ldl.modified_ldl(H, xp=anp)
@@ -287,7 +288,7 @@ def test_dispatch(monkeypatch):
     check_solve(H, e, b, x)
     np.testing.assert_allclose(x2, x)
 
-    monkeypatch.delenv("CHEBPAN_DISABLE_NUMBA")
+    monkeypatch.setattr(dispatch, "NUMBA_DISABLED", False)
     with pytest.raises(AssertionError, match="numba kernel called"):
         ldl.modified_ldl_solve(H, b, xp=anp)
     with pytest.raises(AssertionError, match="numba kernel called"):

@@ -529,3 +529,43 @@ def test_adversarial_phi_is_bounded(seed, max_trials, alpha1, alpha_max):
         assert_strong_wolfe(res, 0.0, -1.0)
     elif res.alpha > 0:
         assert res.value <= 1e-4 * res.alpha * -1.0
+
+
+# ---------------------------------------------------------------- giving up early
+@pytest.mark.parametrize("astar", [1e-2, 1e-4, 1e-6])
+def test_give_up_below_stops_after_the_first_trial(astar):
+    """A quadratic whose minimiser lies far inside the step: the first trial's cubic
+    puts it below ``give_up_below``, so the search ends there with no step, where the
+    full search would have shortened the step to about ``astar``."""
+    f = lambda a: (0.5 * (a - astar) ** 2 / astar, (a - astar) / astar)  # noqa: E731
+    value0, slope0 = f(0.0)
+    rec = Recorder(f)
+    res = strong_wolfe(rec, value0, slope0, give_up_below=0.1)
+    assert rec.alphas == [1.0]
+    assert res.alpha == 0.0 and res.payload is None and not res.converged
+    assert res.n_trials == 1
+    full = strong_wolfe(Recorder(f), value0, slope0)
+    assert full.converged and full.alpha < 0.1 and full.n_trials > 1
+
+
+@pytest.mark.parametrize("astar", [0.15, 0.4])
+def test_give_up_below_keeps_steps_above_it(astar):
+    """A minimiser above ``give_up_below``: the search runs as without it."""
+    f = lambda a: (0.5 * (a - astar) ** 2 / astar, (a - astar) / astar)  # noqa: E731
+    value0, slope0 = f(0.0)
+    rec, plain = Recorder(f), Recorder(f)
+    res = strong_wolfe(rec, value0, slope0, give_up_below=0.1)
+    strong_wolfe(plain, value0, slope0)
+    assert_strong_wolfe(res, value0, slope0)
+    assert rec.alphas == plain.alphas
+    assert res.alpha == pytest.approx(astar)
+
+
+def test_give_up_below_needs_a_model():
+    """A non-finite first trial gives no cubic: the step is halved as without the rule."""
+    f = lambda a: ((math.inf, math.nan) if a > 0.6 else ((a - 0.3) ** 2, 2 * (a - 0.3)))  # noqa: E731
+    value0, slope0 = f(0.0)
+    rec = Recorder(f)
+    res = strong_wolfe(rec, value0, slope0, give_up_below=0.1)
+    assert rec.alphas[:2] == [1.0, 0.5]
+    assert_strong_wolfe(res, value0, slope0)

@@ -22,6 +22,7 @@ from chebpan._core.newton import (
     residual_jacobian,
 )
 from chebpan._core.picard import end_value, node_values
+from chebpan._kernels import dispatch
 from chebpan.testing import lorenz, spiral
 
 
@@ -369,7 +370,7 @@ def test_dense_newton_kernels_match_array_api_code(monkeypatch, N, M, dtype):
     assert kernel.kernels is not None
     grad = kernel.gradient(r)
     step = kernel.direction(r, grad)
-    monkeypatch.setenv("CHEBPAN_DISABLE_NUMBA", "1")
+    monkeypatch.setattr(dispatch, "NUMBA_DISABLED", True)
     reference = DenseLinearization(basis, jac, half_h, xp=anp)
     assert reference.kernels is None
     want_grad = reference.gradient(r)
@@ -409,7 +410,7 @@ def test_residual_measures_kernel_matches_array_api_code(monkeypatch, stiff, n_n
     assert linear.kernels is not None and linear.collocation == (n_nodes == 12)
     got = residual_measures(basis, linear, f_a, f_nodes, half_h, x, size, direction, xp=anp)
     r = residual(basis, f_a, f_nodes, half_h, x, xp=anp)
-    monkeypatch.setenv("CHEBPAN_DISABLE_NUMBA", "1")
+    monkeypatch.setattr(dispatch, "NUMBA_DISABLED", True)
     grad = DenseLinearization(basis, jac, half_h, xp=anp).gradient(r)
     want = (r, grad, objective(basis, r, size, xp=anp),
             directional_slope(grad, direction, size, xp=anp))
@@ -440,17 +441,29 @@ def test_forward_difference_kernels_match_array_api_code(monkeypatch):
         calls.append(np.array(y, copy=True))
         return fun(t, y)
 
+    def evaluator():
+        return Evaluator(recorded, None, 3, vectorized=True, xp=anp, dtype=np.float64,
+                         counters=Counters(), difference_floor=np.array([1e-6, 1e-9, 1.0]))
+
     def jacobian():
-        evaluator = Evaluator(recorded, None, 3, vectorized=True, xp=anp, dtype=np.float64,
-                              counters=Counters(), difference_floor=np.array([1e-6, 1e-9, 1.0]))
-        return evaluator.evaluate(t, y, with_jacobian=True)[1]
+        # F and J from one call of `fun` at y and the perturbed points together, and J
+        # alone (the batch's rounds) from a call at the perturbed points only
+        f, jac = evaluator().evaluate(t, y, with_jacobian=True)
+        e = evaluator()
+        alone = e.jacobian(t, y, e.call_fun(t, y), e)
+        assert_allclose(f, fun(t, y), rtol=0, atol=0)
+        assert_allclose(alone, jac, rtol=0, atol=0)
+        return jac
 
     got = jacobian()
-    monkeypatch.setenv("CHEBPAN_DISABLE_NUMBA", "1")
+    monkeypatch.setattr(dispatch, "NUMBA_DISABLED", True)
     want = jacobian()
     assert got.shape == want.shape == (7, 3, 3)
     assert_allclose(got, want, rtol=0, atol=0)
-    assert_allclose(calls[1], calls[3], rtol=0, atol=0)  # the same perturbed points
+    assert len(calls) == 6
+    assert_allclose(calls[0][:, :7], y, rtol=0, atol=0)  # the round's own points first
+    assert_allclose(calls[0][:, 7:], calls[2], rtol=0, atol=0)
+    assert_allclose(calls[0], calls[3], rtol=0, atol=0)  # the same perturbed points
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -469,7 +482,7 @@ def test_collocation_direction_kernel_matches_array_api_code(monkeypatch, dtype)
     linear = DenseLinearization(basis, jac, half_h, xp=anp)
     assert linear.collocation and linear.kernels is not None
     step = linear.direction(r, linear.gradient(r))
-    monkeypatch.setenv("CHEBPAN_DISABLE_NUMBA", "1")
+    monkeypatch.setattr(dispatch, "NUMBA_DISABLED", True)
     reference = DenseLinearization(basis, jac, half_h, xp=anp)
     want = reference.direction(r, reference.gradient(r))
     assert step.dtype == want.dtype == dtype

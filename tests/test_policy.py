@@ -32,6 +32,7 @@ from chebpan._core.estimates import (
     tolerance_scale,
 )
 from chebpan._core.picard import node_values
+from chebpan._kernels import dispatch
 
 # ------------------------------------------------------------------ error estimates
 
@@ -106,7 +107,7 @@ def test_segment_estimates_kernel_matches_array_api_code(monkeypatch, dtype, n_c
     args = [np.asarray(a, dtype=dtype) for a in (coeffs, y_a, y_end)]
     atol, rtol = np.array([1e-6, 1e-3, 1e-8], dtype=dtype), np.asarray(1e-4, dtype=dtype)
     kernel = segment_estimates(*args, atol, rtol, xp=xp)
-    monkeypatch.setenv("CHEBPAN_DISABLE_NUMBA", "1")
+    monkeypatch.setattr(dispatch, "NUMBA_DISABLED", True)
     reference = segment_estimates(*args, atol, rtol, xp=xp)
     tolerance = 1e-12 if dtype == np.float64 else 1e-5
     for got, expected in zip(kernel, reference):
@@ -267,7 +268,7 @@ def test_extrapolated_guess_kernel_matches_array_api_code(monkeypatch, dtype, ta
     h = prev_h * np.array([0.3, 0.5, 1.0, 1.5, 2.0, 4.0, 8.0, 20.0, 1.0])
     f_a = rng.normal(size=(k, n)).astype(dtype)
     kernel = extrapolated_guess(basis, coeffs, prev_h, h, f_a, xp=xp, tau_start=tau_start)
-    monkeypatch.setenv("CHEBPAN_DISABLE_NUMBA", "1")
+    monkeypatch.setattr(dispatch, "NUMBA_DISABLED", True)
     reference = extrapolated_guess(basis, coeffs, prev_h, h, f_a, xp=xp, tau_start=tau_start)
     assert kernel.dtype == reference.dtype == dtype
     rtol = 1e-12 if dtype == np.float64 else 1e-5
@@ -294,7 +295,7 @@ def test_step_change_kernel_matches_array_api_code(monkeypatch, dtype):
     rtol = np.asarray(1e-4, dtype=dtype)
     eps = float(np.finfo(dtype).eps)
     got = step_change(basis, y_a, y_nodes, step, atol, rtol, eps, xp=xp)
-    monkeypatch.setenv("CHEBPAN_DISABLE_NUMBA", "1")
+    monkeypatch.setattr(dispatch, "NUMBA_DISABLED", True)
     want = step_change(basis, y_a, y_nodes, step, atol, rtol, eps, xp=xp)
     tolerance = 1e-12 if dtype == np.float64 else 1e-5
     for value, expected in zip(got, want):

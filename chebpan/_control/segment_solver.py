@@ -312,9 +312,11 @@ class SegmentSolver:
                                         used_newton=True)
                 return self._failed(x, Failure.STALLED)
 
+            nodes_step = xp.matmul(direction, basis.phi_tilde)  # (node values are linear in X)
+
             def phi(alpha):
                 x_trial = x + alpha * direction
-                y_trial = node_values(basis, y_a, f_a, half_h, x_trial, xp=xp)
+                y_trial = y_nodes + alpha * nodes_step
                 f_trial, jac_trial = self._evaluate(t_nodes, y_trial, with_jacobian=True)
                 if f_trial is None:
                     return math.inf, math.nan, None
@@ -324,7 +326,8 @@ class SegmentSolver:
                 return (float(value_trial[0]), float(slope_trial[0]),
                         (x_trial, y_trial, f_trial, r_trial, linear_trial, g_trial))
 
-            search = strong_wolfe(phi, value, slope, max_trials=NEWTON_TRIALS)
+            search = strong_wolfe(phi, value, slope, max_trials=NEWTON_TRIALS,
+                                  give_up_below=HOPELESS_ALPHA)
             if search.payload is None and stale:
                 linear.refresh()  # simplified Newton: retry with factors of this iterate
                 continue

@@ -42,6 +42,11 @@ Non-finite trial values
     A trial whose value or slope is NaN or infinite is treated as a failed
     sufficient-decrease test: it becomes the far end of the bracket, so the
     step shrinks.
+Giving up early
+    With ``give_up_below`` > 0, a search that has found no acceptable step yet stops
+    as soon as the interpolating cubic puts the minimiser below that fraction of the
+    Newton step (``phi(1)`` far above ``phi(0)``): the caller treats such short steps
+    as a failure anyway, and each further trial costs a round.
 Failure
     When no point satisfies both conditions within ``max_trials`` (or the
     expansion reaches ``alpha_max``, or the bracket can no longer be split in
@@ -125,6 +130,7 @@ def strong_wolfe(
     c1: float = 1e-4,
     c2: float = 0.9,
     max_trials: int = 20,
+    give_up_below: float = 0.0,
 ) -> LineSearchResult:
     r"""Find a step satisfying the strong Wolfe conditions.
 
@@ -161,6 +167,9 @@ def strong_wolfe(
         defaults ``1e-4`` and ``0.9`` (Newton-type directions).
     max_trials : int, optional
         Largest number of ``phi`` calls for the whole search, default 20.
+    give_up_below : float, optional
+        While no trial has given sufficient decrease, stop (with ``alpha=0.0``)
+        once the cubic interpolant's minimiser is below this step; default 0 (never).
 
     Returns
     -------
@@ -272,6 +281,8 @@ def strong_wolfe(
             left, right = min(a_lo, a_hi), max(a_lo, a_hi)
             width = right - left
             alpha = _cubic_step(a_lo, f_lo, g_lo, a_hi, f_hi, g_hi)
+            if a_lo == 0.0 and alpha < give_up_below:
+                break  # (NaN compares False: no model, no verdict)
             if not (left + _SAFEGUARD * width <= alpha <= right - _SAFEGUARD * width):
                 alpha = left + 0.5 * width
             if not (left < alpha < right):

@@ -104,7 +104,8 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
         jac : callable, array_like or sparse matrix, optional
             Jacobian ``∂f/∂y``, as in scipy: ``jac(t, y, *args)`` with ``y``
             of shape (n,) returning (n, n), or a constant matrix.  Default:
-            forward differences, done in the same vectorised call round.
+            forward differences, evaluated in the same vectorised call as the
+            round's values.
         vectorized_jac : bool, optional
             Call a callable ``jac`` once with ``t`` (P,), ``y`` (n, P),
             returning shape (n, n, P).  Default False.

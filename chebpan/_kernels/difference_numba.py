@@ -13,18 +13,23 @@ __all__ = ["perturb", "difference"]
 
 
 @numba.njit(cache=True)
-def _perturb(y, relative_step, floor, perturbed, step):
-    # perturbed[:, j P + p] = y[:, p] + step[j, p] e_j; step exactly representable.
+def _perturb(y, relative_step, floor, perturbed, step, offset):
+    # perturbed[:, offset + j P + p] = y[:, p] + step[j, p] e_j; step exactly
+    # representable; with offset = P, y itself fills the first P columns.
     n, n_points = y.shape
+    for p in range(offset):
+        for i in range(n):
+            perturbed[i, p] = y[i, p]
     for j in range(n):
         for p in range(n_points):
             value = y[j, p]
             size = relative_step * max(abs(value), floor[j])
             shifted = value + (size if value >= 0 else -size)
             step[j, p] = shifted - value
+            column = offset + j * n_points + p
             for i in range(n):
-                perturbed[i, j * n_points + p] = y[i, p]
-            perturbed[j, j * n_points + p] = shifted
+                perturbed[i, column] = y[i, p]
+            perturbed[j, column] = shifted
 
 
 @numba.njit(cache=True)
@@ -36,14 +41,17 @@ def _difference(f_perturbed, f, step, jac):
                 jac[p, i, j] = (f_perturbed[i, j * n_points + p] - f[i, p]) / step[j, p]
 
 
-def perturb(y, relative_step, floor):
+def perturb(y, relative_step, floor, *, with_base=False):
     """The points ``(n, n·P)`` of the forward differences at ``y`` (n, P), and the steps
-    (n, P) actually made (``floor``: the evaluator's (n, 1))."""
+    (n, P) actually made (``floor``: the evaluator's (n, 1)).  ``with_base``: ``y``
+    itself first, ``(n, (n+1)·P)``, for one call of ``fun`` at all of them."""
     n, n_points = y.shape
-    perturbed = np.empty((n, n * n_points))
+    offset = n_points if with_base else 0
+    perturbed = np.empty((n, offset + n * n_points))
     step = np.empty((n, n_points))
     _perturb(np.ascontiguousarray(y), float(relative_step),
-             np.ascontiguousarray(np.reshape(floor, (n,)), dtype=np.float64), perturbed, step)
+             np.ascontiguousarray(np.reshape(floor, (n,)), dtype=np.float64), perturbed, step,
+             offset)
     return perturbed, step
 
 

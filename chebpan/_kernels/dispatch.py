@@ -3,8 +3,8 @@
 - NumPy: numba kernels (:mod:`~chebpan._kernels.ldl_numba`,
   :mod:`~chebpan._kernels.picard_numba`, :mod:`~chebpan._kernels.extrapolation_numba`,
   :mod:`~chebpan._kernels.newton_numba`, imported on first use), unless the environment
-  variable ``CHEBPAN_DISABLE_NUMBA=1`` selects the array-API reference code of
-  :mod:`chebpan._core`;
+  variable ``CHEBPAN_DISABLE_NUMBA=1`` (read when chebpan is imported) selects the
+  array-API reference code of :mod:`chebpan._core`;
 - CuPy: the CUDA LDLᵀ kernels (:mod:`~chebpan._kernels.ldl_cupy`, compiled with NVRTC
   on first use per dtype and cached); the Picard step runs as array-API code;
 - anything else (``array_api_strict``, torch, ...): the reference code (None here).
@@ -47,11 +47,15 @@ class LDLFactors(NamedTuple):
     e: Any
 
 
+#: ``CHEBPAN_DISABLE_NUMBA=1`` at import: the reference code on NumPy too.  Read once:
+#: dispatch runs several times per round, and reading the environment costs microseconds.
+NUMBA_DISABLED = os.environ.get("CHEBPAN_DISABLE_NUMBA", "").strip() in ("1", "true", "True",
+                                                                          "yes")
+
+
 def use_numba(xp) -> bool:
     """Whether the numba kernels run for namespace ``xp`` (NumPy, numba not disabled)."""
-    return array_api_compat.is_numpy_namespace(xp) and os.environ.get(
-        "CHEBPAN_DISABLE_NUMBA", ""
-    ).strip() not in ("1", "true", "True", "yes")
+    return not NUMBA_DISABLED and array_api_compat.is_numpy_namespace(xp)
 
 
 def _kernel_module(name):

@@ -239,11 +239,14 @@ class Evaluator:
         self.counters.depth += 1
         self.instances = instances
         with user_blas_threads():
-            f = self.call_fun(t, y)
             if not with_jacobian:
-                return f, None
+                return self.call_fun(t, y), None
             if getattr(self.jacobian, "counts_as_evaluation", True):
                 self.counters.njev += 1
+            with_values = getattr(self.jacobian, "with_values", None)
+            if with_values is not None:  # (forward differences: one call for F and J)
+                return with_values(t, y, self)
+            f = self.call_fun(t, y)
             return f, self.jacobian(t, y, f, self)
 
     def evaluate_some_jacobians(self, t, y, jacobian_points, *, instances):

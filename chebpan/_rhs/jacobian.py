@@ -113,7 +113,8 @@ def forward_difference_steps(y, relative_step, floor, *, xp):
 
 
 class _ForwardDifference:
-    """Forward differences with all n·P perturbed points in one ``fun`` call.
+    """Forward differences with all n·P perturbed points in one ``fun`` call (with the
+    round's own P points too, :meth:`with_values`).
 
     On NumPy in float64 numba kernels build the points and the quotients
     (:mod:`chebpan._kernels.difference_numba`; ``CHEBPAN_DISABLE_NUMBA=1``: this code).
@@ -134,13 +135,42 @@ class _ForwardDifference:
             perturbed, step = kernels.perturb(y, self.relative_step, evaluator.difference_floor)
             f_perturbed = evaluator.call_fun(xp.concat([t] * n), perturbed)
             return kernels.difference(f_perturbed, f, step)
+        step, perturbed = self._perturbed(y, evaluator)
+        f_perturbed = evaluator.call_fun(xp.concat([t] * n), perturbed)
+        return self._quotients(f_perturbed, f, step)
+
+    def with_values(self, t, y, evaluator):
+        """``F`` (n, P) and ``J`` (P, n, n) from one ``fun`` call at ``y`` and at the
+        perturbed points together (a round's values and Jacobian)."""
+        xp, n = self.xp, self.n
+        n_points = t.shape[0]
+        if n == 0 or n_points == 0:
+            return evaluator.call_fun(t, y), self(t, y, None, evaluator)
+        times = xp.concat([t] * (n + 1))
+        kernels = difference_kernels(xp) if y.dtype == xp.float64 else None
+        if kernels is not None:
+            points, step = kernels.perturb(y, self.relative_step, evaluator.difference_floor,
+                                           with_base=True)
+            values = evaluator.call_fun(times, points)
+            f = values[:, :n_points]
+            return f, kernels.difference(values[:, n_points:], f, step)
+        step, perturbed = self._perturbed(y, evaluator)
+        values = evaluator.call_fun(times, xp.concat([y, perturbed], axis=1))
+        f = values[:, :n_points]
+        return f, self._quotients(values[:, n_points:], f, step)
+
+    def _perturbed(self, y, evaluator):
+        """The steps (n, P) and the points ``y + step[j] e_j`` (n, n·P), column j·P + p."""
+        xp, n = self.xp, self.n
         step = forward_difference_steps(y, self.relative_step, evaluator.difference_floor,
                                         xp=xp)
         eye = xp.eye(n, dtype=y.dtype, device=getattr(y, "device", None))
         # perturbed[:, j, p] = y[:, p] + step[j, p] e_j
         perturbed = y[:, None, :] + eye[:, :, None] * step[None, :, :]
-        t_repeated = xp.concat([t] * n)
-        f_perturbed = evaluator.call_fun(t_repeated, xp.reshape(perturbed, (n, n * n_points)))
-        f_perturbed = xp.reshape(f_perturbed, (n, n, n_points))  # [i, j, p]
+        return step, xp.reshape(perturbed, (n, n * y.shape[1]))
+
+    def _quotients(self, f_perturbed, f, step):
+        xp, n = self.xp, self.n
+        f_perturbed = xp.reshape(f_perturbed, (n, n, f.shape[1]))  # [i, j, p]
         difference = (f_perturbed - f[:, None, :]) / step[None, :, :]
         return xp.permute_dims(difference, (2, 0, 1))
