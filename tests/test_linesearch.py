@@ -569,3 +569,17 @@ def test_give_up_below_needs_a_model():
     res = strong_wolfe(rec, value0, slope0, give_up_below=0.1)
     assert rec.alphas[:2] == [1.0, 0.5]
     assert_strong_wolfe(res, value0, slope0)
+
+
+def test_give_up_below_on_a_quartic():
+    """Far from a solution the objective along a Newton step grows like alpha⁴: the
+    cubic through both slopes would only shrink the step about threefold per trial, the
+    quadratic through phi(0), phi'(0), phi(1) sees the minimiser (0.036) below 0.1."""
+    def f(a):
+        return (1 - a) ** 2 + 1e4 * a ** 4, -2 * (1 - a) + 4e4 * a ** 3
+
+    rec = Recorder(f)
+    res = strong_wolfe(rec, *f(0.0), give_up_below=0.1)
+    assert rec.alphas == [1.0] and res.alpha == 0.0 and res.payload is None
+    full = strong_wolfe(Recorder(f), *f(0.0))
+    assert full.alpha == pytest.approx(0.036, abs=0.01)

@@ -44,9 +44,12 @@ Non-finite trial values
     step shrinks.
 Giving up early
     With ``give_up_below`` > 0, a search that has found no acceptable step yet stops
-    as soon as the interpolating cubic puts the minimiser below that fraction of the
-    Newton step (``phi(1)`` far above ``phi(0)``): the caller treats such short steps
-    as a failure anyway, and each further trial costs a round.
+    as soon as the quadratic through ``phi(0)``, ``phi'(0)`` and the far end of the
+    bracket puts the minimiser below that fraction of the Newton step (``phi(1)`` far
+    above ``phi(0)``): the caller treats such short steps as a failure anyway, and
+    each further trial costs a round.  (The quadratic, not the cubic: far from the
+    solution the objective of a Newton step grows like ``alpha⁴`` and the cubic
+    through both slopes shrinks the step only about threefold per trial.)
 Failure
     When no point satisfies both conditions within ``max_trials`` (or the
     expansion reaches ``alpha_max``, or the bracket can no longer be split in
@@ -120,6 +123,15 @@ def _cubic_step(a: float, fa: float, ga: float, b: float, fb: float, gb: float) 
     return step if math.isfinite(step) else math.nan
 
 
+def _quadratic_step(f0: float, g0: float, b: float, fb: float) -> float:
+    """Minimiser of the quadratic matching ``f(0)``, ``f'(0)`` and ``f(b)`` (Nocedal &
+    Wright eq. 3.58); NaN when it has none or the data are not finite."""
+    curvature = fb - f0 - g0 * b
+    if not (math.isfinite(curvature) and curvature > 0.0 and b > 0.0):
+        return math.nan
+    return -g0 * b * b / (2.0 * curvature)
+
+
 def strong_wolfe(
     phi: Callable[[float], tuple[float, float, Any]],
     value0: float,
@@ -169,7 +181,7 @@ def strong_wolfe(
         Largest number of ``phi`` calls for the whole search, default 20.
     give_up_below : float, optional
         While no trial has given sufficient decrease, stop (with ``alpha=0.0``)
-        once the cubic interpolant's minimiser is below this step; default 0 (never).
+        once the quadratic interpolant's minimiser is below this step; default 0 (never).
 
     Returns
     -------
@@ -281,7 +293,7 @@ def strong_wolfe(
             left, right = min(a_lo, a_hi), max(a_lo, a_hi)
             width = right - left
             alpha = _cubic_step(a_lo, f_lo, g_lo, a_hi, f_hi, g_hi)
-            if a_lo == 0.0 and alpha < give_up_below:
+            if a_lo == 0.0 and _quadratic_step(f_lo, g_lo, a_hi, f_hi) < give_up_below:
                 break  # (NaN compares False: no model, no verdict)
             if not (left + _SAFEGUARD * width <= alpha <= right - _SAFEGUARD * width):
                 alpha = left + 0.5 * width
