@@ -162,6 +162,7 @@ class SegmentSolver:
         h = t_b - t_a
         half_h = xp.asarray([[h / 2]], dtype=y_a.dtype, device=y_a.device)
         t_nodes = node_times(basis, t_a, t_b, xp=xp)
+        self.size = residual_size(y_a, f_a, half_h, xp=xp)  # (the attempt's scale)
         self.dense_newton = self.dense_newton_fits(basis, y_a.shape[-1])
         # Above the dense size, Newton needs a sparsity pattern and the
         # square (stiff-basis) system that SuperLU factorises.
@@ -238,7 +239,7 @@ class SegmentSolver:
         if x.shape[0] == 1:
             return x, y_nodes, f_nodes, jac
         r = residual(basis, f_a, f_nodes, half_h, x, xp=xp)
-        value = objective(basis, r, residual_size(y_a, f_a, half_h, xp=xp), xp=xp)
+        value = objective(basis, r, self.size, xp=xp)
         best = int(xp.argmin(xp.where(finite, value, xp.inf)))
         pick = slice(best, best + 1)
         return (x[pick, ...], y_nodes[pick, ...], f_nodes[pick, ...],
@@ -280,7 +281,7 @@ class SegmentSolver:
         xp, basis, opts = self.xp, self.basis, self.options
         self._note_stiffness(jac, half_h)
         linear = self._linearize(jac, half_h)
-        size = residual_size(y_a, f_a, half_h, xp=xp)
+        size = self.size
         r, grad, value, _ = residual_measures(basis, linear, f_a, f_nodes, half_h, x, size,
                                               xp.zeros_like(x), xp=xp)
         value = float(value[0])

@@ -124,6 +124,15 @@ class _ForwardDifference:
         self.n = n
         self.xp = xp
         self.relative_step = math.sqrt(xp.finfo(dtype).eps)
+        self._times = (None, None)  # (t, t repeated n + 1 times): the rounds of an attempt
+
+    def _repeated_times(self, t):
+        """``t`` (P,) repeated n + 1 times, kept while the same ``t`` comes back."""
+        last, times = self._times
+        if last is not t:
+            times = self.xp.concat([t] * (self.n + 1))
+            self._times = (t, times)
+        return times
 
     def __call__(self, t, y, f, evaluator):
         xp, n = self.xp, self.n
@@ -146,7 +155,7 @@ class _ForwardDifference:
         n_points = t.shape[0]
         if n == 0 or n_points == 0:
             return evaluator.call_fun(t, y), self(t, y, None, evaluator)
-        times = xp.concat([t] * (n + 1))
+        times = self._repeated_times(t)
         kernels = difference_kernels(xp) if y.dtype == xp.float64 else None
         if kernels is not None:
             points, step = kernels.perturb(y, self.relative_step, evaluator.difference_floor,
