@@ -338,7 +338,7 @@ def test_a_hopelessly_shortened_newton_step_ends_the_attempt(monkeypatch):
     from chebpan._control.policy import HOPELESS_ALPHA
     from scipy.integrate import solve_ivp as scipy_solve_ivp
 
-    log = []  # (attempt, alpha)
+    log = []  # (attempt, alpha, trials)
     attempt = [0]
     real_solve, real_search = segment_solver.SegmentSolver.solve, segment_solver.strong_wolfe
 
@@ -348,7 +348,7 @@ def test_a_hopelessly_shortened_newton_step_ends_the_attempt(monkeypatch):
 
     def search(*args, **kwargs):
         result = real_search(*args, **kwargs)
-        log.append((attempt[0], result.alpha))
+        log.append((attempt[0], result.alpha, result.n_trials))
         return result
 
     monkeypatch.setattr(segment_solver.SegmentSolver, "solve", solve)
@@ -359,8 +359,10 @@ def test_a_hopelessly_shortened_newton_step_ends_the_attempt(monkeypatch):
         return [1.5 * x - x * y, -3 * y + x * y]
 
     res = chebpan.solve_ivp(lotka_volterra, (0, 15), [10.0, 5.0], vectorized=True)
-    hopeless = [i for i, (_, alpha) in enumerate(log) if alpha < HOPELESS_ALPHA]
+    hopeless = [i for i, (_, alpha, _) in enumerate(log) if alpha < HOPELESS_ALPHA]
     assert hopeless, "no step was shortened that far: the test shows nothing"
+    # most are seen by the quadratic model after the first trial and cost no more
+    assert sum(alpha == 0.0 and trials == 1 for _, alpha, trials in log) >= len(hopeless) / 2
     for i in hopeless:
         assert i + 1 == len(log) or log[i + 1][0] != log[i][0]
     reference = scipy_solve_ivp(lotka_volterra, (0, 15), [10.0, 5.0], method="DOP853",

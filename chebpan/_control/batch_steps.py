@@ -39,7 +39,7 @@ from .batch_table import (
     STALLED,
     Table,
 )
-from .policy import converged
+from .policy import HOPELESS_ALPHA, converged
 
 __all__ = ["IterationSteps"]
 
@@ -194,16 +194,19 @@ class IterationSteps:
         going = [going]
         finished.append(finished_next)
         failed.append(failed_next)
-        # Rejected: backtrack by quadratic interpolation, within [0.1, 0.5] α.
+        # Rejected: backtrack by quadratic interpolation, within [0.1, 0.5] α; a
+        # quadratic minimiser below HOPELESS_ALPHA ends the attempt at once, as in a
+        # single solve's line search (docs/algorithm.md, "Give up damped Newton early").
         back = table.select(~accept)
         tried = xp.where(xp.isfinite(value[~accept]), value[~accept], xp.inf)
         alpha = back.alpha
         curvature = tried - back.value - back.slope * alpha
         usable = xp.isfinite(curvature) & (curvature > 0)
         guess = -back.slope * alpha * alpha / (2 * xp.where(usable, curvature, 1.0))
+        hopeless = usable & (guess < HOPELESS_ALPHA)
         guess = xp.where(usable, guess, 0.5 * alpha)
         back.alpha = xp.clip(guess, 0.1 * alpha, 0.5 * alpha)
-        give_up = back.alpha < MIN_ALPHA
+        give_up = hopeless | (back.alpha < MIN_ALPHA)
         close = give_up & (back.change <= opts.convergence)
         stay = back.select(close)  # converged enough at the base point
         stay.x = stay.x_base
