@@ -124,62 +124,53 @@ class _ForwardDifference:
         self.n = n
         self.xp = xp
         self.relative_step = math.sqrt(xp.finfo(dtype).eps)
-        self._times = (None, None)  # (t, t repeated n + 1 times): the rounds of an attempt
+        self._times = (None, 0, None)  # (t, copies, t repeated): the rounds of an attempt
 
-    def _repeated_times(self, t):
-        """``t`` (P,) repeated n + 1 times, kept while the same ``t`` comes back."""
-        last, times = self._times
-        if last is not t:
-            times = self.xp.concat([t] * (self.n + 1))
-            self._times = (t, times)
+    def _repeated_times(self, t, copies):
+        """``t`` (P,) repeated ``copies`` times, kept while the same ``t`` comes back."""
+        last, last_copies, times = self._times
+        if last is not t or last_copies != copies:
+            times = self.xp.concat([t] * copies)
+            self._times = (t, copies, times)
         return times
 
     def __call__(self, t, y, f, evaluator):
-        xp, n = self.xp, self.n
-        n_points = t.shape[0]
-        if n == 0 or n_points == 0:
-            return xp.zeros((n_points, n, n), dtype=y.dtype, device=y.device)
-        kernels = difference_kernels(xp) if y.dtype == xp.float64 else None
-        if kernels is not None:
-            perturbed, step = kernels.perturb(y, self.relative_step, evaluator.difference_floor)
-            f_perturbed = evaluator.call_fun(xp.concat([t] * n), perturbed)
-            return kernels.difference(f_perturbed, f, step)
-        step, perturbed = self._perturbed(y, evaluator)
-        f_perturbed = evaluator.call_fun(xp.concat([t] * n), perturbed)
-        return self._quotients(f_perturbed, f, step)
+        return self._values_and_jacobian(t, y, f, evaluator)[1]
 
     def with_values(self, t, y, evaluator):
         """``F`` (n, P) and ``J`` (P, n, n) from one ``fun`` call at ``y`` and at the
         perturbed points together (a round's values and Jacobian)."""
+        return self._values_and_jacobian(t, y, None, evaluator)
+
+    def _values_and_jacobian(self, t, y, f, evaluator):
+        """``F`` and ``J`` from one ``fun`` call: at the perturbed points, and at ``y``
+        itself first (columns 0…P−1) when ``f`` is None."""
         xp, n = self.xp, self.n
         n_points = t.shape[0]
+        with_base = f is None
         if n == 0 or n_points == 0:
-            return evaluator.call_fun(t, y), self(t, y, None, evaluator)
-        times = self._repeated_times(t)
+            if with_base:
+                f = evaluator.call_fun(t, y)
+            return f, xp.zeros((n_points, n, n), dtype=y.dtype, device=y.device)
+        times = self._repeated_times(t, n + int(with_base))
         kernels = difference_kernels(xp) if y.dtype == xp.float64 else None
         if kernels is not None:
             points, step = kernels.perturb(y, self.relative_step, evaluator.difference_floor,
-                                           with_base=True)
-            values = evaluator.call_fun(times, points)
-            f = values[:, :n_points]
-            return f, kernels.difference(values[:, n_points:], f, step)
-        step, perturbed = self._perturbed(y, evaluator)
-        values = evaluator.call_fun(times, xp.concat([y, perturbed], axis=1))
-        f = values[:, :n_points]
-        return f, self._quotients(values[:, n_points:], f, step)
-
-    def _perturbed(self, y, evaluator):
-        """The steps (n, P) and the points ``y + step[j] e_j`` (n, n·P), column j·P + p."""
-        xp, n = self.xp, self.n
-        step = forward_difference_steps(y, self.relative_step, evaluator.difference_floor,
-                                        xp=xp)
-        eye = xp.eye(n, dtype=y.dtype, device=getattr(y, "device", None))
-        # perturbed[:, j, p] = y[:, p] + step[j, p] e_j
-        perturbed = y[:, None, :] + eye[:, :, None] * step[None, :, :]
-        return step, xp.reshape(perturbed, (n, n * y.shape[1]))
-
-    def _quotients(self, f_perturbed, f, step):
-        xp, n = self.xp, self.n
-        f_perturbed = xp.reshape(f_perturbed, (n, n, f.shape[1]))  # [i, j, p]
-        difference = (f_perturbed - f[:, None, :]) / step[None, :, :]
-        return xp.permute_dims(difference, (2, 0, 1))
+                                           with_base=with_base)
+        else:
+            step = forward_difference_steps(y, self.relative_step,
+                                            evaluator.difference_floor, xp=xp)
+            eye = xp.eye(n, dtype=y.dtype, device=getattr(y, "device", None))
+            # points[:, j, p] = y[:, p] + step[j, p] e_j
+            points = xp.reshape(y[:, None, :] + eye[:, :, None] * step[None, :, :],
+                                (n, n * n_points))
+            if with_base:
+                points = xp.concat([y, points], axis=1)
+        values = evaluator.call_fun(times, points)
+        if with_base:
+            f, values = values[:, :n_points], values[:, n_points:]
+        if kernels is not None:
+            return f, kernels.difference(values, f, step)
+        values = xp.reshape(values, (n, n, n_points))  # [i, j, p]
+        difference = (values - f[:, None, :]) / step[None, :, :]
+        return f, xp.permute_dims(difference, (2, 0, 1))
