@@ -420,6 +420,22 @@ def test_residual_measures_kernel_matches_array_api_code(monkeypatch, stiff, n_n
         assert_allclose(value, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
 
 
+def test_directional_slope_kernel_matches_array_api_code(monkeypatch):
+    """The numba slope along a Newton direction against the array code, with the
+    factors scaled before the product (values near 1e200 do not overflow)."""
+    from chebpan._core.newton import directional_slope
+
+    rng = np.random.default_rng(5)
+    grad = rng.normal(size=(3, 4, 9)) * np.array([1.0, 1e200, 1e-200])[:, None, None]
+    direction = rng.normal(size=grad.shape) * np.array([1.0, 1e200, 1e-200])[:, None, None]
+    size = np.array([2.0, 1e200, 1e-200])
+    got = directional_slope(grad, direction, size, xp=anp)
+    monkeypatch.setattr(dispatch, "NUMBA_DISABLED", True)
+    want = directional_slope(grad, direction, size, xp=anp)
+    assert np.all(np.isfinite(want))
+    assert_allclose(got, want, rtol=1e-13)
+
+
 def test_forward_difference_kernels_match_array_api_code(monkeypatch):
     """The numba forward-difference Jacobian against the array-API code: the same
     perturbed points (so the same `fun` calls) and the same quotients, including

@@ -369,3 +369,57 @@ def test_a_hopelessly_shortened_newton_step_ends_the_attempt(monkeypatch):
                                 rtol=1e-12, atol=1e-12).y[:, -1]
     assert res.success
     np.testing.assert_allclose(res.y[:, -1], reference, rtol=1e-4)
+
+
+def test_the_last_newton_step_is_taken_without_a_round(monkeypatch):
+    """A Newton step that would pass the convergence test once taken is taken without
+    evaluating f and J at its end; f there is the iterate's end value plus J Δy
+    (Newton's linearisation).  On Lotka–Volterra at rtol 1e-6 most Newton segments end
+    so; their f_end agrees with fun at y_end to second order in the step (the
+    linearisation carries at least 99 % of f's change over the step), and the solution
+    is accurate."""
+    import chebpan
+    import chebpan._control.segment_solver as segment_solver
+    from scipy.integrate import solve_ivp as scipy_solve_ivp
+
+    def lotka_volterra(t, z):
+        x, y = z
+        return np.array([1.5 * x - x * y, -3 * y + x * y])
+
+    evaluated = []  # end-node values of the current attempt's rounds
+    segments = []  # (y_end, f_end, last evaluated end) of attempts that ended with Newton
+    real_solve, real_evaluate = (segment_solver.SegmentSolver.solve,
+                                 segment_solver.SegmentSolver._evaluate_raw)
+
+    def solve(self, *args, **kwargs):
+        evaluated.clear()
+        result = real_solve(self, *args, **kwargs)
+        if result.failure is None and result.used_newton:
+            segments.append((result.y_end[0], result.f_end[0], evaluated[-1]))
+        return result
+
+    def evaluate_raw(self, t_nodes, y_nodes, **kwargs):
+        evaluated.extend(y_nodes[:, :, -1])
+        return real_evaluate(self, t_nodes, y_nodes, **kwargs)
+
+    monkeypatch.setattr(segment_solver.SegmentSolver, "solve", solve)
+    monkeypatch.setattr(segment_solver.SegmentSolver, "_evaluate_raw", evaluate_raw)
+    res = chebpan.solve_ivp(lotka_volterra, (0, 15), [10.0, 5.0], rtol=1e-6, atol=1e-9,
+                            vectorized=True)
+    assert res.success and res.nfev == res.depth
+    early = 0
+    for y_end, f_end, last in segments:
+        f_true = lotka_volterra(0.0, y_end)
+        moved = np.max(np.abs(y_end - last)) > 1e-12 * np.max(np.abs(y_end))
+        if moved:  # taken without a round: f_end is the linearisation
+            early += 1
+            change = np.max(np.abs(f_true - lotka_volterra(0.0, last)))
+            assert np.max(np.abs(f_end - f_true)) <= 1e-2 * change + 1e-13 * np.max(
+                np.abs(f_true))
+        else:
+            np.testing.assert_allclose(f_end, f_true, rtol=1e-13,
+                                       atol=1e-13 * np.max(np.abs(f_true)))
+    assert len(segments) >= 10 and early >= len(segments) / 2
+    reference = scipy_solve_ivp(lotka_volterra, (0, 15), [10.0, 5.0], method="DOP853",
+                                rtol=1e-13, atol=1e-13).y[:, -1]
+    np.testing.assert_allclose(res.y[:, -1], reference, rtol=1e-5)

@@ -145,14 +145,25 @@ class IterationSteps:
         # Nothing left to gain above rounding (a direction that is not
         # downhill only happens there, through rounding in H or ∇e).
         small = flat & (change <= xp.maximum(floor, xp.full_like(floor, opts.convergence)))
-        finished = table.select(small)
-        finished.x = finished.x + direction[small]
+        # Converged once this step is taken: taken without a round at its end, f there
+        # from f and J at the iterate's end (docs/algorithm.md, "One segment").
+        last = finite & ~flat & converged(change, table.prev_change, floor,
+                                          opts.convergence, xp=xp)
+        ending = small | last
+        finished = table.select(ending)
+        step = direction[ending]
+        # (a step at the rounding floor keeps f at the iterate's end)
+        end_step = xp.where(last[ending][:, None],
+                            xp.matmul(step, basis.phi_tilde[:, -1:])[..., 0], 0.0)
+        finished.f_end = finished.f_end + xp.matmul(finished.jac[:, -1, ...],
+                                                    end_step[..., None])[..., 0]
+        finished.x = finished.x + step
         failed = [nonfinite]
         for mask, why in ((~finite, DIVERGED), (flat & ~small, STALLED)):
             bad = table.select(mask)
             bad.fail_what = xp.full_like(bad.fail_what, why)
             failed.append(bad)
-        trying = ~flat & finite
+        trying = ~flat & finite & ~last
         going = table.select(trying)
         going.x_base = going.x
         going.direction = direction[trying]

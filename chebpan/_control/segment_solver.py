@@ -314,17 +314,31 @@ class SegmentSolver:
                 return self._failed(x, Failure.STALLED)
 
             nodes_step = xp.matmul(direction, basis.phi_tilde)  # (node values are linear in X)
+            jac_nodes = getattr(linear, "jac_nodes", None)
+            if (opts.tol_newton is None and not stale and jac_nodes is not None
+                    and self._converged(change, previous, floor,
+                                        before if previous_full else None)):
+                # Converged once this step is taken: take it without a round at its
+                # end, f there from f and J at this iterate's end (docs/algorithm.md,
+                # "One segment").
+                end_step = nodes_step[..., -1]
+                f_end = f_nodes[..., -1] + xp.matmul(jac_nodes[:, -1, ...],
+                                                     end_step[..., None])[..., 0]
+                return self._finish(y_a, f_a, half_h, x + direction, f_end, used_newton=True)
 
             def phi(alpha):
                 x_trial = x + alpha * direction
                 y_trial = y_nodes + alpha * nodes_step
-                f_trial, jac_trial = self._evaluate(t_nodes, y_trial, with_jacobian=True)
-                if f_trial is None:
-                    return math.inf, math.nan, None
+                f_trial, jac_trial = self._evaluate_raw(t_nodes, y_trial, with_jacobian=True)
                 linear_trial = self._linearize(jac_trial, half_h, previous=linear)
                 r_trial, g_trial, value_trial, slope_trial = residual_measures(
                     basis, linear_trial, f_a, f_trial, half_h, x_trial, size, direction, xp=xp)
-                return (float(value_trial[0]), float(slope_trial[0]),
+                value_trial, slope_trial = float(value_trial[0]), float(slope_trial[0])
+                # (non-finite values of f or J make these non-finite: only then look)
+                if not (math.isfinite(value_trial) and math.isfinite(slope_trial)) and (
+                        self._nonfinite(f_trial, jac_trial) is not None):
+                    return math.inf, math.nan, None
+                return (value_trial, slope_trial,
                         (x_trial, y_trial, f_trial, r_trial, linear_trial, g_trial))
 
             search = strong_wolfe(phi, value, slope, max_trials=NEWTON_TRIALS,
@@ -377,15 +391,22 @@ class SegmentSolver:
 
     def _evaluate(self, t_nodes, y_nodes, *, with_jacobian):
         """As :meth:`_evaluate_raw`, but ``(None, None)`` if anything is not finite."""
-        xp = self.xp
         f_nodes, jac = self._evaluate_raw(t_nodes, y_nodes, with_jacobian=with_jacobian)
-        if not bool(xp.all(xp.isfinite(f_nodes))):
-            self.nonfinite = Failure.NONFINITE
-            return None, None
-        if jac is not None and not bool(xp.all(xp.isfinite(jac))):
-            self.nonfinite = Failure.NONFINITE_JAC
+        if self._nonfinite(f_nodes, jac) is not None:
             return None, None
         return f_nodes, jac
+
+    def _nonfinite(self, f_nodes, jac):
+        """The failure if ``f`` or ``J`` (None: not evaluated) has non-finite values (and
+        ``self.nonfinite`` set to it), else None."""
+        xp = self.xp
+        if not bool(xp.all(xp.isfinite(f_nodes))):
+            self.nonfinite = Failure.NONFINITE
+        elif jac is not None and not bool(xp.all(xp.isfinite(jac))):
+            self.nonfinite = Failure.NONFINITE_JAC
+        else:
+            return None
+        return self.nonfinite
 
     def _finish(self, y_a, f_a, half_h, x, f_end, *, used_newton):
         xp, basis = self.xp, self.basis

@@ -56,8 +56,12 @@ def directional_slope(grad, direction, size, *, xp):
     """``∇ẽ · d`` of the objective scaled by ``size`` (K,): (K,).
 
     ``grad`` is the unscaled ``∇(Σ w ‖r̃‖²)``; both factors are divided by
-    ``s`` before the product, for the same reason as in :func:`objective`.
+    ``s`` before the product, for the same reason as in :func:`objective`.  (On NumPy
+    in float64 a numba kernel; ``CHEBPAN_DISABLE_NUMBA=1``: this code.)
     """
+    kernels = newton_kernels(xp)
+    if kernels is not None and grad.dtype == xp.float64:
+        return kernels.slope(grad, direction, size)
     s = size[:, None, None]
     return xp.sum((grad / s) * (direction / s), axis=(-2, -1))
 

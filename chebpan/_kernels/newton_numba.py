@@ -16,7 +16,7 @@ import numpy as np
 from .basis_arrays import basis_arrays
 from .ldl_numba import _factor, _solve
 
-__all__ = ["gradient", "direction", "collocation_direction", "measures"]
+__all__ = ["gradient", "direction", "collocation_direction", "measures", "slope"]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -48,6 +48,19 @@ def _gradient(d_tilde, phi_tilde, weights, jac, half_h, r, grad):
 
 
 @numba.njit(cache=True, error_model="numpy")
+def _slope(grad, direction, size, slope):
+    # ∇ẽ·d / size², each factor divided by size first (see directional_slope).
+    k_count, n, n_free = grad.shape
+    for k in range(k_count):
+        inverse = 1.0 / size[k]
+        total = 0.0
+        for i in range(n):
+            for q in range(n_free):
+                total += (grad[k, i, q] * inverse) * (direction[k, i, q] * inverse)
+        slope[k] = total
+
+
+@numba.njit(cache=True, error_model="numpy")
 def _measures(d_tilde, phi_tilde, weights, slope_factor, f_a, f_nodes, half_h, x, jac,
               direction, size, r, grad, value, slope):
     # r̃ = (h/2)(s f_a − F) + X D̃, ẽ = Σ w ‖r̃ / size‖², ∇ẽ, and ∇ẽ·d / size².
@@ -69,11 +82,7 @@ def _measures(d_tilde, phi_tilde, weights, slope_factor, f_a, f_nodes, half_h, x
                 total_value += weights[m] * scaled * scaled
         value[k] = total_value
         _gradient_of(k, d_tilde, phi_tilde, weights, jac, half_h, r, grad, transposed)
-        total_slope = 0.0
-        for i in range(n):
-            for q in range(n_free):
-                total_slope += (grad[k, i, q] * inverse) * (direction[k, i, q] * inverse)
-        slope[k] = total_slope
+    _slope(grad, direction, size, slope)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -197,3 +206,12 @@ def collocation_direction(basis, jac_nodes, half_h, r):
                  *(np.ascontiguousarray(a, dtype=np.float64) for a in (jac_nodes, half_h, r)),
                  step)
     return step
+
+
+def slope(grad, direction, size):
+    """``∇ẽ·d`` scaled by ``size`` (K,), float64, as
+    :func:`chebpan._core.newton.directional_slope` computes it with the array code."""
+    values = np.empty(grad.shape[0])
+    _slope(*(np.ascontiguousarray(a, dtype=np.float64) for a in (grad, direction, size)),
+           values)
+    return values
