@@ -466,6 +466,31 @@ def test_instances_solved_in_chunks_give_the_same_results(dense_output):
         np.testing.assert_array_equal(chunked.sol(0.7), whole.sol(0.7))
 
 
+def test_a_batch_starts_with_newton_where_a_single_solve_does():
+    """Once the Picard iteration has diverged on a row's segment, or an attempt has
+    failed, the row's next attempts start with Newton steps, as a single solve's do
+    (the Picard iteration would diverge there again): on Lotka–Volterra at rtol 1e-3 a
+    batch of one spends few Picard iterations and takes at most 1.8 times the single
+    solve's depth (when every attempt started with the Picard iteration: 177 Picard
+    iterations, 2.6 times the depth), at the same accuracy."""
+    import scipy.integrate
+
+    def lv(t, z):
+        x, y = z
+        return np.stack([1.5 * x - x * y, -3 * y + x * y])
+
+    kw = dict(rtol=1e-3, atol=1e-6, vectorized=True)
+    batch = chebpan.solve_ivp_batch(lv, (0, 15), np.array([[10.0, 5.0]]), **kw)
+    single = chebpan.solve_ivp(lv, (0, 15), [10.0, 5.0], **kw)
+    assert batch.status[0] == 0 and single.success
+    assert batch.niter_picard <= 0.25 * batch.niter_newton
+    assert batch.depth <= 1.8 * single.depth
+    ref = scipy.integrate.solve_ivp(lv, (0, 15), [10.0, 5.0], method="DOP853", rtol=1e-12,
+                                    atol=1e-12).y[:, -1]
+    last = batch.y[0][:, np.isfinite(batch.t[0])][:, -1]
+    np.testing.assert_allclose(last, ref, rtol=2e-2)  # (LV amplifies errors ~10x)
+
+
 def test_hopeless_newton_trials_end_the_attempt(monkeypatch):
     """A rejected Newton trial whose quadratic model puts the minimiser below
     HOPELESS_ALPHA ends the attempt at once (the segment is halved) instead of

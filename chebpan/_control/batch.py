@@ -270,6 +270,8 @@ class BatchLoop(IterationSteps):
             for name in ("value", "slope", "alpha", "change", "floor"):
                 setattr(table, name, values())
             table.f_base_end = xp.asarray(f0, copy=True)
+            #: Whether the row's next attempt starts with Newton steps.
+            table.newton_next = xp.zeros((k,), dtype=xp.bool, device=device)
         return table
 
     def _start(self, table, reached=None):
@@ -318,10 +320,12 @@ class BatchLoop(IterationSteps):
         table.x = x
         table.y_nodes = node_values(basis, table.y_a, table.f_a, half_h, x, xp=xp)
         table.t_nodes = self._node_times(table.t_a, table.t_b)
-        # Every attempt starts with the Picard iteration: unlike a single
-        # solve's, a batch's cost is work, and a Newton step costs as much as
-        # tens of Picard steps.
+        # As in a single solve, an attempt starts with Newton steps after a segment
+        # that needed them or after a failed attempt (the Picard iteration would
+        # fail there again), otherwise with the Picard iteration.
         table.phase = xp.zeros_like(table.phase) + PICARD
+        if self.newton_allowed:
+            table.phase = xp.where(table.newton_next, NEWTON_START, table.phase)
         table.n_iter = xp.zeros_like(table.n_iter)
         table.prev_change = xp.full_like(table.prev_change, math.nan)
         return table, alive
@@ -446,6 +450,8 @@ class BatchLoop(IterationSteps):
         grow = xp.where(table.rejected_here, xp.minimum(factor, 1.0), factor)
         table.h_abs = table.h_abs * xp.where(accepted, grow, shrink)
         table.rejected_here = ~accepted
+        if self.newton_allowed:
+            table.newton_next = table.newton_next | ~finished
         table.nsegments = table.nsegments + xp.astype(accepted, table.nsegments.dtype)
         table.nrejected = table.nrejected + xp.astype(~accepted, table.nrejected.dtype)
         # Accepted: the next segment starts at this one's end.
