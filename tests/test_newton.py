@@ -420,6 +420,39 @@ def test_residual_measures_kernel_matches_array_api_code(monkeypatch, stiff, n_n
         assert_allclose(value, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
 
 
+@pytest.mark.parametrize("with_jac", [True, False])
+def test_candidate_measures_kernel_matches_array_api_code(monkeypatch, with_jac):
+    """The numba objective and finiteness of candidate starts against the array code:
+    one segment's f_a, h/2 and size broadcast against four candidates, one of them
+    with a non-finite F and one with a non-finite J."""
+    from chebpan._core.newton import candidate_measures
+
+    rng = np.random.default_rng(17)
+    basis = get_basis(12, 11, xp=anp, dtype=np.float64)
+    k, n, m = 4, 3, basis.n_nodes
+    f_a = rng.normal(size=(1, n))
+    half_h = np.array([[0.3]])
+    size = np.array([4.0])
+    x = rng.normal(size=(k, n, basis.n_free))
+    f_nodes = rng.normal(size=(k, n, m))
+    f_nodes[1, 2, 5] = np.nan
+    jac = rng.normal(size=(k, m, n, n)) if with_jac else None
+    if with_jac:
+        jac[2, 3, 0, 1] = np.inf
+    got = candidate_measures(basis, f_a, f_nodes, half_h, x, jac, size, xp=anp)
+    monkeypatch.setattr(dispatch, "NUMBA_DISABLED", True)
+    want = candidate_measures(basis, f_a, f_nodes, half_h, x, jac, size, xp=anp)
+    np.testing.assert_array_equal(got[1], [True, False, True, True])
+    np.testing.assert_array_equal(got[1], want[1])
+    if with_jac:
+        np.testing.assert_array_equal(got[2], [True, True, False, True])
+        np.testing.assert_array_equal(got[2], want[2])
+    else:
+        assert got[2] is None and want[2] is None
+    usable = np.asarray(want[1])
+    assert_allclose(np.asarray(got[0])[usable], np.asarray(want[0])[usable], rtol=1e-13)
+
+
 def test_directional_slope_kernel_matches_array_api_code(monkeypatch):
     """The numba slope along a Newton direction against the array code, with the
     factors scaled before the product (values near 1e200 do not overflow)."""

@@ -17,9 +17,8 @@ from .._core.estimates import ROUNDING_ULPS, step_change, tolerance_scale
 from .._core.linesearch import strong_wolfe
 from .._core.newton import (
     DenseLinearization,
+    candidate_measures,
     directional_slope,
-    objective,
-    residual,
     residual_measures,
     residual_size,
 )
@@ -228,18 +227,17 @@ class SegmentSolver:
         # (y_a, f_a and half_h (one segment) broadcast against the candidates)
         y_nodes = node_values(basis, y_a, f_a, half_h, x, xp=xp)
         f_nodes, jac = self._evaluate_raw(t_nodes, y_nodes, with_jacobian=with_jacobian)
-        finite = xp.all(xp.isfinite(f_nodes), axis=(1, 2))
+        value, finite, jac_finite = candidate_measures(basis, f_a, f_nodes, half_h, x, jac,
+                                                       self.size, xp=xp)
         self.nonfinite = Failure.NONFINITE
         if jac is not None:
             if bool(xp.any(finite)):
                 self.nonfinite = Failure.NONFINITE_JAC
-            finite = finite & xp.all(xp.isfinite(jac), axis=tuple(range(1, jac.ndim)))
+            finite = finite & jac_finite
         if not bool(xp.any(finite)):
             return x[:1, ...], y_nodes[:1, ...], None, None
         if x.shape[0] == 1:
             return x, y_nodes, f_nodes, jac
-        r = residual(basis, f_a, f_nodes, half_h, x, xp=xp)
-        value = objective(basis, r, self.size, xp=xp)
         best = int(xp.argmin(xp.where(finite, value, xp.inf)))
         pick = slice(best, best + 1)
         return (x[pick, ...], y_nodes[pick, ...], f_nodes[pick, ...],

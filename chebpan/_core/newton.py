@@ -31,6 +31,7 @@ __all__ = [
     "collocation_direction",
     "DenseLinearization",
     "residual_measures",
+    "candidate_measures",
 ]
 
 
@@ -97,6 +98,24 @@ def residual_measures(basis, linear, f_a, f_nodes, half_h, x, size, direction, *
     grad = linear.gradient(r)
     return (r, grad, objective(basis, r, size, xp=xp),
             directional_slope(grad, direction, size, xp=xp))
+
+
+def candidate_measures(basis, f_a, f_nodes, half_h, x, jac, size, *, xp):
+    """What choosing among candidate iterates needs: ``(ẽ, F finite, J finite)``.
+
+    :func:`objective` of each candidate (K,), and (K,) bools: whether its ``f_nodes``
+    and its ``jac`` (any layout with leading axis K; None: not evaluated, then None
+    is returned for it) are finite.  On NumPy in float64 one numba pass
+    (``CHEBPAN_DISABLE_NUMBA=1``: this code).
+    """
+    kernels = newton_kernels(xp)
+    if kernels is not None and f_nodes.dtype == xp.float64:
+        return kernels.candidate_measures(basis, f_a, f_nodes, half_h, x, jac, size)
+    value = objective(basis, residual(basis, f_a, f_nodes, half_h, x, xp=xp), size, xp=xp)
+    f_finite = xp.all(xp.isfinite(f_nodes), axis=(1, 2))
+    if jac is None:
+        return value, f_finite, None
+    return value, f_finite, xp.all(xp.isfinite(jac), axis=tuple(range(1, jac.ndim)))
 
 
 def residual_jacobian(basis, jac_nodes, half_h, *, xp):

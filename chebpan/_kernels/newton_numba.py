@@ -10,13 +10,16 @@ operations over (K, n, M, n, n_free) temporaries.  Imported lazily, for NumPy ar
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
 from .basis_arrays import basis_arrays
 from .ldl_numba import _factor, _solve
 
-__all__ = ["gradient", "direction", "collocation_direction", "measures", "slope"]
+__all__ = ["gradient", "direction", "collocation_direction", "measures", "slope",
+           "candidate_measures"]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -83,6 +86,36 @@ def _measures(d_tilde, phi_tilde, weights, slope_factor, f_a, f_nodes, half_h, x
         value[k] = total_value
         _gradient_of(k, d_tilde, phi_tilde, weights, jac, half_h, r, grad, transposed)
     _slope(grad, direction, size, slope)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _candidates(d_tilde, weights, slope_factor, f_a, f_nodes, half_h, x, size, jac_flat,
+                value, f_finite, jac_finite):
+    # Per candidate: ẽ = Σ w ‖r̃ / size‖² (as _measures), and whether its F and its J
+    # (any layout, flattened to (K, ·)) are finite.
+    k_count, n, n_nodes = f_nodes.shape
+    n_free = d_tilde.shape[0]
+    for k in range(k_count):
+        h = half_h[k, 0]
+        inverse = 1.0 / size[k]
+        total_value = 0.0
+        finite = True
+        for i in range(n):
+            start = slope_factor * f_a[k, i]
+            for m in range(n_nodes):
+                f = f_nodes[k, i, m]
+                finite = finite and math.isfinite(f)
+                total = h * (start - f)
+                for q in range(n_free):
+                    total += x[k, i, q] * d_tilde[q, m]
+                scaled = total * inverse
+                total_value += weights[m] * scaled * scaled
+        value[k] = total_value
+        f_finite[k] = finite
+        finite = True
+        for j in range(jac_flat.shape[1]):
+            finite = finite and math.isfinite(jac_flat[k, j])
+        jac_finite[k] = finite
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -215,3 +248,23 @@ def slope(grad, direction, size):
     _slope(*(np.ascontiguousarray(a, dtype=np.float64) for a in (grad, direction, size)),
            values)
     return values
+
+
+def candidate_measures(basis, f_a, f_nodes, half_h, x, jac, size):
+    """``ẽ`` (K,) and whether each candidate's F and J (None: not evaluated) are finite,
+    float64 and bools, in one pass, as :func:`chebpan._core.newton.candidate_measures`
+    computes them with the array code."""
+    k_count, n, _ = f_nodes.shape
+    # (one segment's f_a, h/2 and size broadcast against its candidates)
+    f_a = np.broadcast_to(f_a, (k_count, n))
+    half_h = np.broadcast_to(half_h, (k_count, 1))
+    size = np.broadcast_to(size, (k_count,))
+    value = np.empty(k_count)
+    f_finite = np.empty(k_count, dtype=np.bool_)
+    jac_finite = np.empty(k_count, dtype=np.bool_)
+    jac_flat = np.empty((k_count, 0)) if jac is None else np.reshape(jac, (k_count, -1))
+    _candidates(*_basis_arrays(basis, "d_tilde", "weights"), float(basis.slope_factor),
+                *(np.ascontiguousarray(a, dtype=np.float64)
+                  for a in (f_a, f_nodes, half_h, x, size, jac_flat)),
+                value, f_finite, jac_finite)
+    return value, f_finite, None if jac is None else jac_finite
