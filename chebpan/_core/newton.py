@@ -86,14 +86,20 @@ def residual_measures(basis, linear, f_a, f_nodes, half_h, x, size, direction, *
     :func:`directional_slope` along ``direction`` (an array of X's shape; zeros
     where there is none yet), the last two as (K,).  ``linear`` is the iterate's
     linearisation; a :class:`DenseLinearization` with numba kernels computes all four
-    in one call (``CHEBPAN_DISABLE_NUMBA=1``: this code).
+    in one call (``CHEBPAN_DISABLE_NUMBA=1``: this code), and with them the iterate's
+    Newton direction, which ``linear`` keeps for :meth:`~DenseLinearization.direction`
+    (a Newton step needs it as soon as its trial point is accepted).
     """
     kernels = getattr(linear, "kernels", None)
     if kernels is not None:
-        values = kernels.measures(basis, f_a, f_nodes, half_h, x, linear.jac_nodes,
-                                  direction, size)
+        *values, step = kernels.measures_and_direction(
+            basis, f_a, f_nodes, half_h, x, linear.jac_nodes, direction, size,
+            linear.collocation)
         dtype = f_nodes.dtype
-        return values if dtype == xp.float64 else tuple(xp.astype(v, dtype) for v in values)
+        if dtype != xp.float64:
+            values, step = [xp.astype(v, dtype) for v in values], None
+        linear.keep_direction(values[1], step)
+        return tuple(values)
     r = residual(basis, f_a, f_nodes, half_h, x, xp=xp)
     grad = linear.gradient(r)
     return (r, grad, objective(basis, r, size, xp=xp),
@@ -212,6 +218,11 @@ class DenseLinearization:
         size = jac_nodes.shape[-1] * basis.n_free
         self.kernels = newton_kernels(xp) if size < BLAS_THREADS_MIN_SIZE else None
         self._a = None
+        self._kept = None  # (grad, direction) computed with the measures
+
+    def keep_direction(self, grad, direction):
+        """Keep the direction computed (by a kernel) with ``grad`` (None: none)."""
+        self._kept = None if direction is None else (grad, direction)
 
     @property
     def a(self):
@@ -229,6 +240,8 @@ class DenseLinearization:
     def direction(self, r, grad):
         basis, xp = self.basis, self.xp
         dtype = r.dtype
+        if self._kept is not None and self._kept[0] is grad:
+            return self._kept[1]
         if self.kernels is not None:
             if self.collocation:
                 step = self.kernels.collocation_direction(basis, self.jac_nodes, self.half_h, r)

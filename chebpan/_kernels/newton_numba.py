@@ -18,8 +18,11 @@ import numpy as np
 from .basis_arrays import basis_arrays
 from .ldl_numba import _factor, _solve
 
+#: float64's machine epsilon (the modified LDLᵀ's threshold).
+EPS = float(np.finfo(np.float64).eps)
+
 __all__ = ["gradient", "direction", "collocation_direction", "measures", "slope",
-           "candidate_measures"]
+           "candidate_measures", "measures_and_direction"]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -92,16 +95,18 @@ def _measures(d_tilde, phi_tilde, weights, slope_factor, f_a, f_nodes, half_h, x
 def _candidates(d_tilde, weights, slope_factor, f_a, f_nodes, half_h, x, size, jac_flat,
                 value, f_finite, jac_finite):
     # Per candidate: ẽ = Σ w ‖r̃ / size‖² (as _measures), and whether its F and its J
-    # (any layout, flattened to (K, ·)) are finite.
+    # (any layout, flattened to (K, ·)) are finite.  f_a, half_h and size have K rows,
+    # or one (a segment's, for all its candidates).
     k_count, n, n_nodes = f_nodes.shape
     n_free = d_tilde.shape[0]
     for k in range(k_count):
-        h = half_h[k, 0]
-        inverse = 1.0 / size[k]
+        row = k if f_a.shape[0] > 1 else 0
+        h = half_h[row, 0]
+        inverse = 1.0 / size[row]
         total_value = 0.0
         finite = True
         for i in range(n):
-            start = slope_factor * f_a[k, i]
+            start = slope_factor * f_a[row, i]
             for m in range(n_nodes):
                 f = f_nodes[k, i, m]
                 finite = finite and math.isfinite(f)
@@ -190,6 +195,24 @@ def _collocation(d_tilde, phi_tilde, sqrt_weights, jac, half_h, r, step):
                 step[k, i, q] = -solution[i * n_free + q]
 
 
+@numba.njit(cache=True, error_model="numpy")
+def _measures_and_direction(d_tilde, phi_tilde, weights, sqrt_weights, slope_factor, f_a,
+                            f_nodes, half_h, x, jac, direction, size, collocation, eps, r,
+                            grad, value, slope, step):
+    # _measures, then (where they are all finite) the Newton direction at the iterate:
+    # a Newton step's direction is needed right after its trial point is accepted.
+    _measures(d_tilde, phi_tilde, weights, slope_factor, f_a, f_nodes, half_h, x, jac,
+              direction, size, r, grad, value, slope)
+    for k in range(value.shape[0]):
+        if not (math.isfinite(value[k]) and math.isfinite(slope[k])):
+            return False
+    if collocation:
+        _collocation(d_tilde, phi_tilde, sqrt_weights, jac, half_h, r, step)
+    else:
+        _direction(d_tilde, phi_tilde, sqrt_weights, jac, half_h, grad, step, eps)
+    return True
+
+
 def _basis_arrays(basis, *names):
     """The named arrays of ``basis`` as contiguous float64 (built once per basis)."""
     return basis_arrays(basis, names, lambda b: [
@@ -212,7 +235,7 @@ def direction(basis, jac_nodes, half_h, grad):
     step = np.empty(grad.shape)
     _direction(*_basis_arrays(basis, "d_tilde", "phi_tilde", "sqrt_weights"),
                *(np.ascontiguousarray(a, dtype=np.float64) for a in (jac_nodes, half_h, grad)),
-               step, np.finfo(np.float64).eps)
+               step, EPS)
     return step
 
 
@@ -229,6 +252,26 @@ def measures(basis, f_a, f_nodes, half_h, x, jac_nodes, direction, size):
     _measures(*_basis_arrays(basis, "d_tilde", "phi_tilde", "weights"),
               float(basis.slope_factor), *arrays, r, grad, value, slope)
     return r, grad, value, slope
+
+
+def measures_and_direction(basis, f_a, f_nodes, half_h, x, jac_nodes, direction, size,
+                           collocation):
+    """:func:`measures` and, in the same call, the iterate's Newton direction
+    (:func:`collocation_direction` if ``collocation``, else :func:`direction`), None
+    where the measures are not finite."""
+    arrays = [np.ascontiguousarray(a, dtype=np.float64)
+              for a in (f_a, f_nodes, half_h, x, jac_nodes, direction, size)]
+    k_count, n, n_nodes = f_nodes.shape
+    r = np.empty((k_count, n, n_nodes))
+    grad = np.empty((k_count, n, basis.n_free))
+    value = np.empty(k_count)
+    slope = np.empty(k_count)
+    step = np.empty(grad.shape)
+    done = _measures_and_direction(
+        *_basis_arrays(basis, "d_tilde", "phi_tilde", "weights", "sqrt_weights"),
+        float(basis.slope_factor), *arrays, bool(collocation), EPS, r, grad, value, slope,
+        step)
+    return r, grad, value, slope, step if done else None
 
 
 def collocation_direction(basis, jac_nodes, half_h, r):
@@ -254,15 +297,13 @@ def candidate_measures(basis, f_a, f_nodes, half_h, x, jac, size):
     """``ẽ`` (K,) and whether each candidate's F and J (None: not evaluated) are finite,
     float64 and bools, in one pass, as :func:`chebpan._core.newton.candidate_measures`
     computes them with the array code."""
-    k_count, n, _ = f_nodes.shape
-    # (one segment's f_a, h/2 and size broadcast against its candidates)
-    f_a = np.broadcast_to(f_a, (k_count, n))
-    half_h = np.broadcast_to(half_h, (k_count, 1))
-    size = np.broadcast_to(size, (k_count,))
+    k_count = f_nodes.shape[0]
+    if not f_a.shape[0] == half_h.shape[0] == size.shape[0] in (1, k_count):
+        raise ValueError("f_a, half_h and size need K rows or one")
     value = np.empty(k_count)
     f_finite = np.empty(k_count, dtype=np.bool_)
     jac_finite = np.empty(k_count, dtype=np.bool_)
-    jac_flat = np.empty((k_count, 0)) if jac is None else np.reshape(jac, (k_count, -1))
+    jac_flat = np.empty((k_count, 0)) if jac is None else jac.reshape(k_count, -1)
     _candidates(*_basis_arrays(basis, "d_tilde", "weights"), float(basis.slope_factor),
                 *(np.ascontiguousarray(a, dtype=np.float64)
                   for a in (f_a, f_nodes, half_h, x, size, jac_flat)),
