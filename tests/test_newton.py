@@ -453,6 +453,35 @@ def test_candidate_measures_kernel_matches_array_api_code(monkeypatch, with_jac)
     assert_allclose(np.asarray(got[0])[usable], np.asarray(want[0])[usable], rtol=1e-13)
 
 
+@pytest.mark.parametrize("stiff, n_nodes", [(False, 11), (True, 12)])
+def test_direction_computed_with_the_measures_is_the_iterates_direction(monkeypatch, stiff,
+                                                                        n_nodes):
+    """The Newton direction that the measures' kernel computes and the linearisation
+    keeps is the one the array code computes at that iterate (Gauss–Newton with the
+    modified LDLᵀ; the square collocation solve on the stiff basis); a gradient that
+    is not the kept one gets its own direction."""
+    from chebpan._core.newton import DenseLinearization, residual_measures
+
+    rng = np.random.default_rng(23)
+    basis = get_basis(12, n_nodes, xp=anp, dtype=np.float64, stiff=stiff)
+    k, n, m = 1, 3, basis.n_nodes
+    jac = rng.normal(scale=2.0, size=(k, m, n, n))
+    half_h = np.array([[0.2]])
+    f_a, f_nodes = rng.normal(size=(k, n)), rng.normal(size=(k, n, m))
+    x = rng.normal(size=(k, n, basis.n_free))
+    size = np.array([3.0])
+    linear = DenseLinearization(basis, jac, half_h, xp=anp)
+    r, grad, _, _ = residual_measures(basis, linear, f_a, f_nodes, half_h, x, size,
+                                      np.zeros_like(x), xp=anp)
+    kept = linear.direction(r, grad)
+    monkeypatch.setattr(dispatch, "NUMBA_DISABLED", True)
+    want = DenseLinearization(basis, jac, half_h, xp=anp).direction(r, grad)
+    assert_allclose(kept, want, rtol=1e-9, atol=1e-12 * np.abs(want).max())
+    other = grad.copy()  # (equal values, another array: computed anew)
+    assert_allclose(linear.direction(r, other), want, rtol=1e-9,
+                    atol=1e-12 * np.abs(want).max())
+
+
 def test_directional_slope_kernel_matches_array_api_code(monkeypatch):
     """The numba slope along a Newton direction against the array code, with the
     factors scaled before the product (values near 1e200 do not overflow)."""
