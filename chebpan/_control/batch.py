@@ -272,6 +272,8 @@ class BatchLoop(IterationSteps):
             table.f_base_end = xp.asarray(f0, copy=True)
             #: Whether the row's next attempt starts with Newton steps.
             table.newton_next = xp.zeros((k,), dtype=xp.bool, device=device)
+            #: Newton steps of the row's attempt that the line search shortened.
+            table.n_damped = ints()
         return table
 
     def _start(self, table, reached=None):
@@ -326,6 +328,7 @@ class BatchLoop(IterationSteps):
         table.phase = xp.zeros_like(table.phase) + PICARD
         if self.newton_allowed:
             table.phase = xp.where(table.newton_next, NEWTON_START, table.phase)
+            table.n_damped = xp.zeros_like(table.n_damped)
         table.n_iter = xp.zeros_like(table.n_iter)
         table.prev_change = xp.full_like(table.prev_change, math.nan)
         return table, alive

@@ -39,7 +39,7 @@ from .batch_table import (
     STALLED,
     Table,
 )
-from .policy import HOPELESS_ALPHA, converged
+from .policy import HOPELESS_ALPHA, MAX_DAMPED_STEPS, converged
 
 __all__ = ["IterationSteps"]
 
@@ -196,6 +196,17 @@ class IterationSteps:
         # Accepted: converged, out of iterations, or the next direction.
         moved = table.select(accept)
         step = moved.change * moved.alpha
+        # Damped steps, as in a single solve: one shortened below HOPELESS_ALPHA, or
+        # more than MAX_DAMPED_STEPS, far from convergence: a shorter segment is
+        # cheaper (docs/algorithm.md, "Cost of a segment").
+        damped = moved.n_damped + xp.astype(moved.alpha < 1, moved.n_damped.dtype)
+        moved.n_damped = xp.where(moved.alpha < HOPELESS_ALPHA, MAX_DAMPED_STEPS + 1, damped)
+        far = (moved.n_damped > MAX_DAMPED_STEPS) & (step > opts.convergence)
+        gave_up = moved.select(far)
+        gave_up.fail_what = xp.full_like(gave_up.fail_what, NO_CONVERGENCE)
+        failed.append(gave_up)
+        moved = moved.select(~far)
+        step = step[~far]
         done = converged(step, moved.prev_change, moved.floor, opts.convergence, xp=xp)
         moved.prev_change = step
         finished = [moved.select(done)]
