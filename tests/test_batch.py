@@ -470,9 +470,10 @@ def test_a_batch_starts_with_newton_where_a_single_solve_does():
     """Once the Picard iteration has diverged on a row's segment, or an attempt has
     failed, the row's next attempts start with Newton steps, as a single solve's do
     (the Picard iteration would diverge there again): on Lotka–Volterra at rtol 1e-3 a
-    batch of one spends few Picard iterations and takes at most 1.8 times the single
-    solve's depth (when every attempt started with the Picard iteration: 177 Picard
-    iterations, 2.6 times the depth), at the same accuracy."""
+    batch of one spends fewer than two Picard iterations per attempt and takes at most
+    1.8 times the single solve's depth (when every attempt started with the Picard
+    iteration: 177 Picard iterations over 36 attempts, 2.6 times the depth), at the
+    same accuracy."""
     import scipy.integrate
 
     def lv(t, z):
@@ -483,7 +484,7 @@ def test_a_batch_starts_with_newton_where_a_single_solve_does():
     batch = chebpan.solve_ivp_batch(lv, (0, 15), np.array([[10.0, 5.0]]), **kw)
     single = chebpan.solve_ivp(lv, (0, 15), [10.0, 5.0], **kw)
     assert batch.status[0] == 0 and single.success
-    assert batch.niter_picard <= 0.25 * batch.niter_newton
+    assert batch.niter_picard <= 2 * (batch.nsegments + batch.nrejected)
     assert batch.depth <= 1.8 * single.depth
     ref = scipy.integrate.solve_ivp(lv, (0, 15), [10.0, 5.0], method="DOP853", rtol=1e-12,
                                     atol=1e-12).y[:, -1]
@@ -494,29 +495,31 @@ def test_a_batch_starts_with_newton_where_a_single_solve_does():
 def test_damped_newton_steps_end_the_attempt_as_in_a_single_solve(monkeypatch):
     """More than MAX_DAMPED_STEPS Newton steps shortened by the line search, far from
     convergence, end a row's attempt (a shorter segment is cheaper), as in a single
-    solve: fewer Newton iterations on Lotka–Volterra than with the rule switched off,
-    at the same accuracy."""
+    solve: on Van der Pol (μ = 5, 10, 20) fewer rounds and Newton iterations than with
+    the rule switched off (depth 221 → 162), at the same accuracy."""
     import scipy.integrate
 
     from chebpan._control import batch_steps
 
-    def lv(t, z):
+    def vdp(t, z, mu):
         x, y = z
-        return np.stack([1.5 * x - x * y, -3 * y + x * y])
+        return np.stack([y, mu * (1 - x * x) * y - x])
 
-    y0 = np.array([[10.0, 5.0], [9.0, 4.0], [11.0, 6.0]])
-    kw = dict(rtol=1e-3, atol=1e-6, vectorized=True)
-    ref = np.array([scipy.integrate.solve_ivp(lv, (0, 15), y, method="DOP853", rtol=1e-12,
-                                              atol=1e-12).y[:, -1] for y in y0])
-    with_rule = chebpan.solve_ivp_batch(lv, (0, 15), y0, **kw)
+    mu = np.array([5.0, 10.0, 20.0])
+    y0 = np.array([[2.0, 0.0], [1.0, 1.0], [0.5, -1.0]])
+    kw = dict(rtol=1e-3, atol=1e-6, vectorized=True, batch_args=(mu,))
+    ref = np.array([scipy.integrate.solve_ivp(vdp, (0, 20), y, method="Radau", args=(m,),
+                                              rtol=1e-12, atol=1e-12).y[:, -1]
+                    for y, m in zip(y0, mu)])
+    with_rule = chebpan.solve_ivp_batch(vdp, (0, 20), y0, **kw)
     monkeypatch.setattr(batch_steps, "MAX_DAMPED_STEPS", 10**6)
-    without = chebpan.solve_ivp_batch(lv, (0, 15), y0, **kw)
+    without = chebpan.solve_ivp_batch(vdp, (0, 20), y0, **kw)
     for res in (with_rule, without):
         assert np.all(res.status == 0)
         last = np.array([res.y[k][:, np.isfinite(res.t[k])][:, -1] for k in range(len(y0))])
-        np.testing.assert_allclose(last, ref, rtol=2e-2)  # (LV amplifies errors ~10x)
+        np.testing.assert_allclose(last, ref, rtol=1e-2, atol=1e-3)
+    assert with_rule.depth < without.depth
     assert with_rule.niter_newton < without.niter_newton
-    assert with_rule.nrejected > without.nrejected
 
 
 def test_hopeless_newton_trials_end_the_attempt(monkeypatch):

@@ -328,6 +328,19 @@ def test_newton_convergence_estimate_is_quadratic_only_when_the_ratios_fall(
     assert _single_solver()._converged(change, previous, 0.0, before) is expected
 
 
+def test_batched_convergence_test_is_the_single_solves():
+    """The batch's convergence test (arrays, NaN for no earlier change) decides as the
+    single solve's does, the quadratic estimate included."""
+    cases = [(0.1, 10.0, None), (0.1, 10.0, 100.0), (0.1, 10.0, 1000.0), (2e-4, None, None),
+             (5.0, 4.0, None), (0.02, 1.0, 1.5)]
+    change, previous, before = (np.array([math.nan if v is None else v for v in column])
+                                for column in zip(*cases))
+    got = converged(change, previous, np.zeros(len(cases)), 1e-3, xp=xp, before=before)
+    solver = _single_solver()
+    want = [solver._converged(c, p, 0.0, b) for c, p, b in cases]
+    assert got.tolist() == want and any(want) and not all(want)
+
+
 def test_a_hopelessly_shortened_newton_step_ends_the_attempt(monkeypatch):
     """A line search that shortens a Newton step below HOPELESS_ALPHA ends the attempt
     at once (the segment is far too long for its start): on Lotka–Volterra, where some

@@ -274,6 +274,10 @@ class BatchLoop(IterationSteps):
             table.newton_next = xp.zeros((k,), dtype=xp.bool, device=device)
             #: Newton steps of the row's attempt that the line search shortened.
             table.n_damped = ints()
+            #: The Newton change before ``prev_change`` (NaN: none), and whether the step
+            #: of ``prev_change`` was a full one (the quadratic convergence test).
+            table.before_change = values() + math.nan
+            table.prev_full = xp.zeros((k,), dtype=xp.bool, device=device)
         return table
 
     def _start(self, table, reached=None):
@@ -329,6 +333,8 @@ class BatchLoop(IterationSteps):
         if self.newton_allowed:
             table.phase = xp.where(table.newton_next, NEWTON_START, table.phase)
             table.n_damped = xp.zeros_like(table.n_damped)
+            table.before_change = xp.full_like(table.before_change, math.nan)
+            table.prev_full = xp.zeros_like(table.prev_full)
         table.n_iter = xp.zeros_like(table.n_iter)
         table.prev_change = xp.full_like(table.prev_change, math.nan)
         return table, alive

@@ -150,8 +150,9 @@ class IterationSteps:
         small = flat & (change <= xp.maximum(floor, xp.full_like(floor, opts.convergence)))
         # Converged once this step is taken: taken without a round at its end, f there
         # from f and J at the iterate's end (docs/algorithm.md, "One segment").
+        before = xp.where(table.prev_full, table.before_change, xp.nan)
         last = finite & ~flat & converged(change, table.prev_change, floor,
-                                          opts.convergence, xp=xp)
+                                          opts.convergence, xp=xp, before=before)
         ending = small | last
         finished = table.select(ending)
         step = direction[ending]
@@ -207,8 +208,14 @@ class IterationSteps:
         failed.append(gave_up)
         moved = moved.select(~far)
         step = step[~far]
-        done = converged(step, moved.prev_change, moved.floor, opts.convergence, xp=xp)
+        # (after two full steps with falling ratios: quadratic convergence)
+        full = moved.alpha == 1
+        before = xp.where(full & moved.prev_full, moved.before_change, xp.nan)
+        done = converged(step, moved.prev_change, moved.floor, opts.convergence, xp=xp,
+                         before=before)
+        moved.before_change = moved.prev_change
         moved.prev_change = step
+        moved.prev_full = full
         finished = [moved.select(done)]
         moved = moved.select(~done)
         out = moved.n_iter >= opts.max_newton

@@ -35,7 +35,7 @@ STATE_FIELDS = (
 )
 #: ... and that of the line search, when Newton steps are possible.
 NEWTON_FIELDS = ("x_base", "direction", "value", "slope", "alpha", "change", "floor",
-                 "f_base_end", "newton_next", "n_damped")
+                 "f_base_end", "newton_next", "n_damped", "before_change", "prev_full")
 
 
 class Table:

@@ -213,15 +213,22 @@ def initial_lengths(f_at, span, y0, f0, scale, *, xp, order=INITIAL_ORDER):
     return xp.where(xp.isfinite(h) & (h > 0), h, xp.minimum(xp.full_like(h, 1e-6), interval))
 
 
-def converged(change, previous, floor, tolerance, *, xp):
+def converged(change, previous, floor, tolerance, *, xp, before=None):
     """Batched convergence test of :meth:`SegmentSolver._converged`: (K,) bools.
 
     ``change`` is the scaled size of the last update, ``previous`` the one
     before (NaN for none): with a contraction ratio ρ < 1 the remaining
-    change is estimated as ``change ρ / (1 − ρ)``.
+    change is estimated as ``change ρ / (1 − ρ)``.  ``before`` (NaN for none), the
+    update before ``previous``, is given after full, fresh Newton steps: where the
+    ratios fall (ρ at most ``SUPERLINEAR`` times the ratio before), the convergence
+    is quadratic and the estimate ρ times smaller.
     """
     rho = change / xp.where(previous > 0, previous, xp.nan)
     contracting = xp.isfinite(rho) & (rho < 1)
     safe_rho = xp.where(contracting, rho, xp.zeros_like(rho))
     remaining = xp.where(contracting, change * safe_rho / (1 - safe_rho), change)
+    if before is not None:
+        ratio_before = previous / xp.where(before > 0, before, xp.nan)
+        quadratic = contracting & (rho <= SUPERLINEAR * ratio_before)
+        remaining = xp.where(quadratic, remaining * safe_rho, remaining)
     return (change <= floor) | (remaining <= tolerance)
