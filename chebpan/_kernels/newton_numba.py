@@ -21,8 +21,8 @@ from .ldl_numba import _factor, _solve
 #: float64's machine epsilon (the modified LDLᵀ's threshold).
 EPS = float(np.finfo(np.float64).eps)
 
-__all__ = ["gradient", "direction", "collocation_direction", "measures", "slope",
-           "candidate_measures", "measures_and_direction"]
+__all__ = ["gradient", "direction", "collocation_direction", "slope", "candidate_measures",
+           "measures_and_direction"]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -239,26 +239,13 @@ def direction(basis, jac_nodes, half_h, grad):
     return step
 
 
-def measures(basis, f_a, f_nodes, half_h, x, jac_nodes, direction, size):
-    """``r̃``, ``∇ẽ``, ``ẽ`` and ``∇ẽ·d`` at an iterate, float64, in one call, as
-    :func:`chebpan._core.newton.residual_measures` computes them with the array code."""
-    arrays = [np.ascontiguousarray(a, dtype=np.float64)
-              for a in (f_a, f_nodes, half_h, x, jac_nodes, direction, size)]
-    k_count, n, n_nodes = f_nodes.shape
-    r = np.empty((k_count, n, n_nodes))
-    grad = np.empty((k_count, n, basis.n_free))
-    value = np.empty(k_count)
-    slope = np.empty(k_count)
-    _measures(*_basis_arrays(basis, "d_tilde", "phi_tilde", "weights"),
-              float(basis.slope_factor), *arrays, r, grad, value, slope)
-    return r, grad, value, slope
-
-
 def measures_and_direction(basis, f_a, f_nodes, half_h, x, jac_nodes, direction, size,
                            collocation):
-    """:func:`measures` and, in the same call, the iterate's Newton direction
-    (:func:`collocation_direction` if ``collocation``, else :func:`direction`), None
-    where the measures are not finite."""
+    """``r̃``, ``∇ẽ``, ``ẽ`` and ``∇ẽ·d`` at an iterate, float64, as
+    :func:`chebpan._core.newton.residual_measures` computes them with the array code,
+    and in the same call the iterate's Newton direction (:func:`collocation_direction`
+    if ``collocation``, else :func:`direction`), None where the measures are not
+    finite."""
     arrays = [np.ascontiguousarray(a, dtype=np.float64)
               for a in (f_a, f_nodes, half_h, x, jac_nodes, direction, size)]
     k_count, n, n_nodes = f_nodes.shape
