@@ -84,7 +84,8 @@ def test_newton_products_run_single_threaded(two_blas_threads, monkeypatch):
         monkeypatch.setattr(module, name, spy)
 
     spy_on(newton, "gauss_newton_matrix")  # (the array-API code)
-    spy_on(newton_numba, "direction")  # (its product in the numba kernel)
+    spy_on(newton_numba, "direction")  # (its product in the numba kernel ...)
+    spy_on(newton_numba, "measures_and_direction")  # (... also with a trial's measures)
     res = chebpan.solve_ivp(lambda t, y: np.stack([10 * (y[1] - y[0]),
                                                     y[0] * (28 - y[2]) - y[1],
                                                     y[0] * y[1] - 8 / 3 * y[2]]),

@@ -482,6 +482,24 @@ def test_direction_computed_with_the_measures_is_the_iterates_direction(monkeypa
                     atol=1e-12 * np.abs(want).max())
 
 
+def test_residual_size_kernel_matches_array_api_code(monkeypatch):
+    """The numba segment size against the array code: per row, one h/2 per row or one
+    for all, and a row of zeros (size 1)."""
+    from chebpan._core.newton import residual_size
+
+    rng = np.random.default_rng(29)
+    y_a = rng.normal(scale=10.0, size=(4, 3))
+    f_a = rng.normal(scale=100.0, size=(4, 3))
+    y_a[2] = f_a[2] = 0.0
+    for half_h in (np.array([[0.01], [-0.5], [2.0], [1e-9]]), np.array([[-0.25]])):
+        got = residual_size(y_a, f_a, half_h, xp=anp)
+        monkeypatch.setattr(dispatch, "NUMBA_DISABLED", True)
+        want = residual_size(y_a, f_a, half_h, xp=anp)
+        monkeypatch.setattr(dispatch, "NUMBA_DISABLED", False)
+        np.testing.assert_array_equal(got, want)
+        assert got[2] == 1.0
+
+
 def test_directional_slope_kernel_matches_array_api_code(monkeypatch):
     """The numba slope along a Newton direction against the array code, with the
     factors scaled before the product (values near 1e200 do not overflow)."""

@@ -70,8 +70,12 @@ def directional_slope(grad, direction, size, *, xp):
 def residual_size(y_a, f_a, half_h, *, xp):
     """The size ``s`` of a segment's values: ``max_i max(|y_a,i|, |h/2 f_a,i|)``, (K,).
 
-    Residuals are differences of such values; 1 where all are zero.
+    Residuals are differences of such values; 1 where all are zero.  (On NumPy in
+    float64 a numba kernel; ``CHEBPAN_DISABLE_NUMBA=1``: this code.)
     """
+    kernels = newton_kernels(xp)
+    if kernels is not None and y_a.dtype == xp.float64 and f_a.shape == y_a.shape:
+        return kernels.residual_size(y_a, f_a, half_h)
     size = xp.maximum(xp.abs(y_a), xp.abs(half_h * f_a))
     if size.shape[-1] == 0:
         return xp.ones(size.shape[:1], dtype=size.dtype, device=size.device)

@@ -22,7 +22,7 @@ from .ldl_numba import _factor, _solve
 EPS = float(np.finfo(np.float64).eps)
 
 __all__ = ["gradient", "direction", "collocation_direction", "slope", "candidate_measures",
-           "measures_and_direction"]
+           "measures_and_direction", "residual_size"]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -89,6 +89,18 @@ def _measures(d_tilde, phi_tilde, weights, slope_factor, f_a, f_nodes, half_h, x
         value[k] = total_value
         _gradient_of(k, d_tilde, phi_tilde, weights, jac, half_h, r, grad, transposed)
     _slope(grad, direction, size, slope)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _residual_size(y_a, f_a, half_h, size):
+    # max_i max(|y_a,i|, |h/2 f_a,i|) per row, 1 where that is 0.
+    k_count, n = y_a.shape
+    for k in range(k_count):
+        h = abs(half_h[k, 0] if half_h.shape[0] > 1 else half_h[0, 0])
+        largest = 0.0
+        for i in range(n):
+            largest = max(largest, abs(y_a[k, i]), h * abs(f_a[k, i]))
+        size[k] = largest if largest > 0 else 1.0
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -296,3 +308,11 @@ def candidate_measures(basis, f_a, f_nodes, half_h, x, jac, size):
                   for a in (f_a, f_nodes, half_h, x, size, jac_flat)),
                 value, f_finite, jac_finite)
     return value, f_finite, None if jac is None else jac_finite
+
+
+def residual_size(y_a, f_a, half_h):
+    """:func:`chebpan._core.newton.residual_size` (float64): (K,)."""
+    size = np.empty(y_a.shape[0])
+    _residual_size(*(np.ascontiguousarray(a, dtype=np.float64) for a in (y_a, f_a, half_h)),
+                   size)
+    return size
