@@ -20,6 +20,7 @@ from .._core.estimates import ROUNDING_ULPS, step_change
 from .._core.newton import (
     DenseLinearization,
     directional_slope,
+    linearised_end_slope,
     objective,
     residual,
     residual_size,
@@ -159,8 +160,7 @@ class IterationSteps:
         # (a step at the rounding floor keeps f at the iterate's end)
         end_step = xp.where(last[ending][:, None],
                             xp.matmul(step, basis.phi_tilde[:, -1:])[..., 0], 0.0)
-        finished.f_end = finished.f_end + xp.matmul(finished.jac[:, -1, ...],
-                                                    end_step[..., None])[..., 0]
+        finished.f_end = linearised_end_slope(finished.f_end, finished.jac, end_step, xp=xp)
         finished.x = finished.x + step
         failed = [nonfinite]
         for mask, why in ((~finite, DIVERGED), (flat & ~small, STALLED)):

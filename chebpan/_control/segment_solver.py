@@ -19,6 +19,7 @@ from .._core.newton import (
     DenseLinearization,
     candidate_measures,
     directional_slope,
+    linearised_end_slope,
     residual_measures,
     residual_size,
 )
@@ -319,9 +320,8 @@ class SegmentSolver:
                 # Converged once this step is taken: take it without a round at its
                 # end, f there from f and J at this iterate's end (docs/algorithm.md,
                 # "One segment").
-                end_step = nodes_step[..., -1]
-                f_end = f_nodes[..., -1] + xp.matmul(jac_nodes[:, -1, ...],
-                                                     end_step[..., None])[..., 0]
+                f_end = linearised_end_slope(f_nodes[..., -1], jac_nodes,
+                                             nodes_step[..., -1], xp=xp)
                 return self._finish(y_a, f_a, half_h, x + direction, f_end, used_newton=True)
 
             def phi(alpha):
@@ -332,8 +332,10 @@ class SegmentSolver:
                 r_trial, g_trial, value_trial, slope_trial = residual_measures(
                     basis, linear_trial, f_a, f_trial, half_h, x_trial, size, direction, xp=xp)
                 value_trial, slope_trial = float(value_trial[0]), float(slope_trial[0])
-                # (non-finite values of f or J make these non-finite: only then look)
-                if not (math.isfinite(value_trial) and math.isfinite(slope_trial)) and (
+                # (non-finite values of f or J make the kernel's measures non-finite:
+                # only then look; the array code's BLAS may skip zero products)
+                if (not (math.isfinite(value_trial) and math.isfinite(slope_trial))
+                        or getattr(linear_trial, "kernels", None) is None) and (
                         self._nonfinite(f_trial, jac_trial) is not None):
                     return math.inf, math.nan, None
                 return (value_trial, slope_trial,

@@ -32,6 +32,7 @@ __all__ = [
     "DenseLinearization",
     "residual_measures",
     "candidate_measures",
+    "linearised_end_slope",
 ]
 
 
@@ -126,6 +127,13 @@ def candidate_measures(basis, f_a, f_nodes, half_h, x, jac, size, *, xp):
     if jac is None:
         return value, f_finite, None
     return value, f_finite, xp.all(xp.isfinite(jac), axis=tuple(range(1, jac.ndim)))
+
+
+def linearised_end_slope(f_end, jac_nodes, end_change, *, xp):
+    """``f`` at a segment's end after its end value moved by ``end_change`` (K, n):
+    ``f_end + J_end Δy``, Newton's linearisation from ``f_end`` (K, n) and ``J`` at the
+    nodes (K, M, n, n) before the move (docs/algorithm.md, "One segment")."""
+    return f_end + xp.matmul(jac_nodes[:, -1, ...], end_change[..., None])[..., 0]
 
 
 def residual_jacobian(basis, jac_nodes, half_h, *, xp):

@@ -67,26 +67,40 @@ def _slope(grad, direction, size, slope):
 
 
 @numba.njit(cache=True, error_model="numpy")
+def _residual_of(k, row, d_tilde, slope_factor, f_a, f_nodes, half_h, x, r_k):
+    # r̃ = (h/2)(s f_a − F) + X D̃ of instance k into r_k (n, M); f_a and h/2 of `row`.
+    n, n_nodes = r_k.shape
+    n_free = d_tilde.shape[0]
+    h = half_h[row, 0]
+    for i in range(n):
+        start = slope_factor * f_a[row, i]
+        for m in range(n_nodes):
+            total = h * (start - f_nodes[k, i, m])
+            for q in range(n_free):
+                total += x[k, i, q] * d_tilde[q, m]
+            r_k[i, m] = total
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _objective_of(r_k, weights, size):
+    # ẽ = Σ w ‖r̃ / size‖² of one instance's residual r_k (n, M).
+    inverse = 1.0 / size
+    total = 0.0
+    for i in range(r_k.shape[0]):
+        for m in range(r_k.shape[1]):
+            scaled = r_k[i, m] * inverse
+            total += weights[m] * scaled * scaled
+    return total
+
+
+@numba.njit(cache=True, error_model="numpy")
 def _measures(d_tilde, phi_tilde, weights, slope_factor, f_a, f_nodes, half_h, x, jac,
               direction, size, r, grad, value, slope):
-    # r̃ = (h/2)(s f_a − F) + X D̃, ẽ = Σ w ‖r̃ / size‖², ∇ẽ, and ∇ẽ·d / size².
-    k_count, n, n_nodes = f_nodes.shape
-    n_free = d_tilde.shape[0]
-    transposed = np.empty(n_nodes)
-    for k in range(k_count):
-        h = half_h[k, 0]
-        inverse = 1.0 / size[k]
-        total_value = 0.0
-        for i in range(n):
-            start = slope_factor * f_a[k, i]
-            for m in range(n_nodes):
-                total = h * (start - f_nodes[k, i, m])
-                for q in range(n_free):
-                    total += x[k, i, q] * d_tilde[q, m]
-                r[k, i, m] = total
-                scaled = total * inverse
-                total_value += weights[m] * scaled * scaled
-        value[k] = total_value
+    # r̃, ẽ, ∇ẽ, and ∇ẽ·d / size².
+    transposed = np.empty(f_nodes.shape[2])
+    for k in range(f_nodes.shape[0]):
+        _residual_of(k, k, d_tilde, slope_factor, f_a, f_nodes, half_h, x, r[k])
+        value[k] = _objective_of(r[k], weights, size[k])
         _gradient_of(k, d_tilde, phi_tilde, weights, jac, half_h, r, grad, transposed)
     _slope(grad, direction, size, slope)
 
@@ -106,33 +120,17 @@ def _residual_size(y_a, f_a, half_h, size):
 @numba.njit(cache=True, error_model="numpy")
 def _candidates(d_tilde, weights, slope_factor, f_a, f_nodes, half_h, x, size, jac_flat,
                 value, f_finite, jac_finite):
-    # Per candidate: ẽ = Σ w ‖r̃ / size‖² (as _measures), and whether its F and its J
-    # (any layout, flattened to (K, ·)) are finite.  f_a, half_h and size have K rows,
-    # or one (a segment's, for all its candidates).
+    # Per candidate: ẽ (as _measures), and whether its F and its J (any layout,
+    # flattened to (K, ·)) are finite.  f_a, half_h and size have K rows, or one (a
+    # segment's, for all its candidates).
     k_count, n, n_nodes = f_nodes.shape
-    n_free = d_tilde.shape[0]
+    r_k = np.empty((n, n_nodes))
     for k in range(k_count):
         row = k if f_a.shape[0] > 1 else 0
-        h = half_h[row, 0]
-        inverse = 1.0 / size[row]
-        total_value = 0.0
-        finite = True
-        for i in range(n):
-            start = slope_factor * f_a[row, i]
-            for m in range(n_nodes):
-                f = f_nodes[k, i, m]
-                finite = finite and math.isfinite(f)
-                total = h * (start - f)
-                for q in range(n_free):
-                    total += x[k, i, q] * d_tilde[q, m]
-                scaled = total * inverse
-                total_value += weights[m] * scaled * scaled
-        value[k] = total_value
-        f_finite[k] = finite
-        finite = True
-        for j in range(jac_flat.shape[1]):
-            finite = finite and math.isfinite(jac_flat[k, j])
-        jac_finite[k] = finite
+        _residual_of(k, row, d_tilde, slope_factor, f_a, f_nodes, half_h, x, r_k)
+        value[k] = _objective_of(r_k, weights, size[row])
+        f_finite[k] = np.isfinite(f_nodes[k]).all()
+        jac_finite[k] = np.isfinite(jac_flat[k]).all()
 
 
 @numba.njit(cache=True, error_model="numpy")
