@@ -181,15 +181,16 @@ def test_easy_hard_and_failing_instances():
                                   t_eval=t_eval, dense_output=True)
     assert res.status.tolist() == [0, 0, 0, -1]
     assert not res.success
-    assert "t = 0.4" in res.message[3] and "could not be completed" in res.message[3]
+    assert "could not be completed" in res.message[3] and "singularity" in res.message[3]
     exact = y0 / (1 - y0 * t_eval[None, :])
     np.testing.assert_allclose(res.y[:3, 0, :], exact[:3], rtol=1e-8)
     # The failed instance: values up to where it got, NaN beyond.
     assert np.isnan(res.y[3, 0, 2:]).all()
     np.testing.assert_allclose(res.y[3, 0, :2], exact[3, :2], rtol=1e-6)
-    # it failed just before the blow-up, at the start of the segment it could not complete
+    # it failed at the blow-up (within the solution's error of where it lies), at the
+    # start of the segment it could not complete
     reached = float(res.message[3].split("starting at t = ")[1].split(" ")[0])
-    assert 0.499 < reached < 0.5
+    assert 0.499 < reached < 0.5 + 1e-9
     assert abs(res.sol(0.4)[3, 0] - 2 / (1 - 0.8)) < 1e-6
 
 
@@ -496,10 +497,16 @@ def test_damped_newton_steps_end_the_attempt_as_in_a_single_solve(monkeypatch):
     """More than MAX_DAMPED_STEPS Newton steps shortened by the line search, far from
     convergence, end a row's attempt (a shorter segment is cheaper), as in a single
     solve: on Van der Pol (μ = 5, 10, 20) fewer rounds and Newton iterations than with
-    the rule switched off (depth 221 → 162), at the same accuracy."""
+    the rule switched off (depth 221 → 162), at the same accuracy.  (Lengths from the
+    error rule alone: the singularity limit keeps most segments out of the jumps where
+    damped steps happen.)"""
     import scipy.integrate
 
+    from chebpan._control import batch as batch_module
     from chebpan._control import batch_steps
+
+    monkeypatch.setattr(batch_module, "limited_factors",
+                        lambda coeffs, y_a, y_end, atol, rtol, factors, *, xp: factors)
 
     def vdp(t, z, mu):
         x, y = z

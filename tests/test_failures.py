@@ -96,7 +96,8 @@ def test_blow_up(tol):
     elapsed = time.perf_counter() - start
     assert elapsed < 30  # loosely: it must just finish
     assert res.status == -1 and res.success is False
-    assert res.message
+    # (the accepted segments shrink toward the pole their coefficients place ahead)
+    assert "singularity" in res.message and "could not be completed" in res.message
     assert abs(res.t[-1] - 1.0) < 1e-3, res.t[-1]
     # the part well before the singularity is accurate
     mask = res.t < 0.99

@@ -22,8 +22,8 @@ GOING, FINISHED, FAILED = 0, 1, 2
 OUTCOME_FIELDS = ("outcome", "half_h", "f_end", "used_newton")
 #: The failure codes (:class:`~chebpan._output.result.Failure`) as plain integers,
 #: the way rows of the table store them.
-NONFINITE, NO_CONVERGENCE, STALLED, LINE_SEARCH, ERROR, NONFINITE_JAC, DIVERGED = (
-    int(failure) for failure in Failure)
+(NONFINITE, NO_CONVERGENCE, STALLED, LINE_SEARCH, ERROR, NONFINITE_JAC, DIVERGED,
+ SINGULARITY) = (int(failure) for failure in Failure)
 
 
 #: The per-instance state carried from round to round (``y_nodes``, ``t_nodes``: the

@@ -14,9 +14,10 @@ import math
 from .._core.basis import chebyshev_values
 from .._core.estimates import scaled_rms
 from .._core.picard import picard_update
+from .._core.singularities import singularity_limits
 from .._kernels.dispatch import extrapolation_kernel
 
-__all__ = ["auto_n_coeffs", "length_factors", "next_length_factor", "extrapolated_guess",
+__all__ = ["auto_n_coeffs", "length_factors", "next_length_factor", "limited_factors", "extrapolated_guess",
            "initial_lengths", "converged"]
 
 #: Growth factor of the length: ``SAFETY · err^(−1/(N−1))`` clipped to
@@ -103,6 +104,16 @@ def length_factors(err, n_coeffs: int, max_factor, *, xp):
     factor = xp.minimum(factor, max_factor)
     factor = xp.where(err == 0, max_factor * xp.ones_like(err), factor)
     return xp.where(xp.isfinite(err), factor, MIN_FACTOR * xp.ones_like(err))
+
+
+def limited_factors(coeffs, y_a, y_end, atol, rtol, factors, *, xp):
+    """``factors`` (K,) of accepted segments, limited where the solution's nearest
+    singularities, read from the coefficients ``coeffs`` (K, n, N), lie close ahead
+    (:func:`chebpan._core.singularities.singularity_limits`; the rule's safety and
+    smallest factor).  Single solves call it with K = 1."""
+    n_coeffs = coeffs.shape[-1]
+    return singularity_limits(coeffs, y_a, y_end, atol, rtol, factors,
+                              target=SAFETY ** (n_coeffs - 1), min_factor=MIN_FACTOR, xp=xp)
 
 
 def next_length_factor(err: float, n_coeffs: int, max_factor: float = MAX_FACTOR) -> float:

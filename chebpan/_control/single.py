@@ -32,6 +32,7 @@ from .policy import (
     STRETCH,
     extrapolated_guess,
     initial_lengths,
+    limited_factors,
     next_length_factor,
 )
 from .segment_solver import SegmentSolver
@@ -180,6 +181,14 @@ class SegmentLoop:
                 h_abs *= min(factor, SAFETY_REJECT)
                 rejected_here = True
                 continue
+            # (the rule's growth, unless a singularity close ahead limits it)
+            limited = float(limited_factors(outcome.coeffs, y, outcome.y_end, self.atol,
+                                            self.rtol, xp.asarray([factor], dtype=xp.float64,
+                                                                  device=y.device), xp=xp)[0])
+            if limited < min(factor, 1.0):
+                # (a length that falls below 10 ulp from here has met the singularity)
+                self.last_failure = (Failure.SINGULARITY, t, t_new)
+            factor = limited
             self.counters.nsegments += 1
             self.ts.append(t_new)
             self.coeffs.append(outcome.coeffs[0, ...])

@@ -23,7 +23,7 @@ import array_api_compat
 
 __all__ = ["LDLFactors", "use_numba", "ldl_kernels", "picard_kernel", "estimates_kernel",
            "step_change_kernel", "extrapolation_kernel", "difference_kernels",
-           "newton_kernels"]
+           "newton_kernels", "singularity_kernel"]
 
 
 class LDLFactors(NamedTuple):
@@ -118,3 +118,10 @@ def newton_kernels(xp):
     """The numba kernels of the dense Gauss–Newton step
     (:mod:`chebpan._kernels.newton_numba`) for ``xp``, or None for the reference code."""
     return _kernel_module("newton_numba") if use_numba(xp) else None
+
+
+def singularity_kernel(xp):
+    """The numba length limit from singularities
+    (:func:`chebpan._kernels.singularities_numba.singularity_limits`) for ``xp``, or None
+    for the reference code."""
+    return _kernel_module("singularities_numba").singularity_limits if use_numba(xp) else None

@@ -31,6 +31,8 @@ class Failure(enum.IntEnum):
     ERROR = 4
     NONFINITE_JAC = 5
     DIVERGED = 6
+    #: (not an attempt's failure: accepted segments shrank toward a singularity)
+    SINGULARITY = 7
 
     @property
     def detail(self):
@@ -52,6 +54,9 @@ _FAILURE_DETAILS = {
     Failure.NO_CONVERGENCE: "the iteration did not converge",
     Failure.STALLED: "the iteration stalled",
     Failure.LINE_SEARCH: "the Newton line search found no decrease",
+    Failure.SINGULARITY: "the segments shrank toward a singularity of the solution (a "
+                         "blow-up?) that their coefficients place close ahead of the "
+                         "last accepted one",
 }
 
 
