@@ -16,6 +16,7 @@ from chebpan._core.basis import get_basis
 from chebpan._core.newton import (
     gauss_newton_matrix,
     gradient,
+    linearised_start,
     newton_direction,
     objective,
     residual,
@@ -584,3 +585,42 @@ def test_collocation_direction_kernel_matches_array_api_code(monkeypatch, dtype)
     assert step.dtype == want.dtype == dtype
     rtol = 1e-9 if dtype == np.float64 else 1e-4
     assert_allclose(step, want, rtol=rtol, atol=rtol * np.abs(want).max())
+
+
+@pytest.mark.parametrize("stiff, m", [(False, 11), (False, 16), (True, 12)])
+def test_linearised_start_solves_linear_autonomous_odes(stiff, m):
+    """For y' = A y the ODE linearised at the start is the ODE itself: the start
+    minimises the true residual (zero for collocation), on both bases."""
+    rng = np.random.default_rng(31)
+    k, n, n_coeffs = 2, 3, 12
+    basis = get_basis(n_coeffs, m, xp=anp, dtype=np.float64, stiff=stiff)
+    a = rng.normal(size=(k, n, n))
+    y_a = rng.normal(size=(k, n))
+    f_a = np.einsum("kij,kj->ki", a, y_a)
+    half_h = np.array([[0.2], [0.45]])
+    x = linearised_start(basis, y_a, f_a, half_h, a, xp=anp)
+    y_nodes = node_values(basis, y_a, f_a, half_h, x, xp=anp)
+    f_nodes = np.einsum("kij,kjm->kim", a, y_nodes)
+    r = residual(basis, f_a, f_nodes, half_h, x, xp=anp)
+    jac_nodes = np.broadcast_to(a[:, None], (k, basis.n_nodes, n, n))
+    grad = gradient(basis, residual_jacobian(basis, jac_nodes, half_h, xp=anp), r, xp=anp)
+    assert np.abs(grad).max() <= 1e-11 * np.abs(y_a).max()  # the minimiser
+    if m == basis.n_free + basis.n_fixed - 1:  # (collocation: the residual itself vanishes)
+        assert np.abs(r[..., 1:]).max() <= 1e-12 * np.abs(y_a).max()
+
+
+@pytest.mark.parametrize("stiff", [False, True])
+def test_linearised_start_kernel_matches_array_api_code(monkeypatch, stiff):
+    rng = np.random.default_rng(32)
+    basis = get_basis(12, 12 if stiff else 11, xp=anp, dtype=np.float64, stiff=stiff)
+    k, n = 3, 4
+    y_a, f_a = rng.normal(size=(k, n)), rng.normal(size=(k, n))
+    half_h = rng.uniform(0.01, 0.5, size=(k, 1))
+    # (as in the Newton kernels' test on the paper's basis, whose Gauss–Newton matrix
+    # squares the conditioning; stiff segments on the stiff basis)
+    scales = np.array([1.0, 30.0, 300.0]) if stiff else np.array([1.0, 3.0, 3.0])
+    jac_a = rng.normal(size=(k, n, n)) * scales[:, None, None]
+    got = linearised_start(basis, y_a, f_a, half_h, jac_a, xp=anp)
+    monkeypatch.setattr(dispatch, "NUMBA_DISABLED", True)
+    want = linearised_start(basis, y_a, f_a, half_h, jac_a, xp=anp)
+    assert_allclose(got, want, rtol=1e-9, atol=1e-9 * np.abs(want).max())

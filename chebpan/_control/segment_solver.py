@@ -60,6 +60,9 @@ class SegmentResult:
     #: when no Jacobian was evaluated; inf when the Picard iteration
     #: failed where only the sparse Newton (stiff basis) could go on.
     stiffness: float | None = None
+    #: ``J`` (K, n, n) at the segment's end from the last dense linearisation of a
+    #: converged Newton iteration (the next segment's linearised start), else None.
+    end_jac: Any = None
 
 
 class SegmentSolver:
@@ -119,6 +122,11 @@ class SegmentSolver:
         """Whether ``basis`` is small enough for dense Newton with ``n`` components."""
         return n * basis.n_free <= self.options.max_newton_size
 
+    def linearised_start_fits(self, basis, n):
+        """Whether a linearised start (a dense solve) is worth trying on ``basis``:
+        where Newton's own steps are dense."""
+        return self.dense_newton_fits(basis, n) and not self.structured_newton(basis, n)
+
     def newton_available(self, basis, n):
         """Dense Newton, or on a square stiff basis sparse (a pattern) or structured Newton."""
         square = basis.n_fixed == 1 and basis.n_nodes - 1 == basis.n_free
@@ -163,6 +171,7 @@ class SegmentSolver:
         half_h = xp.asarray([[h / 2]], dtype=y_a.dtype, device=y_a.device)
         t_nodes = node_times(basis, t_a, t_b, xp=xp)
         self.size = residual_size(y_a, f_a, half_h, xp=xp)  # (the attempt's scale)
+        self.linear = None  # (the last iterate's linearisation, once Newton runs)
         self.dense_newton = self.dense_newton_fits(basis, y_a.shape[-1])
         # Above the dense size, Newton needs a sparsity pattern and the
         # square (stiff-basis) system that SuperLU factorises.
@@ -280,6 +289,7 @@ class SegmentSolver:
         xp, basis, opts = self.xp, self.basis, self.options
         self._note_stiffness(jac, half_h)
         linear = self._linearize(jac, half_h)
+        self.linear = linear
         size = self.size
         r, grad, value, _ = residual_measures(basis, linear, f_a, f_nodes, half_h, x, size,
                                               xp.zeros_like(x), xp=xp)
@@ -351,6 +361,7 @@ class SegmentSolver:
                     return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1], used_newton=True)
                 return self._failed(x, Failure.LINE_SEARCH)
             x, y_nodes, f_nodes, r, linear, grad = search.payload
+            self.linear = linear
             value = search.value
             change *= search.alpha
             if stale and (search.alpha < 1
@@ -412,8 +423,11 @@ class SegmentSolver:
         xp, basis = self.xp, self.basis
         y_end = end_value(basis, y_a, f_a, half_h, x, xp=xp)
         coeffs = coefficients(basis, y_a, f_a, half_h, x, xp=xp)
+        end_jac = None
+        if used_newton and isinstance(self.linear, DenseLinearization):
+            end_jac = self.linear.jac_nodes[:, -1, ...]
         return SegmentResult(x=x, f_end=f_end, y_end=y_end, coeffs=coeffs, failure=None,
-                             used_newton=used_newton)
+                             used_newton=used_newton, end_jac=end_jac)
 
     def _failed(self, x, why):
         # The last iterate's coefficients are kept: a retry on a shorter

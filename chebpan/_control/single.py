@@ -2,7 +2,8 @@
 
 :class:`SegmentLoop` moves from segment to segment (docs/algorithm.md, "The segment
 loop"): it picks the starting polynomials of an attempt (Euler's, the previous segment
-extrapolated, the rejected attempt extrapolated), switches to the stiff basis when
+extrapolated, the rejected attempt extrapolated, the ODE linearised at the start),
+switches to the stiff basis when
 ``(h/2)‖J‖`` is large, lets :class:`~chebpan._control.segment_solver.SegmentSolver` run
 the iteration, accepts or rejects the segment on its error estimate
 (:mod:`chebpan._core.estimates`) and sizes the next one (:mod:`chebpan._control.policy`).
@@ -17,7 +18,7 @@ import numpy as np
 
 from .._core.basis import restrict
 from .._core.estimates import plausible, segment_estimates
-from .._core.newton import residual_size
+from .._core.newton import linearised_start, residual_size
 from .._core.picard import coefficients, euler_start, node_times, node_values
 from .._output.dense import OdeSolution
 from .._output.result import MESSAGES, Failure, OdeResult, failure_message, warn_user
@@ -106,6 +107,7 @@ class SegmentLoop:
         rejected_here = False
         stiff = False
         stiff_rate = 0.0  # ‖J‖_∞ seen by Newton on the last attempt
+        end_jac = None  # J where the segment starts, from the last one's Newton iteration
         n = y.shape[-1]
         if not self.solver.newton_available(self.solver.basis_for(True), n):
             stiff_on = stiff_off = math.inf  # the stiff basis would have no Newton
@@ -150,6 +152,9 @@ class SegmentLoop:
             x0 = [euler_start(basis, f, half_h, xp=xp)]
             if previous is not None:
                 x0.append(extrapolated_guess(basis, previous[0], previous[1], h, f, xp=xp))
+            if end_jac is not None and self.solver.linearised_start_fits(basis, n):
+                # (the ODE linearised where the segment starts: no round, one solve)
+                x0.append(linearised_start(basis, y, f, half_h, end_jac, xp=xp))
             if attempt is not None:
                 x0.append(extrapolated_guess(basis, attempt[0], attempt[1], h, f, xp=xp,
                                              tau_start=-1.0))
@@ -201,6 +206,7 @@ class SegmentLoop:
                 self.status = 1
                 return
             previous = (outcome.coeffs, h)
+            end_jac = outcome.end_jac
             start_with_newton = outcome.used_newton
             t, y, f = t_new, outcome.y_end, outcome.f_end
             if t == self.tf:

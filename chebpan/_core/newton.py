@@ -18,6 +18,7 @@ from __future__ import annotations
 from .._kernels.blas import BLAS_THREADS_MIN_SIZE, blas_threads_for
 from .._kernels.dispatch import newton_kernels
 from .ldl import modified_ldl_solve
+from .picard import node_values
 
 __all__ = [
     "residual",
@@ -33,6 +34,7 @@ __all__ = [
     "residual_measures",
     "candidate_measures",
     "linearised_end_slope",
+    "linearised_start",
 ]
 
 
@@ -271,3 +273,28 @@ class DenseLinearization:
         else:
             step = newton_direction(gauss_newton_matrix(a, xp=xp), grad, xp=xp)
         return xp.astype(step, dtype)
+
+
+def linearised_start(basis, y_a, f_a, half_h, jac_a, *, xp):
+    """X of the segment's polynomial for the ODE linearised at its start: (K, n, n_free).
+
+    ``f(t, y) ≈ f_a + J_a (y − y_a)`` with ``jac_a`` (K, n, n), the Jacobian where the
+    segment starts (the previous segment's at its end): the residual is then linear in
+    X and one Gauss–Newton step from X = 0 minimises it (a linearly implicit predictor,
+    exact for linear problems; docs/algorithm.md, "Segment control").  Dense systems
+    only (:class:`DenseLinearization`).  On NumPy in float64 one numba call
+    (``CHEBPAN_DISABLE_NUMBA=1``: this code).
+    """
+    k, n = y_a.shape
+    kernels = newton_kernels(xp)
+    if (kernels is not None and y_a.dtype == xp.float64
+            and n * basis.n_free < BLAS_THREADS_MIN_SIZE):
+        collocation = basis.n_fixed == 1 and basis.n_nodes - 1 == basis.n_free
+        return kernels.linearised_start(basis, f_a, half_h, jac_a, collocation)
+    x0 = xp.zeros((k, n, basis.n_free), dtype=y_a.dtype, device=y_a.device)
+    y_nodes = node_values(basis, y_a, f_a, half_h, x0, xp=xp)
+    f_model = f_a[..., None] + xp.matmul(jac_a, y_nodes - y_a[..., None])
+    r = residual(basis, f_a, f_model, half_h, x0, xp=xp)
+    jac_nodes = xp.broadcast_to(jac_a[:, None, ...], (k, basis.n_nodes, n, n))
+    linear = DenseLinearization(basis, jac_nodes, half_h, xp=xp)
+    return x0 + linear.direction(r, linear.gradient(r))

@@ -22,7 +22,7 @@ from .ldl_numba import _factor, _solve
 EPS = float(np.finfo(np.float64).eps)
 
 __all__ = ["gradient", "direction", "collocation_direction", "slope", "candidate_measures",
-           "measures_and_direction", "residual_size"]
+           "measures_and_direction", "residual_size", "linearised_start"]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -221,6 +221,47 @@ def _measures_and_direction(d_tilde, phi_tilde, weights, sqrt_weights, slope_fac
     else:
         _direction(d_tilde, phi_tilde, sqrt_weights, jac, half_h, grad, step, eps)
     return True
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _linearised_start(d_tilde, phi_tilde, weights, sqrt_weights, tau, slope_factor, f_a,
+                      half_h, jac_a, collocation, eps, step):
+    # The Newton step from X = 0 with f(y) = f_a + J_a (y − y_a): at X = 0,
+    # y_m − y_a = s (h/2) f_a (1 + τ_m), so r̃[i, m] = (h/2)((s − 1) f_a,i
+    # − s (h/2)(1 + τ_m) (J_a f_a)_i), and J is J_a at every node.
+    k_count, n = f_a.shape
+    n_nodes = tau.shape[0]
+    jac = np.empty((k_count, n_nodes, n, n))
+    r = np.empty((k_count, n, n_nodes))
+    grad = np.empty(step.shape)
+    for k in range(k_count):
+        h = half_h[k, 0]
+        for i in range(n):
+            slope = 0.0
+            for j in range(n):
+                slope += jac_a[k, i, j] * f_a[k, j]
+            for m in range(n_nodes):
+                r[k, i, m] = h * ((slope_factor - 1.0) * f_a[k, i]
+                                  - slope_factor * h * (1.0 + tau[m]) * slope)
+        for m in range(n_nodes):
+            jac[k, m] = jac_a[k]
+    if collocation:
+        _collocation(d_tilde, phi_tilde, sqrt_weights, jac, half_h, r, step)
+    else:
+        _gradient(d_tilde, phi_tilde, weights, jac, half_h, r, grad)
+        _direction(d_tilde, phi_tilde, sqrt_weights, jac, half_h, grad, step, eps)
+
+
+def linearised_start(basis, f_a, half_h, jac_a, collocation):
+    """:func:`chebpan._core.newton.linearised_start` (float64): X (K, n, n_free), for
+    ``f_a`` (K, n), ``half_h`` (K, 1), ``jac_a`` (K, n, n)."""
+    step = np.empty((*f_a.shape, basis.n_free))
+    _linearised_start(*_basis_arrays(basis, "d_tilde", "phi_tilde", "weights", "sqrt_weights",
+                                     "tau"),
+                      float(basis.slope_factor),
+                      *(np.ascontiguousarray(a, dtype=np.float64) for a in (f_a, half_h, jac_a)),
+                      bool(collocation), EPS, step)
+    return step
 
 
 def _basis_arrays(basis, *names):
