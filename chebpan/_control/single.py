@@ -1,8 +1,8 @@
 """The segment loop of a single solve: attempt, accept or reject, next length, events.
 
 :class:`SegmentLoop` moves from segment to segment (docs/algorithm.md, "The segment
-loop"): it picks the starting polynomials of an attempt (Euler's, the previous segment
-extrapolated, the rejected attempt extrapolated, the ODE linearised at the start),
+loop"): it picks the starting polynomials of an attempt (Euler's, or the ODE linearised
+at the start, the previous segment extrapolated, the rejected attempt extrapolated),
 switches to the stiff basis when
 ``(h/2)‖J‖`` is large, lets :class:`~chebpan._control.segment_solver.SegmentSolver` run
 the iteration, accepts or rejects the segment on its error estimate
@@ -149,12 +149,14 @@ class SegmentLoop:
             # the previous segment extrapolated; the better one is kept.
             basis = self.solver.basis_for(stiff)
             half_h = xp.asarray([[h / 2]], dtype=y.dtype, device=y.device)
-            x0 = [euler_start(basis, f, half_h, xp=xp)]
+            if end_jac is not None and self.solver.linearised_start_fits(basis, n):
+                # (the ODE linearised where the segment starts: no round, one solve; with
+                # J = 0 it would be Euler's)
+                x0 = [linearised_start(basis, y, f, half_h, end_jac, xp=xp)]
+            else:
+                x0 = [euler_start(basis, f, half_h, xp=xp)]
             if previous is not None:
                 x0.append(extrapolated_guess(basis, previous[0], previous[1], h, f, xp=xp))
-            if end_jac is not None and self.solver.linearised_start_fits(basis, n):
-                # (the ODE linearised where the segment starts: no round, one solve)
-                x0.append(linearised_start(basis, y, f, half_h, end_jac, xp=xp))
             if attempt is not None:
                 x0.append(extrapolated_guess(basis, attempt[0], attempt[1], h, f, xp=xp,
                                              tau_start=-1.0))
