@@ -17,8 +17,8 @@ from .._core.picard import picard_update
 from .._core.singularities import singularity_limits
 from .._kernels.dispatch import extrapolation_kernel
 
-__all__ = ["auto_n_coeffs", "length_factors", "next_length_factor", "limited_factors", "extrapolated_guess",
-           "initial_lengths", "converged"]
+__all__ = ["auto_n_coeffs", "length_factors", "next_length_factor", "limited_factors",
+           "extrapolated_guess", "initial_lengths", "converged"]
 
 #: Growth factor of the length: ``SAFETY · err^(−1/(N−1))`` clipped to
 #: ``[MIN_FACTOR, MAX_FACTOR]``.

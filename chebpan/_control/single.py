@@ -145,8 +145,9 @@ class SegmentLoop:
                     f"The solve in float32 has reached a stiff segment at t = {t!r}: "
                     "float32 is not accurate enough for stiff problems (the result "
                     "may be wrong); solve in float64.", RuntimeWarning)
-            # Start from the Euler polynomial (X = 0) and, where there is one,
-            # the previous segment extrapolated; the better one is kept.
+            # Start from the Euler polynomial (X = 0), or the linearised start in its
+            # place, and, where there is one, the previous segment extrapolated; the
+            # best is kept (docs/algorithm.md, "Segment control").
             basis = self.solver.basis_for(stiff)
             half_h = xp.asarray([[h / 2]], dtype=y.dtype, device=y.device)
             if end_jac is not None and self.solver.linearised_start_fits(basis, n):
