@@ -459,14 +459,14 @@ class BatchLoop(IterationSteps):
         table.fail_tb = xp.where(accepted, table.fail_tb, table.t_b)
         shrink = xp.where(too_large, xp.minimum(factor, SAFETY_REJECT), 0.5)
         if n_accepted:  # (the rule's growth, unless a singularity close ahead limits it)
-            limited = xp.where(accepted, limited_factors(coeffs, table.y_a, y_end, self.atol,
-                                                         self.rtol, factor, xp=xp), factor)
-            # (a length that falls below 10 ulp from there has met the singularity)
-            shrinking = accepted & (limited < xp.minimum(factor, 1.0))
-            table.fail_what = xp.where(shrinking, SINGULARITY, table.fail_what)
-            table.fail_ta = xp.where(shrinking, table.t_a, table.fail_ta)
-            table.fail_tb = xp.where(shrinking, table.t_b, table.fail_tb)
-            factor = limited
+            factor = xp.asarray(factor, copy=True)
+            toward = xp.zeros_like(accepted)
+            factor[accepted], toward[accepted] = limited_factors(
+                coeffs[accepted], table.y_a[accepted], y_end[accepted], self.atol,
+                self.rtol, factor[accepted], xp=xp)
+            table.fail_what = xp.where(toward, SINGULARITY, table.fail_what)
+            table.fail_ta = xp.where(toward, table.t_a, table.fail_ta)
+            table.fail_tb = xp.where(toward, table.t_b, table.fail_tb)
         grow = xp.where(table.rejected_here, xp.minimum(factor, 1.0), factor)
         table.h_abs = table.h_abs * xp.where(accepted, grow, shrink)
         table.rejected_here = ~accepted

@@ -110,10 +110,14 @@ def limited_factors(coeffs, y_a, y_end, atol, rtol, factors, *, xp):
     """``factors`` (K,) of accepted segments, limited where the solution's nearest
     singularities, read from the coefficients ``coeffs`` (K, n, N), lie close ahead
     (:func:`chebpan._core.singularities.singularity_limits`; the rule's safety and
-    smallest factor).  Single solves call it with K = 1."""
+    smallest factor), and (K,) bools: whether the limit shrinks the length (a length
+    that falls below 10 ulp from there has met the singularity).  Single solves call
+    it with K = 1."""
     n_coeffs = coeffs.shape[-1]
-    return singularity_limits(coeffs, y_a, y_end, atol, rtol, factors,
-                              target=SAFETY ** (n_coeffs - 1), min_factor=MIN_FACTOR, xp=xp)
+    limited = singularity_limits(coeffs, y_a, y_end, atol, rtol, factors,
+                                 target=SAFETY ** (n_coeffs - 1), min_factor=MIN_FACTOR,
+                                 xp=xp)
+    return limited, limited < xp.minimum(factors, 1.0)
 
 
 def next_length_factor(err: float, n_coeffs: int, max_factor: float = MAX_FACTOR) -> float:

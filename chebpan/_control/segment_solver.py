@@ -171,7 +171,6 @@ class SegmentSolver:
         half_h = xp.asarray([[h / 2]], dtype=y_a.dtype, device=y_a.device)
         t_nodes = node_times(basis, t_a, t_b, xp=xp)
         self.size = residual_size(y_a, f_a, half_h, xp=xp)  # (the attempt's scale)
-        self.linear = None  # (the last iterate's linearisation, once Newton runs)
         self.dense_newton = self.dense_newton_fits(basis, y_a.shape[-1])
         # Above the dense size, Newton needs a sparsity pattern and the
         # square (stiff-basis) system that SuperLU factorises.
@@ -202,7 +201,7 @@ class SegmentSolver:
                 if done:
                     # f at the previous iterate's end point: within the
                     # convergence tolerance of f(t_b, y_b), see docs/algorithm.
-                    return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1], used_newton=False)
+                    return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1])
                 if previous is not None and change > rho_limit * previous:
                     break
                 previous = change
@@ -289,7 +288,6 @@ class SegmentSolver:
         xp, basis, opts = self.xp, self.basis, self.options
         self._note_stiffness(jac, half_h)
         linear = self._linearize(jac, half_h)
-        self.linear = linear
         size = self.size
         r, grad, value, _ = residual_measures(basis, linear, f_a, f_nodes, half_h, x, size,
                                               xp.zeros_like(x), xp=xp)
@@ -300,7 +298,7 @@ class SegmentSolver:
         for _ in range(opts.max_newton):
             self.counters.niter_newton += 1
             if opts.tol_newton is not None and float(xp.sqrt(xp.sum(grad * grad))) < opts.tol_newton:
-                return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1], used_newton=True)
+                return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1], linear=linear)
             while True:
                 direction = linear.direction(r, grad)
                 self.counters.nlu += int(linear.factorised)
@@ -319,7 +317,7 @@ class SegmentSolver:
                 # downhill only happens there, through rounding in H or ∇e).
                 if change <= max(floor, opts.convergence):
                     return self._finish(y_a, f_a, half_h, x + direction, f_nodes[..., -1],
-                                        used_newton=True)
+                                        linear=linear)
                 return self._failed(x, Failure.STALLED)
 
             nodes_step = xp.matmul(direction, basis.phi_tilde)  # (node values are linear in X)
@@ -332,7 +330,7 @@ class SegmentSolver:
                 # "One segment").
                 f_end = linearised_end_slope(f_nodes[..., -1], jac_nodes,
                                              nodes_step[..., -1], xp=xp)
-                return self._finish(y_a, f_a, half_h, x + direction, f_end, used_newton=True)
+                return self._finish(y_a, f_a, half_h, x + direction, f_end, linear=linear)
 
             def phi(alpha):
                 x_trial = x + alpha * direction
@@ -358,10 +356,9 @@ class SegmentSolver:
                 continue
             if search.payload is None:
                 if change <= opts.convergence:
-                    return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1], used_newton=True)
+                    return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1], linear=linear)
                 return self._failed(x, Failure.LINE_SEARCH)
             x, y_nodes, f_nodes, r, linear, grad = search.payload
-            self.linear = linear
             value = search.value
             change *= search.alpha
             if stale and (search.alpha < 1
@@ -379,7 +376,7 @@ class SegmentSolver:
             full = search.alpha == 1 and not stale
             if opts.tol_newton is None and self._converged(
                     change, previous, floor, before if full and previous_full else None):
-                return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1], used_newton=True)
+                return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1], linear=linear)
             before, previous, previous_full = previous, change, full
         return self._failed(x, Failure.NO_CONVERGENCE)
 
@@ -419,15 +416,17 @@ class SegmentSolver:
             return None
         return self.nonfinite
 
-    def _finish(self, y_a, f_a, half_h, x, f_end, *, used_newton):
+    def _finish(self, y_a, f_a, half_h, x, f_end, *, linear=None):
+        """The converged attempt; ``linear`` is the last iterate's linearisation when
+        Newton steps ran (None after the Picard iteration)."""
         xp, basis = self.xp, self.basis
         y_end = end_value(basis, y_a, f_a, half_h, x, xp=xp)
         coeffs = coefficients(basis, y_a, f_a, half_h, x, xp=xp)
         end_jac = None
-        if used_newton and isinstance(self.linear, DenseLinearization):
-            end_jac = self.linear.jac_nodes[:, -1, ...]
+        if isinstance(linear, DenseLinearization):
+            end_jac = linear.jac_nodes[:, -1, ...]
         return SegmentResult(x=x, f_end=f_end, y_end=y_end, coeffs=coeffs, failure=None,
-                             used_newton=used_newton, end_jac=end_jac)
+                             used_newton=linear is not None, end_jac=end_jac)
 
     def _failed(self, x, why):
         # The last iterate's coefficients are kept: a retry on a shorter

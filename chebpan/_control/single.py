@@ -190,13 +190,12 @@ class SegmentLoop:
                 rejected_here = True
                 continue
             # (the rule's growth, unless a singularity close ahead limits it)
-            limited = float(limited_factors(outcome.coeffs, y, outcome.y_end, self.atol,
-                                            self.rtol, xp.asarray([factor], dtype=xp.float64,
-                                                                  device=y.device), xp=xp)[0])
-            if limited < min(factor, 1.0):
-                # (a length that falls below 10 ulp from here has met the singularity)
+            limited, toward = limited_factors(
+                outcome.coeffs, y, outcome.y_end, self.atol, self.rtol,
+                xp.asarray([factor], dtype=xp.float64, device=y.device), xp=xp)
+            if bool(toward[0]):
                 self.last_failure = (Failure.SINGULARITY, t, t_new)
-            factor = limited
+            factor = float(limited[0])
             self.counters.nsegments += 1
             self.ts.append(t_new)
             self.coeffs.append(outcome.coeffs[0, ...])

@@ -286,15 +286,12 @@ def linearised_start(basis, y_a, f_a, half_h, jac_a, *, xp):
     (``CHEBPAN_DISABLE_NUMBA=1``: this code).
     """
     k, n = y_a.shape
-    kernels = newton_kernels(xp)
-    if (kernels is not None and y_a.dtype == xp.float64
-            and n * basis.n_free < BLAS_THREADS_MIN_SIZE):
-        collocation = basis.n_fixed == 1 and basis.n_nodes - 1 == basis.n_free
-        return kernels.linearised_start(basis, f_a, half_h, jac_a, collocation)
+    jac_nodes = xp.broadcast_to(jac_a[:, None, ...], (k, basis.n_nodes, n, n))
+    linear = DenseLinearization(basis, jac_nodes, half_h, xp=xp)
+    if linear.kernels is not None and y_a.dtype == xp.float64:
+        return linear.kernels.linearised_start(basis, f_a, half_h, jac_a, linear.collocation)
     x0 = xp.zeros((k, n, basis.n_free), dtype=y_a.dtype, device=y_a.device)
     y_nodes = node_values(basis, y_a, f_a, half_h, x0, xp=xp)
     f_model = f_a[..., None] + xp.matmul(jac_a, y_nodes - y_a[..., None])
     r = residual(basis, f_a, f_model, half_h, x0, xp=xp)
-    jac_nodes = xp.broadcast_to(jac_a[:, None, ...], (k, basis.n_nodes, n, n))
-    linear = DenseLinearization(basis, jac_nodes, half_h, xp=xp)
     return x0 + linear.direction(r, linear.gradient(r))

@@ -73,7 +73,8 @@ def singularity_limits(coeffs, y_a, y_end, atol, rtol, rule, *, target, min_fact
         return kernel(coeffs, y_a, y_end, atol, rtol, rule, growth_cap=GROWTH_CAP,
                       target=target, min_factor=min_factor, n_trials=TRIALS, window=WINDOW,
                       min_fitted=MIN_FITTED,
-                      floor_ulps=FLOOR_ULPS, fit_residual=FIT_RESIDUAL)
+                      floor_ulps=FLOOR_ULPS, fit_residual=FIT_RESIDUAL,
+                      dependent=DEPENDENT)
     k_count, n, n_coeffs = coeffs.shape
     if n == 0 or k_count == 0:
         return rule

@@ -17,10 +17,6 @@ from .estimates_numba import capped_scales, per_component
 
 __all__ = ["singularity_limits"]
 
-#: Columns of a least-squares fit with a Gram determinant below this fraction of the
-#: product of their norms² count as dependent.
-DEPENDENT = 1e-12
-
 
 @numba.njit(cache=True)
 def _weight(s, j):
@@ -28,7 +24,7 @@ def _weight(s, j):
 
 
 @numba.njit(cache=True)
-def _recurrence(s, first, last, fit_residual):
+def _recurrence(s, first, last, fit_residual, dependent):
     # Weighted least squares of s[j+2] = a s[j+1] + b s[j] (rows first ≤ j, j+2 < last,
     # each divided by its largest |s|); (a, b, fitted).  When the two columns are
     # (nearly) dependent, a single geometric sequence: s[j+1] = a s[j], b = 0.
@@ -42,7 +38,7 @@ def _recurrence(s, first, last, fit_residual):
         sar += u * r
         sbr += v * r
     det = saa * sbb - sab * sab
-    if det > DEPENDENT * (saa * sbb):
+    if det > dependent * (saa * sbb):
         a = (sar * sbb - sbr * sab) / det
         b = (sbr * saa - sar * sab) / det
     else:
@@ -55,7 +51,7 @@ def _recurrence(s, first, last, fit_residual):
 
 
 @numba.njit(cache=True)
-def _amplitudes(s, first, last, g1, g2):
+def _amplitudes(s, first, last, g1, g2, dependent):
     # Least squares s[j] ≈ A1 g1[j] + A2 g2[j] over the window (g2 zero: A2 = 0).
     p11 = p12 = p22 = q1 = q2 = 0.0
     for j in range(first, last):
@@ -65,17 +61,17 @@ def _amplitudes(s, first, last, g1, g2):
         q1 += g1[j] * s[j]
         q2 += g2[j] * s[j]
     det = p11 * p22 - p12 * p12
-    if det > DEPENDENT * (p11 * p22):
+    if det > dependent * (p11 * p22):
         return (q1 * p22 - q2 * p12) / det, (q2 * p11 - q1 * p12) / det
     return (q1 / p11 if p11 > 0 else 0.0), 0.0
 
 
 @numba.njit(cache=True)
-def _modes(s, first, last, n_coeffs, tail, fit_residual, modes, g1, g2):
+def _modes(s, first, last, n_coeffs, tail, fit_residual, dependent, modes, g1, g2):
     # The recurrence's roots ζ as singularities w = (1/ζ + ζ)/2 in the segment's τ:
     # modes[m] = (|ζ|, Re w, Im w, the mode's share of the tail); returns their number
     # (0: no usable fit).  g1, g2: scratch of len(s).
-    a, b, fitted = _recurrence(s, first, last, fit_residual)
+    a, b, fitted = _recurrence(s, first, last, fit_residual, dependent)
     if not fitted:
         return 0
     disc = a * a + 4.0 * b
@@ -87,7 +83,7 @@ def _modes(s, first, last, n_coeffs, tail, fit_residual, modes, g1, g2):
         for j in range(first, last):
             g1[j] = size ** (j + 2) * math.cos(theta * (j + 2))
             g2[j] = size ** (j + 2) * math.sin(theta * (j + 2))
-        amp1, amp2 = _amplitudes(s, first, last, g1, g2)
+        amp1, amp2 = _amplitudes(s, first, last, g1, g2, dependent)
         modes[0, 0] = size
         modes[0, 1] = 0.5 * (1.0 / size + size) * math.cos(theta)
         modes[0, 2] = 0.5 * (size - 1.0 / size) * math.sin(theta)
@@ -102,7 +98,7 @@ def _modes(s, first, last, n_coeffs, tail, fit_residual, modes, g1, g2):
         for j in range(first, last):
             g1[j] = z1 ** (j + 2)
             g2[j] = z2 ** (j + 2) if count == 2 else 0.0
-        amp1, amp2 = _amplitudes(s, first, last, g1, g2)
+        amp1, amp2 = _amplitudes(s, first, last, g1, g2, dependent)
         for m, (z, amp) in enumerate(((z1, amp1), (z2, amp2))):
             if m < count:
                 modes[m, 0] = abs(z)
@@ -128,7 +124,7 @@ def _ellipse(x, y):
 
 @numba.njit(cache=True)
 def _limits(coeffs, y_a, y_end, atol, rtol, growth_cap, eps, rule, target, min_factor,
-            n_trials, window, min_fitted, floor_ulps, fit_residual, limits):
+            n_trials, window, min_fitted, floor_ulps, fit_residual, dependent, limits):
     k_count, n, n_coeffs = coeffs.shape
     scale = np.empty(n)
     scaled = np.empty(n_coeffs)
@@ -161,7 +157,7 @@ def _limits(coeffs, y_a, y_end, atol, rtol, growth_cap, eps, rule, target, min_f
             counts[i] = 0
             if last - first >= min_fitted:
                 counts[i] = _modes(scaled[2:], first, last, n_coeffs, tails[i],
-                                   fit_residual, modes[i], g1, g2)
+                                   fit_residual, dependent, modes[i], g1, g2)
             tracked += counts[i] > 0
         if tracked == 0:
             continue
@@ -191,7 +187,8 @@ def _limits(coeffs, y_a, y_end, atol, rtol, growth_cap, eps, rule, target, min_f
 
 
 def singularity_limits(coeffs, y_a, y_end, atol, rtol, rule, *, growth_cap, target,
-                       min_factor, n_trials, window, min_fitted, floor_ulps, fit_residual):
+                       min_factor, n_trials, window, min_fitted, floor_ulps, fit_residual,
+                       dependent):
     """As :func:`chebpan._core.singularities.singularity_limits` (which calls it for
     NumPy arrays in float64)."""
     k_count, n, _ = coeffs.shape
@@ -206,5 +203,5 @@ def singularity_limits(coeffs, y_a, y_end, atol, rtol, rule, *, growth_cap, targ
             per_component(atol, n, np.float64), per_component(rtol, n, np.float64),
             float(growth_cap), float(np.finfo(np.float64).eps), rule, float(target),
             float(min_factor), int(n_trials), int(window), int(min_fitted), float(floor_ulps),
-            float(fit_residual), limits)
+            float(fit_residual), float(dependent), limits)
     return limits
