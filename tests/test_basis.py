@@ -358,3 +358,45 @@ def test_exact_fraction_sanity_of_weights():
     w = clenshaw_curtis_weights(4)
     exact = [Fraction(1, 9), Fraction(8, 9), Fraction(8, 9), Fraction(1, 9)]
     assert_allclose(w, [float(v) for v in exact], rtol=1e-15)
+
+
+# ---------------------------------------------------------------------- numba kernels
+
+
+@pytest.mark.parametrize("stiff", [False, True])
+@pytest.mark.parametrize("rows", [(1, 1), (3, 1), (3, 3)])
+def test_polynomial_kernels_match_array_api_code(monkeypatch, stiff, rows):
+    """The numba node values, end values, coefficients and node times against the array
+    code, on both bases, with X of K rows and y_a, f_a, h/2 of one row (the candidate
+    starts of one segment) or of K; rows that do not broadcast raise."""
+    from chebpan._kernels import dispatch
+    from chebpan._core.picard import node_times
+
+    k, k_start = rows
+    rng = np.random.default_rng(41)
+    basis = get_basis(12, 12 if stiff else 11, xp=anp, dtype=np.float64, stiff=stiff)
+    n = 3
+    y_a = rng.normal(scale=5.0, size=(k_start, n))
+    f_a = rng.normal(scale=50.0, size=(k_start, n))
+    half_h = rng.uniform(-0.5, 0.5, size=(k_start, 1))
+    x = rng.normal(size=(k, n, basis.n_free)) * 10.0 ** -np.arange(basis.n_free)
+    # (a transposed view: the kernels take arrays of any layout)
+    x = np.ascontiguousarray(np.swapaxes(x, 0, 1)).swapaxes(0, 1)
+
+    def run():
+        return (node_values(basis, y_a, f_a, half_h, x, xp=anp),
+                end_value(basis, y_a, f_a, half_h, x, xp=anp),
+                coefficients(basis, y_a, f_a, half_h, x, xp=anp),
+                node_times(basis, 0.1, 0.1 + 3e-7, xp=anp))
+
+    got = run()
+    monkeypatch.setattr(dispatch, "NUMBA_DISABLED", True)
+    want = run()
+    for value, expected in zip(got, want):
+        assert value.shape == expected.shape and value.dtype == expected.dtype
+        assert_allclose(value, expected, rtol=1e-14, atol=1e-14 * np.abs(expected).max())
+    assert got[3][-1] == 0.1 + 3e-7  # (the last node is t_b itself)
+    monkeypatch.setattr(dispatch, "NUMBA_DISABLED", False)
+    if k > 1:
+        with pytest.raises(ValueError, match="K rows or one"):
+            node_values(basis, np.zeros((2, n)), f_a, half_h, x, xp=anp)

@@ -6,6 +6,8 @@ quadratic objective, and the Newton step against the exactness it must have on
 linear problems.
 """
 
+import math
+
 import array_api_compat.numpy as anp
 import numpy as np
 import pytest
@@ -624,3 +626,22 @@ def test_linearised_start_kernel_matches_array_api_code(monkeypatch, stiff):
     monkeypatch.setattr(dispatch, "NUMBA_DISABLED", True)
     want = linearised_start(basis, y_a, f_a, half_h, jac_a, xp=anp)
     assert_allclose(got, want, rtol=1e-9, atol=1e-9 * np.abs(want).max())
+
+
+def test_jacobian_norm_kernel_matches_array_api_code(monkeypatch):
+    """The numba ``max_m ‖J_m‖_∞`` against the array code: several segments, a broadcast
+    (read-only, strided) Jacobian, and a NaN, which propagates as in NumPy's max."""
+    from chebpan._core.newton import jacobian_norm
+
+    rng = np.random.default_rng(43)
+    jac = rng.normal(size=(3, 11, 4, 4)) * np.array([1.0, 1e3, 1e-3])[:, None, None, None]
+    constant = np.broadcast_to(rng.normal(size=(4, 4)), (1, 11, 4, 4))
+    with_nan = jac.copy()
+    with_nan[1, 5, 2, 3] = np.nan
+    for value in (jac, constant, jac[:, ::2]):
+        got = jacobian_norm(value, xp=anp)
+        monkeypatch.setattr(dispatch, "NUMBA_DISABLED", True)
+        want = jacobian_norm(value, xp=anp)
+        monkeypatch.setattr(dispatch, "NUMBA_DISABLED", False)
+        assert isinstance(got, float) and got == pytest.approx(want, rel=1e-14)
+    assert math.isnan(jacobian_norm(with_nan, xp=anp))

@@ -303,6 +303,7 @@ def test_step_change_kernel_matches_array_api_code(monkeypatch, dtype):
         assert value.dtype == expected.dtype == dtype
         np.testing.assert_allclose(value, expected, rtol=tolerance)
     assert (want[0] > 0).all() and (want[1] > 0).all()
+    np.testing.assert_allclose(want[2], np.matmul(step, basis.phi_tilde), rtol=tolerance)
 
 
 def _single_solver():
@@ -450,19 +451,21 @@ def test_the_linearised_start_saves_rounds(monkeypatch, problem):
     from chebpan.testing import SUITE
 
     suite_problem = SUITE[problem]()
-    rtol = 1e-8
+    tolerances = (1e-6, 1e-8)
 
-    def solve():
+    def solve(rtol):
         res = chebpan.solve_ivp(suite_problem.fun, suite_problem.t_span,
                                 np.array(suite_problem.y0), rtol=rtol,
                                 atol=rtol * suite_problem.floor, jac=suite_problem.jac,
                                 vectorized=True)
         assert res.success
-        return res, suite_problem.scaled_error(res.y[:, -1])
+        error = suite_problem.scaled_error(res.y[:, -1])
+        assert error <= (1e4 if problem == "lorenz" else 10) * rtol  # (Lorenz: chaos, 1e4)
+        return res.depth
 
-    with_start, error = solve()
+    # (the depth summed over two tolerances: one solve's depth moves by several
+    # per cent with rounding-level changes on these problems)
+    with_start = sum(solve(rtol) for rtol in tolerances)
     monkeypatch.setattr(SegmentSolver, "linearised_start_fits", lambda self, basis, n: False)
-    without, error_without = solve()
-    assert with_start.depth < 0.95 * without.depth
-    tolerance = 1e4 * rtol if problem == "lorenz" else 10 * rtol  # (Lorenz: chaos, 1e4)
-    assert error <= tolerance and error_without <= tolerance
+    without = sum(solve(rtol) for rtol in tolerances)
+    assert with_start < 0.95 * without

@@ -140,8 +140,8 @@ class IterationSteps:
         r = residual(basis, table.f_a, table.f_nodes, table.half_h, table.x, xp=xp)
         grad, direction = self._directions(table.jac, table.half_h, r)
         table.n_iter = table.n_iter + 1
-        change, floor = step_change(basis, table.y_a, table.y_nodes, direction, self.atol,
-                                    self.rtol, self.eps, xp=xp)
+        change, floor, _ = step_change(basis, table.y_a, table.y_nodes, direction, self.atol,
+                                       self.rtol, self.eps, xp=xp)
         size = residual_size(table.y_a, table.f_a, table.half_h, xp=xp)
         slope = directional_slope(grad, direction, size, xp=xp)
         finite = xp.isfinite(change)

@@ -19,6 +19,7 @@ from .._core.newton import (
     DenseLinearization,
     candidate_measures,
     directional_slope,
+    jacobian_norm,
     linearised_end_slope,
     residual_measures,
     residual_size,
@@ -238,16 +239,15 @@ class SegmentSolver:
         f_nodes, jac = self._evaluate_raw(t_nodes, y_nodes, with_jacobian=with_jacobian)
         value, finite, jac_finite = candidate_measures(basis, f_a, f_nodes, half_h, x, jac,
                                                        self.size, xp=xp)
-        self.nonfinite = Failure.NONFINITE
-        if jac is not None:
-            if bool(xp.any(finite)):
-                self.nonfinite = Failure.NONFINITE_JAC
-            finite = finite & jac_finite
-        if not bool(xp.any(finite)):
+        usable = finite if jac is None else finite & jac_finite
+        best = 0 if x.shape[0] == 1 else int(xp.argmin(xp.where(usable, value, xp.inf)))
+        if not bool(usable[best]):  # (none is)
+            self.nonfinite = (Failure.NONFINITE if jac is None or not bool(xp.any(finite))
+                              else Failure.NONFINITE_JAC)
             return x[:1, ...], y_nodes[:1, ...], None, None
+        self.nonfinite = Failure.NONFINITE
         if x.shape[0] == 1:
             return x, y_nodes, f_nodes, jac
-        best = int(xp.argmin(xp.where(finite, value, xp.inf)))
         pick = slice(best, best + 1)
         return (x[pick, ...], y_nodes[pick, ...], f_nodes[pick, ...],
                 None if jac is None else jac[pick, ...])
@@ -264,7 +264,7 @@ class SegmentSolver:
         if jac.ndim == 3:  # values on the sparsity pattern, (K, M, nnz)
             norm = float(self.pattern.row_sums(jac).max())
         else:
-            norm = float(xp.max(xp.sum(xp.abs(jac), axis=-1)))
+            norm = jacobian_norm(jac, xp=xp)
         self.stiffness = abs(float(half_h[0, 0])) * norm
 
     def _linearize(self, jac, half_h, previous=None):
@@ -307,8 +307,8 @@ class SegmentSolver:
                 if slope < 0 or not stale:
                     break
                 linear.refresh()  # simplified Newton, not downhill: factorise here
-            change, floor = step_change(basis, y_a, y_nodes, direction, self.atol, self.rtol,
-                                        self.eps, xp=xp)
+            change, floor, nodes_step = step_change(basis, y_a, y_nodes, direction, self.atol,
+                                                    self.rtol, self.eps, xp=xp)
             change, floor = float(change[0]), float(floor[0])
             if not math.isfinite(change):
                 return self._failed(x, Failure.DIVERGED)
@@ -320,7 +320,6 @@ class SegmentSolver:
                                         linear=linear)
                 return self._failed(x, Failure.STALLED)
 
-            nodes_step = xp.matmul(direction, basis.phi_tilde)  # (node values are linear in X)
             jac_nodes = getattr(linear, "jac_nodes", None)
             if (opts.tol_newton is None and not stale and jac_nodes is not None
                     and self._converged(change, previous, floor,
@@ -334,7 +333,7 @@ class SegmentSolver:
 
             def phi(alpha):
                 x_trial = x + alpha * direction
-                y_trial = y_nodes + alpha * nodes_step
+                y_trial = y_nodes + alpha * nodes_step  # (node values are linear in X)
                 f_trial, jac_trial = self._evaluate_raw(t_nodes, y_trial, with_jacobian=True)
                 linear_trial = self._linearize(jac_trial, half_h, previous=linear)
                 r_trial, g_trial, value_trial, slope_trial = residual_measures(
@@ -393,8 +392,11 @@ class SegmentSolver:
             f, jac = self.evaluator.evaluate(flat_t, flat_y, with_jacobian=with_jacobian)
             f_nodes = xp.permute_dims(xp.reshape(f, (n, k, m)), (1, 0, 2))
         if jac is not None:
-            tail = (jac.shape[-1],) if self.pattern is not None else (n, n)
-            jac = xp.reshape(jac, (k, m, *tail))
+            if k == 1:
+                jac = jac[None, ...]
+            else:
+                tail = (jac.shape[-1],) if self.pattern is not None else (n, n)
+                jac = xp.reshape(jac, (k, m, *tail))
         return f_nodes, jac
 
     def _evaluate(self, t_nodes, y_nodes, *, with_jacobian):

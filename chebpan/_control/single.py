@@ -54,8 +54,10 @@ class SegmentLoop:
         self.span = Spans(t0, tf, xp=xp, device=y0.device)
         self.direction = self.span.direction
         self.max_step = max_step
-        self.rtol = xp.asarray(rtol, dtype=y0.dtype, device=y0.device)
-        self.atol = xp.asarray(atol, dtype=y0.dtype, device=y0.device)
+        # (per component, (n,): the kernels take them so, without converting each time)
+        per_component = xp.zeros(y0.shape, dtype=y0.dtype, device=y0.device)
+        self.rtol = xp.asarray(rtol, dtype=y0.dtype, device=y0.device) + per_component
+        self.atol = xp.asarray(atol, dtype=y0.dtype, device=y0.device) + per_component
         self.counters = counters
         self.solver = SegmentSolver(basis, evaluator, self.rtol, self.atol, iteration,
                                     counters, xp=xp, stiff_basis=stiff_basis)

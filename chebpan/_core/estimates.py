@@ -165,13 +165,14 @@ def step_change(basis, y_a, y_nodes, step, atol, rtol, eps, *, xp):
     ``step`` (K, n, n_free) is a change of X (a Newton direction), ``y_nodes``
     (K, n, M) the iterate's node values: returns ``change`` (K,), the
     :func:`scaled_rms` of the node values' change ``step Φ̃`` with the scale of
-    :func:`tolerance_scale` (from ``y_a`` and ``y(t_b)``), and ``floor`` (K,),
-    :func:`rounding_floors` there.  On NumPy a numba kernel does it in one call
-    (``CHEBPAN_DISABLE_NUMBA=1``: this code).
+    :func:`tolerance_scale` (from ``y_a`` and ``y(t_b)``), ``floor`` (K,),
+    :func:`rounding_floors` there, and the change ``step Φ̃`` itself (K, n, M).  On
+    NumPy a numba kernel does it in one call (``CHEBPAN_DISABLE_NUMBA=1``: this code).
     """
     kernel = step_change_kernel(xp)
     if kernel is not None:
         return kernel(basis, y_a, y_nodes, step, atol, rtol, GROWTH_CAP, ROUNDING_ULPS * eps)
     scale = tolerance_scale(atol, rtol, y_a, y_nodes[..., -1], xp=xp)
-    return (scaled_rms(xp.matmul(step, basis.phi_tilde), scale, xp=xp),
-            rounding_floors(y_a, y_nodes, scale, eps, xp=xp))
+    moved = xp.matmul(step, basis.phi_tilde)
+    return (scaled_rms(moved, scale, xp=xp), rounding_floors(y_a, y_nodes, scale, eps, xp=xp),
+            moved)

@@ -35,6 +35,7 @@ __all__ = [
     "candidate_measures",
     "linearised_end_slope",
     "linearised_start",
+    "jacobian_norm",
 ]
 
 
@@ -136,6 +137,15 @@ def linearised_end_slope(f_end, jac_nodes, end_change, *, xp):
     ``f_end + J_end Δy``, Newton's linearisation from ``f_end`` (K, n) and ``J`` at the
     nodes (K, M, n, n) before the move (docs/algorithm.md, "One segment")."""
     return f_end + xp.matmul(jac_nodes[:, -1, ...], end_change[..., None])[..., 0]
+
+
+def jacobian_norm(jac_nodes, *, xp):
+    """``max_m ‖J_m‖_∞`` over all nodes (and segments) of ``jac_nodes`` (K, M, n, n): a
+    float.  (On NumPy in float64 a numba kernel; ``CHEBPAN_DISABLE_NUMBA=1``: this code.)"""
+    kernels = newton_kernels(xp)
+    if kernels is not None and jac_nodes.dtype == xp.float64:
+        return kernels.jacobian_norm(jac_nodes)
+    return float(xp.max(xp.sum(xp.abs(jac_nodes), axis=-1)))
 
 
 def residual_jacobian(basis, jac_nodes, half_h, *, xp):
@@ -286,10 +296,12 @@ def linearised_start(basis, y_a, f_a, half_h, jac_a, *, xp):
     (``CHEBPAN_DISABLE_NUMBA=1``: this code).
     """
     k, n = y_a.shape
-    jac_nodes = xp.broadcast_to(jac_a[:, None, ...], (k, basis.n_nodes, n, n))
-    linear = DenseLinearization(basis, jac_nodes, half_h, xp=xp)
+    # (J_a at one node decides the kernel; the array code needs it at every node)
+    linear = DenseLinearization(basis, jac_a[:, None, ...], half_h, xp=xp)
     if linear.kernels is not None and y_a.dtype == xp.float64:
         return linear.kernels.linearised_start(basis, f_a, half_h, jac_a, linear.collocation)
+    linear = DenseLinearization(
+        basis, xp.broadcast_to(jac_a[:, None, ...], (k, basis.n_nodes, n, n)), half_h, xp=xp)
     x0 = xp.zeros((k, n, basis.n_free), dtype=y_a.dtype, device=y_a.device)
     y_nodes = node_values(basis, y_a, f_a, half_h, x0, xp=xp)
     f_model = f_a[..., None] + xp.matmul(jac_a, y_nodes - y_a[..., None])

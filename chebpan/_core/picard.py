@@ -9,7 +9,7 @@ n_free is N-2 in the paper's basis and N-1 in the stiff basis
 
 from __future__ import annotations
 
-from .._kernels.dispatch import picard_kernel
+from .._kernels.dispatch import picard_kernel, polynomial_kernels
 from .estimates import GROWTH_CAP, capped_magnitude, tolerance_scale
 
 __all__ = ["node_values", "node_times", "picard_update", "coefficients", "end_value", "euler_start",
@@ -23,8 +23,19 @@ def node_values(basis, y_a, f_a, half_h, x, *, xp):
 
     ``y_m = y_a + (h/2) f_a (1 + τ_m) + Σ_n X_n Φ̃[n, m]``.
     """
+    kernels = _float64_kernels(xp, y_a, f_a, half_h, x)
+    if kernels is not None:
+        return kernels.node_values(basis, y_a, f_a, half_h, x)
     linear = y_a[..., None] + (basis.slope_factor * half_h * f_a)[..., None] * (1 + basis.tau)
     return linear + xp.matmul(x, basis.phi_tilde)
+
+
+def _float64_kernels(xp, y_a, f_a, half_h, x):
+    """The polynomial kernels where they apply (NumPy, float64), else None."""
+    kernels = polynomial_kernels(xp)
+    if kernels is not None and x.dtype == y_a.dtype == f_a.dtype == xp.float64:
+        return kernels
+    return None
 
 
 def node_times(basis, t_a, t_b, *, xp):
@@ -33,12 +44,18 @@ def node_times(basis, t_a, t_b, *, xp):
     ``t_a + (t_b − t_a)`` may round past ``t_b``; the last node is set to
     ``t_b`` itself so that ``fun`` is never evaluated outside ``t_span``.
     """
+    kernels = polynomial_kernels(xp)
+    if kernels is not None and basis.tau.dtype == xp.float64:
+        return kernels.node_times(basis, t_a, t_b)
     t_nodes = t_a + ((t_b - t_a) / 2) * (1 + basis.tau)
     return xp.concat([t_nodes[:-1], xp.asarray([t_b], dtype=t_nodes.dtype, device=t_nodes.device)])
 
 
 def end_value(basis, y_a, f_a, half_h, x, *, xp):
     """``y(+1)`` (K, n): the node formula at the last node, without the others."""
+    kernels = _float64_kernels(xp, y_a, f_a, half_h, x)
+    if kernels is not None:
+        return kernels.end_value(basis, y_a, f_a, half_h, x)
     return y_a + 2 * basis.slope_factor * half_h * f_a + xp.matmul(x, basis.end_value[:, None])[..., 0]
 
 
@@ -58,6 +75,9 @@ def coefficients(basis, y_a, f_a, half_h, x, *, xp):
     ``c_1 = (h/2) f_a − Σ X_n T_n'(−1)`` and ``c_0 = y_a + c_1 − Σ X_n T_n(−1)``
     impose ``y(−1) = y_a`` and ``(2/h) y'(−1) = f_a``.
     """
+    kernels = _float64_kernels(xp, y_a, f_a, half_h, x)
+    if kernels is not None:
+        return kernels.coefficients(basis, y_a, f_a, half_h, x)
     if basis.n_fixed == 1:
         # Stiff basis: X holds c_1 … c_{N-1}; only y(−1) = y_a is imposed.
         c0 = y_a - xp.matmul(x, basis.t_minus1[1:, None])[..., 0]

@@ -43,15 +43,14 @@ def _difference(f_perturbed, f, step, jac):
 
 def perturb(y, relative_step, floor, *, with_base=False):
     """The points ``(n, n·P)`` of the forward differences at ``y`` (n, P), and the steps
-    (n, P) actually made (``floor``: the evaluator's (n, 1)).  ``with_base``: ``y``
-    itself first, ``(n, (n+1)·P)``, for one call of ``fun`` at all of them."""
+    (n, P) actually made (``floor``: the evaluator's, (n, 1) or (n,)).  ``with_base``:
+    ``y`` itself first, ``(n, (n+1)·P)``, for one call of ``fun`` at all of them."""
     n, n_points = y.shape
     offset = n_points if with_base else 0
     perturbed = np.empty((n, offset + n * n_points))
     step = np.empty((n, n_points))
     _perturb(np.ascontiguousarray(y), float(relative_step),
-             np.ascontiguousarray(np.reshape(floor, (n,)), dtype=np.float64), perturbed, step,
-             offset)
+             np.ascontiguousarray(floor, dtype=np.float64).reshape(n), perturbed, step, offset)
     return perturbed, step
 
 

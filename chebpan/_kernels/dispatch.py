@@ -23,7 +23,7 @@ import array_api_compat
 
 __all__ = ["LDLFactors", "use_numba", "ldl_kernels", "picard_kernel", "estimates_kernel",
            "step_change_kernel", "extrapolation_kernel", "difference_kernels",
-           "newton_kernels", "singularity_kernel"]
+           "newton_kernels", "singularity_kernel", "polynomial_kernels"]
 
 
 class LDLFactors(NamedTuple):
@@ -55,7 +55,15 @@ NUMBA_DISABLED = os.environ.get("CHEBPAN_DISABLE_NUMBA", "").strip() in ("1", "t
 
 def use_numba(xp) -> bool:
     """Whether the numba kernels run for namespace ``xp`` (NumPy, numba not disabled)."""
-    return not NUMBA_DISABLED and array_api_compat.is_numpy_namespace(xp)
+    if NUMBA_DISABLED:
+        return False
+    numpy_like = _IS_NUMPY.get(xp)
+    if numpy_like is None:  # (asked several times per round: the answer is kept)
+        numpy_like = _IS_NUMPY[xp] = array_api_compat.is_numpy_namespace(xp)
+    return numpy_like
+
+
+_IS_NUMPY = {}
 
 
 def _kernel_module(name):
@@ -84,6 +92,13 @@ def picard_kernel(xp):
     """The numba Picard step (:func:`chebpan._kernels.picard_numba.picard_step`) for
     ``xp``, or None for the reference code."""
     return _kernel_module("picard_numba").picard_step if use_numba(xp) else None
+
+
+def polynomial_kernels(xp):
+    """The numba kernels of a segment's polynomial (node values, end value, coefficients,
+    node times: :mod:`chebpan._kernels.polynomial_numba`) for ``xp``, or None for the
+    reference code."""
+    return _kernel_module("polynomial_numba") if use_numba(xp) else None
 
 
 def estimates_kernel(xp):

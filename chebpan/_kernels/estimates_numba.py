@@ -145,29 +145,29 @@ def segment_estimates(coeffs, y_a, y_end, atol, rtol, growth_cap):
 
 @numba.njit(cache=True, error_model="numpy")
 def _step_change(y_a, y_nodes, step, phi, atol, rtol, growth_cap, floor_factor, change,
-                 floor):
+                 floor, moved):
     k_count, n, n_nodes = y_nodes.shape
     scale = np.empty(n)
-    moved = np.empty((n, n_nodes), dtype=step.dtype)
     for k in range(k_count):
         cap = capped_scales(y_a[k], y_nodes[k, :, n_nodes - 1], atol, rtol, growth_cap, scale)
-        np.dot(step[k], phi, moved)
-        change[k], worst = scaled_change(y_a[k], y_nodes[k], moved, scale, cap)
+        np.dot(step[k], phi, moved[k])
+        change[k], worst = scaled_change(y_a[k], y_nodes[k], moved[k], scale, cap)
         floor[k] = floor_factor * worst
 
 
 def step_change(basis, y_a, y_nodes, step, atol, rtol, growth_cap, floor_factor):
     """As :func:`chebpan._core.estimates.step_change` (which calls it for NumPy arrays);
     ``floor_factor`` is ``ROUNDING_ULPS · eps``."""
-    k_count, n, _ = y_nodes.shape
+    k_count, n, n_nodes = y_nodes.shape
     dtype = y_nodes.dtype
     change = np.zeros(k_count, dtype=dtype)
     floor = np.zeros(k_count, dtype=dtype)
+    moved = np.zeros((k_count, n, n_nodes), dtype=step.dtype)
     if k_count == 0 or n == 0:
-        return change, floor
+        return change, floor, moved
     _step_change(np.ascontiguousarray(y_a, dtype=dtype), np.ascontiguousarray(y_nodes),
                  np.ascontiguousarray(step, dtype=dtype),
                  np.ascontiguousarray(basis.phi_tilde, dtype=dtype),
                  per_component(atol, n, dtype), per_component(rtol, n, dtype),
-                 float(growth_cap), float(floor_factor), change, floor)
-    return change, floor
+                 float(growth_cap), float(floor_factor), change, floor, moved)
+    return change, floor, moved

@@ -22,7 +22,7 @@ from .ldl_numba import _factor, _solve
 EPS = float(np.finfo(np.float64).eps)
 
 __all__ = ["gradient", "direction", "collocation_direction", "slope", "candidate_measures",
-           "measures_and_direction", "residual_size", "linearised_start"]
+           "measures_and_direction", "residual_size", "linearised_start", "jacobian_norm"]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -347,6 +347,28 @@ def candidate_measures(basis, f_a, f_nodes, half_h, x, jac, size):
                   for a in (f_a, f_nodes, half_h, x, size, jac_flat)),
                 value, f_finite, jac_finite)
     return value, f_finite, None if jac is None else jac_finite
+
+
+@numba.njit(cache=True)
+def _jacobian_norm(jac):
+    k_count, n_nodes, n, _ = jac.shape
+    largest = 0.0
+    for k in range(k_count):
+        for m in range(n_nodes):
+            for i in range(n):
+                total = 0.0
+                for j in range(n):
+                    total += abs(jac[k, m, i, j])
+                if total > largest or total != total:  # (NaN propagates, as in NumPy's max)
+                    largest = total
+    return largest
+
+
+def jacobian_norm(jac_nodes):
+    """:func:`chebpan._core.newton.jacobian_norm` (float64): a float."""
+    if jac_nodes.size == 0:
+        raise ValueError("jacobian_norm of an empty array")  # (as NumPy's max)
+    return float(_jacobian_norm(jac_nodes))
 
 
 def residual_size(y_a, f_a, half_h):

@@ -124,6 +124,7 @@ class _ForwardDifference:
         self.n = n
         self.xp = xp
         self.relative_step = math.sqrt(xp.finfo(dtype).eps)
+        self._kernels = difference_kernels(xp)  # (float64 only: see below)
         self._times = (None, 0, None)  # (t, copies, t repeated): the rounds of an attempt
 
     def _repeated_times(self, t, copies):
@@ -153,7 +154,7 @@ class _ForwardDifference:
                 f = evaluator.call_fun(t, y)
             return f, xp.zeros((n_points, n, n), dtype=y.dtype, device=y.device)
         times = self._repeated_times(t, n + int(with_base))
-        kernels = difference_kernels(xp) if y.dtype == xp.float64 else None
+        kernels = self._kernels if y.dtype == xp.float64 else None
         if kernels is not None:
             points, step = kernels.perturb(y, self.relative_step, evaluator.difference_floor,
                                            with_base=with_base)
