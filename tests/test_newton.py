@@ -645,3 +645,21 @@ def test_jacobian_norm_kernel_matches_array_api_code(monkeypatch):
         monkeypatch.setattr(dispatch, "NUMBA_DISABLED", False)
         assert isinstance(got, float) and got == pytest.approx(want, rel=1e-14)
     assert math.isnan(jacobian_norm(with_nan, xp=anp))
+
+
+def test_linearised_end_slope_kernel_matches_array_api_code(monkeypatch):
+    """The numba ``f_end + J_end Δy`` against the array code: several rows, a constant
+    (broadcast, read-only) Jacobian, an end change taken from a wider array (a view)."""
+    from chebpan._core.newton import linearised_end_slope
+
+    rng = np.random.default_rng(47)
+    f_end = rng.normal(size=(3, 4))
+    jacs = (rng.normal(size=(3, 11, 4, 4)),
+            np.broadcast_to(rng.normal(size=(4, 4)), (3, 11, 4, 4)))
+    end_change = rng.normal(size=(3, 4, 11))[..., -1]
+    for jac in jacs:
+        got = linearised_end_slope(f_end, jac, end_change, xp=anp)
+        monkeypatch.setattr(dispatch, "NUMBA_DISABLED", True)
+        want = linearised_end_slope(f_end, jac, end_change, xp=anp)
+        monkeypatch.setattr(dispatch, "NUMBA_DISABLED", False)
+        assert_allclose(got, want, rtol=1e-14, atol=1e-14 * np.abs(want).max())

@@ -135,7 +135,11 @@ def candidate_measures(basis, f_a, f_nodes, half_h, x, jac, size, *, xp):
 def linearised_end_slope(f_end, jac_nodes, end_change, *, xp):
     """``f`` at a segment's end after its end value moved by ``end_change`` (K, n):
     ``f_end + J_end Δy``, Newton's linearisation from ``f_end`` (K, n) and ``J`` at the
-    nodes (K, M, n, n) before the move (docs/algorithm.md, "One segment")."""
+    nodes (K, M, n, n) before the move (docs/algorithm.md, "One segment").  (On NumPy in
+    float64 a numba kernel; ``CHEBPAN_DISABLE_NUMBA=1``: this code.)"""
+    kernels = newton_kernels(xp)
+    if kernels is not None and f_end.dtype == jac_nodes.dtype == xp.float64:
+        return kernels.linearised_end_slope(f_end, jac_nodes, end_change)
     return f_end + xp.matmul(jac_nodes[:, -1, ...], end_change[..., None])[..., 0]
 
 

@@ -22,7 +22,8 @@ from .ldl_numba import _factor, _solve
 EPS = float(np.finfo(np.float64).eps)
 
 __all__ = ["gradient", "direction", "collocation_direction", "slope", "candidate_measures",
-           "measures_and_direction", "residual_size", "linearised_start", "jacobian_norm"]
+           "measures_and_direction", "residual_size", "linearised_start", "jacobian_norm",
+           "linearised_end_slope"]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -347,6 +348,24 @@ def candidate_measures(basis, f_a, f_nodes, half_h, x, jac, size):
                   for a in (f_a, f_nodes, half_h, x, size, jac_flat)),
                 value, f_finite, jac_finite)
     return value, f_finite, None if jac is None else jac_finite
+
+
+@numba.njit(cache=True)
+def _linearised_end_slope(f_end, jac, end_change, out):
+    k_count, n_nodes, n, _ = jac.shape
+    for k in range(k_count):
+        for i in range(n):
+            total = 0.0
+            for j in range(n):
+                total += jac[k, n_nodes - 1, i, j] * end_change[k, j]
+            out[k, i] = f_end[k, i] + total
+
+
+def linearised_end_slope(f_end, jac_nodes, end_change):
+    """:func:`chebpan._core.newton.linearised_end_slope` (float64): (K, n)."""
+    out = np.empty(f_end.shape)
+    _linearised_end_slope(f_end, jac_nodes, end_change, out)
+    return out
 
 
 @numba.njit(cache=True)

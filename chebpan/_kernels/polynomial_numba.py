@@ -23,15 +23,19 @@ def _check_rows(k_count, y_a, f_a, half_h, x):
 
 
 @numba.njit(cache=True)
+def _rows_of(k, y_a, f_a, half_h, x):
+    # Row k of each array, or its only row.
+    return (k if y_a.shape[0] > 1 else 0, k if f_a.shape[0] > 1 else 0,
+            k if half_h.shape[0] > 1 else 0, k if x.shape[0] > 1 else 0)
+
+
+@numba.njit(cache=True)
 def _node_values(y_a, f_a, half_h, x, phi, tau, slope_factor, out):
     k_count, n, n_nodes = out.shape
     n_free = x.shape[2]
     _check_rows(k_count, y_a, f_a, half_h, x)
     for k in range(k_count):
-        ky = k if y_a.shape[0] > 1 else 0
-        kf = k if f_a.shape[0] > 1 else 0
-        kh = k if half_h.shape[0] > 1 else 0
-        kx = k if x.shape[0] > 1 else 0
+        ky, kf, kh, kx = _rows_of(k, y_a, f_a, half_h, x)
         for i in range(n):
             slope = slope_factor * half_h[kh, 0] * f_a[kf, i]
             for m in range(n_nodes):
@@ -47,10 +51,7 @@ def _end_value(y_a, f_a, half_h, x, end, slope_factor, out):
     n_free = x.shape[2]
     _check_rows(k_count, y_a, f_a, half_h, x)
     for k in range(k_count):
-        ky = k if y_a.shape[0] > 1 else 0
-        kf = k if f_a.shape[0] > 1 else 0
-        kh = k if half_h.shape[0] > 1 else 0
-        kx = k if x.shape[0] > 1 else 0
+        ky, kf, kh, kx = _rows_of(k, y_a, f_a, half_h, x)
         for i in range(n):
             total = 0.0
             for q in range(n_free):
@@ -66,10 +67,7 @@ def _coefficients(y_a, f_a, half_h, x, t_minus1, dt_minus1, n_fixed, out):
     n_free = x.shape[2]
     _check_rows(k_count, y_a, f_a, half_h, x)
     for k in range(k_count):
-        ky = k if y_a.shape[0] > 1 else 0
-        kf = k if f_a.shape[0] > 1 else 0
-        kh = k if half_h.shape[0] > 1 else 0
-        kx = k if x.shape[0] > 1 else 0
+        ky, kf, kh, kx = _rows_of(k, y_a, f_a, half_h, x)
         for i in range(n):
             value = 0.0
             slope = 0.0
