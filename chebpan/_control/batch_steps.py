@@ -16,6 +16,8 @@ Each step returns the rows by outcome (going on, finished, failed).
 
 from __future__ import annotations
 
+import math
+
 from .._core.estimates import ROUNDING_ULPS, step_change
 from .._core.newton import (
     DenseLinearization,
@@ -161,6 +163,7 @@ class IterationSteps:
         end_step = xp.where(last[ending][:, None],
                             xp.matmul(step, basis.phi_tilde[:, -1:])[..., 0], 0.0)
         finished.f_end = linearised_end_slope(finished.f_end, finished.jac, end_step, xp=xp)
+        finished.end_jac = finished.jac[:, -1, ...]
         finished.x = finished.x + step
         failed = [nonfinite]
         for mask, why in ((~finite, DIVERGED), (flat & ~small, STALLED)):
@@ -217,6 +220,7 @@ class IterationSteps:
         moved.prev_change = step
         moved.prev_full = full
         finished = [moved.select(done)]
+        finished[0].end_jac = finished[0].jac[:, -1, ...]
         moved = moved.select(~done)
         out = moved.n_iter >= opts.max_newton
         tired = moved.select(out)
@@ -243,6 +247,7 @@ class IterationSteps:
         stay = back.select(close)  # converged enough at the base point
         stay.x = stay.x_base
         stay.f_end = stay.f_base_end
+        stay.end_jac = xp.full_like(stay.end_jac, math.nan)  # (J is the trial point's)
         finished.append(stay)
         lost = back.select(give_up & ~close)
         lost.x = lost.x_base

@@ -33,9 +33,11 @@ STATE_FIELDS = (
     "prev_change", "prev_coeffs", "prev_h", "att_coeffs", "att_h", "rejected_here",
     "fail_what", "fail_ta", "fail_tb", "nsegments", "nrejected", "depth",
 )
-#: ... and that of the line search, when Newton steps are possible.
+#: ... and that of the line search, when Newton steps are possible (``end_jac``: J at
+#: the end of the row's last attempt that converged with Newton steps, NaN otherwise).
 NEWTON_FIELDS = ("x_base", "direction", "value", "slope", "alpha", "change", "floor",
-                 "f_base_end", "newton_next", "n_damped", "before_change", "prev_full")
+                 "f_base_end", "newton_next", "n_damped", "before_change", "prev_full",
+                 "end_jac")
 
 
 class Table:
@@ -120,8 +122,10 @@ def instances_per_chunk(batch_memory, n, basis, itemsize):
     temporaries (node values, ``f``, their gathers and the copies NumPy makes on the
     way): about ``12 n N + 20 n M + 10 M + 64`` values in all as measured with
     ``bench/batch.py --memory`` (docs/user-guide.md, "Memory") before the table
-    carried the iterate's points, plus those ``n M + M``; Newton's systems have a
-    budget of their own (``newton_memory``).
+    carried the iterate's points, plus those ``n M + M``, plus the ``n²`` of the J kept
+    for the linearised start; Newton's systems have a budget of their own
+    (``newton_memory``).
     """
-    values = (12 * n * basis.n_coeffs + 21 * n * basis.n_nodes + 11 * basis.n_nodes + 64)
+    values = (12 * n * basis.n_coeffs + 21 * n * basis.n_nodes + 11 * basis.n_nodes + n * n
+              + 64)
     return max(1, int(batch_memory) // (itemsize * values))

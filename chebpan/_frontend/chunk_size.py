@@ -43,9 +43,9 @@ def batch_chunk_size(n, *, n_coeffs=None, n_nodes=None, batch_memory=None, dtype
     --------
     >>> import chebpan
     >>> chebpan.batch_chunk_size(3)        # Lorenz: a few 10⁴ instances per 256 MiB
-    25614
+    25439
     >>> chebpan.batch_chunk_size(3, batch_memory=2**30)
-    102456
+    101757
     """
     defaults = {option.name: option.default_for(batch=True) for option in OPTIONS}
     n_coeffs = defaults["n_coeffs"] if n_coeffs is None else int(n_coeffs)

@@ -162,7 +162,7 @@ def step_change(basis, y_a, y_nodes, step, atol, rtol, growth_cap, floor_factor)
     dtype = y_nodes.dtype
     change = np.zeros(k_count, dtype=dtype)
     floor = np.zeros(k_count, dtype=dtype)
-    moved = np.zeros((k_count, n, n_nodes), dtype=step.dtype)
+    moved = np.empty((k_count, n, n_nodes), dtype=step.dtype)
     if k_count == 0 or n == 0:
         return change, floor, moved
     _step_change(np.ascontiguousarray(y_a, dtype=dtype), np.ascontiguousarray(y_nodes),
