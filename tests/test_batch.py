@@ -467,14 +467,9 @@ def test_instances_solved_in_chunks_give_the_same_results(dense_output):
         np.testing.assert_array_equal(chunked.sol(0.7), whole.sol(0.7))
 
 
-def test_a_batch_starts_with_newton_where_a_single_solve_does():
-    """Once the Picard iteration has diverged on a row's segment, or an attempt has
-    failed, the row's next attempts start with Newton steps, as a single solve's do
-    (the Picard iteration would diverge there again): on Lotka–Volterra at rtol 1e-3 a
-    batch of one spends fewer than two Picard iterations per attempt and takes at most
-    1.8 times the single solve's depth (when every attempt started with the Picard
-    iteration: 177 Picard iterations over 36 attempts, 2.6 times the depth), at the
-    same accuracy."""
+def _lotka_volterra_batch_of_one_and_single():
+    """scipy's Lotka–Volterra example at rtol 1e-3 as a batch of one and as a single
+    solve, both successful; the batch's end value checked against DOP853 at 1e-12."""
     import scipy.integrate
 
     def lv(t, z):
@@ -485,12 +480,24 @@ def test_a_batch_starts_with_newton_where_a_single_solve_does():
     batch = chebpan.solve_ivp_batch(lv, (0, 15), np.array([[10.0, 5.0]]), **kw)
     single = chebpan.solve_ivp(lv, (0, 15), [10.0, 5.0], **kw)
     assert batch.status[0] == 0 and single.success
-    assert batch.niter_picard <= 2 * (batch.nsegments + batch.nrejected)
-    assert batch.depth <= 1.8 * single.depth
     ref = scipy.integrate.solve_ivp(lv, (0, 15), [10.0, 5.0], method="DOP853", rtol=1e-12,
                                     atol=1e-12).y[:, -1]
     last = batch.y[0][:, np.isfinite(batch.t[0])][:, -1]
     np.testing.assert_allclose(last, ref, rtol=2e-2)  # (LV amplifies errors ~10x)
+    return batch, single
+
+
+def test_a_batch_starts_with_newton_where_a_single_solve_does():
+    """Once the Picard iteration has diverged on a row's segment, or an attempt has
+    failed, the row's next attempts start with Newton steps, as a single solve's do
+    (the Picard iteration would diverge there again): on Lotka–Volterra at rtol 1e-3 a
+    batch of one spends fewer than two Picard iterations per attempt and takes at most
+    1.8 times the single solve's depth (when every attempt started with the Picard
+    iteration: 177 Picard iterations over 36 attempts, 2.6 times the depth), at the
+    same accuracy."""
+    batch, single = _lotka_volterra_batch_of_one_and_single()
+    assert batch.niter_picard <= 2 * (batch.nsegments + batch.nrejected)
+    assert batch.depth <= 1.8 * single.depth
 
 
 def test_a_batch_row_starts_from_the_linearised_start_after_newton(monkeypatch):
@@ -500,8 +507,6 @@ def test_a_batch_row_starts_from_the_linearised_start_after_newton(monkeypatch):
     times the single solve's depth (1.66 times with the previous segment extrapolated:
     depth 128, 5 rejections), at the same accuracy.  The start is the single solve's
     function, called with the rows' own J."""
-    import scipy.integrate
-
     from chebpan._control import batch as batch_module
 
     calls = []
@@ -513,21 +518,9 @@ def test_a_batch_row_starts_from_the_linearised_start_after_newton(monkeypatch):
 
     linearised_start = batch_module.linearised_start
     monkeypatch.setattr(batch_module, "linearised_start", counted)
-
-    def lv(t, z):
-        x, y = z
-        return np.stack([1.5 * x - x * y, -3 * y + x * y])
-
-    kw = dict(rtol=1e-3, atol=1e-6, vectorized=True)
-    batch = chebpan.solve_ivp_batch(lv, (0, 15), np.array([[10.0, 5.0]]), **kw)
-    single = chebpan.solve_ivp(lv, (0, 15), [10.0, 5.0], **kw)
-    assert batch.status[0] == 0 and single.success
+    batch, single = _lotka_volterra_batch_of_one_and_single()
     assert len(calls) >= batch.nsegments // 2
     assert batch.depth <= 1.5 * single.depth
-    ref = scipy.integrate.solve_ivp(lv, (0, 15), [10.0, 5.0], method="DOP853", rtol=1e-12,
-                                    atol=1e-12).y[:, -1]
-    last = batch.y[0][:, np.isfinite(batch.t[0])][:, -1]
-    np.testing.assert_allclose(last, ref, rtol=2e-2)  # (LV amplifies errors ~10x)
 
 
 def test_damped_newton_steps_end_the_attempt_as_in_a_single_solve(monkeypatch):

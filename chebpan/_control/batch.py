@@ -320,25 +320,25 @@ class BatchLoop(IterationSteps):
         h = table.t_b - table.t_a
         half_h = self._half_h(table)
         x = euler_start(basis, table.f_a, half_h, xp=xp)
+        # One start per row: the rejected attempt's polynomial; else, after an attempt
+        # that converged with Newton steps, the linearised start from its J at the end
+        # (docs/algorithm.md, "Segment control"; a single solve would compare it with
+        # the previous segment extrapolated, and it is the better start about three
+        # times in four there); else the previous segment's; else Euler's.
         starting = alive & (h != 0)
+        retried = starting & xp.isfinite(table.att_h)
         if self.newton_allowed:
-            # After an attempt that converged with Newton steps, its J at the end gives
-            # the linearised start (docs/algorithm.md, "Segment control"); a batch keeps
-            # it where a single solve would compare it with the previous segment
-            # extrapolated (in a single solve it is the better start about three times
-            # in four).
-            linearised = starting & xp.all(xp.isfinite(table.end_jac), axis=(1, 2))
+            linearised = starting & ~retried & xp.all(xp.isfinite(table.end_jac),
+                                                       axis=(1, 2))
         else:
             linearised = xp.zeros_like(starting)
         for has, coeffs, length, tau_start in (
-                (xp.isfinite(table.prev_h) & ~linearised, table.prev_coeffs, table.prev_h,
-                 1.0),
-                (xp.isfinite(table.att_h), table.att_coeffs, table.att_h, -1.0)):
-            has = has & starting
+                (starting & xp.isfinite(table.prev_h) & ~retried & ~linearised,
+                 table.prev_coeffs, table.prev_h, 1.0),
+                (retried, table.att_coeffs, table.att_h, -1.0)):
             if bool(xp.any(has)):
                 x[has] = extrapolated_guess(basis, coeffs[has], length[has], h[has],
                                             table.f_a[has], xp=xp, tau_start=tau_start)
-        linearised = linearised & ~(xp.isfinite(table.att_h) & starting)
         if bool(xp.any(linearised)):
             x[linearised] = linearised_start(basis, table.y_a[linearised],
                                              table.f_a[linearised], half_h[linearised],
