@@ -259,6 +259,39 @@ def test_structured_gives_newton_above_max_newton_size():
     assert picard.nlu == 0 and auto.nsegments < picard.nsegments / 10
 
 
+@pytest.mark.parametrize("choice", ["auto", "dense"])
+def test_a_large_non_stiff_system_has_no_dense_newton_on_the_papers_basis(monkeypatch,
+                                                                           choice):
+    """DETEST C4 (n = 51, heat equation by second differences): the paper's basis would
+    need dense Gauss-Newton systems of 51 × 6 = 306 unknowns.  With ``"auto"`` its
+    segments take Picard rounds only, and those they cannot finish go to the stiff
+    basis' structured Newton; ``"dense"`` keeps dense steps on both.  Both are within
+    the tolerance of the exact solution."""
+    from chebpan._control.segment_solver import SegmentSolver
+    from chebpan._core.newton import DenseLinearization
+    from chebpan.testing import SUITE
+
+    c4 = SUITE["C4"]()
+    kinds = []
+    linearize = SegmentSolver._linearize
+
+    def recording(self, jac, half_h, previous=None):
+        linear = linearize(self, jac, half_h, previous)
+        kinds.append((type(linear), self.basis.square))
+        return linear
+
+    monkeypatch.setattr(SegmentSolver, "_linearize", recording)
+    res = chebpan.solve_ivp(c4.fun, c4.t_span, np.array(c4.y0), rtol=1e-6, atol=1e-6,
+                            vectorized=True, newton_linear_solver=choice)
+    assert res.success and c4.scaled_error(res.y[:, -1]) <= 1e-6
+    dense_on_papers_basis = [k for k in kinds if k == (DenseLinearization, False)]
+    if choice == "auto":
+        assert kinds and not dense_on_papers_basis
+        assert all(square for _, square in kinds)
+    else:
+        assert dense_on_papers_basis
+
+
 def test_sparse_jacobians_keep_superlu():
     n = 40
     a = scipy.sparse.diags([np.ones(n - 1), -2 * np.ones(n), np.ones(n - 1)], [-1, 0, 1])

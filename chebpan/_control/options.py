@@ -193,7 +193,8 @@ class IterationOptions:
         Both structured kinds also give the stiff basis Newton steps above
         ``max_newton_size``.  ``"auto"``: ``"structured"`` from
         ``STRUCTURED_MIN_SIZE`` unknowns on (and above ``max_newton_size``),
-        dense below.
+        dense below; and the paper's basis gets no (dense) Newton steps from
+        ``STRUCTURED_MIN_SIZE`` unknowns on.
     """
 
     max_picard: int

@@ -18,7 +18,8 @@ from .._core.singularities import singularity_limits
 from .._kernels.dispatch import extrapolation_kernel
 
 __all__ = ["auto_n_coeffs", "length_factors", "next_length_factor", "limited_factors",
-           "extrapolated_guess", "initial_lengths", "converged"]
+           "extrapolated_guess", "initial_lengths", "converged", "newton_round_cost",
+           "picard_rounds", "picard_cheaper"]
 
 #: Growth factor of the length: ``SAFETY · err^(−1/(N−1))`` clipped to
 #: ``[MIN_FACTOR, MAX_FACTOR]``.
@@ -53,6 +54,52 @@ HOPELESS_ALPHA = 0.1
 #: Newton converges quadratically once the ratio of successive updates falls to at
 #: most this fraction of the ratio before it (after full, freshly factorised steps).
 SUPERLINEAR = 0.5
+
+#: The cost model of the Picard → Newton hand-over (docs/algorithm.md, "Cost of a
+#: segment"): Newton steps a converging attempt takes, the dense Newton system's unknowns
+#: whose factorisation costs about one Picard round (the modified LDLᵀ of 168 unknowns
+#: takes 0.29 ms, of 90 0.08 ms, where a Picard round costs ~0.1 ms), and the cost of a
+#: Newton round, in Picard rounds, above which the Picard iteration goes on while it is
+#: predicted to be cheaper.
+NEWTON_ROUNDS = 3
+NEWTON_COST_UNKNOWNS = 110.0
+COSTLY_NEWTON = 4.0
+
+
+def newton_round_cost(unknowns: int) -> float:
+    """A dense Newton round's cost in Picard rounds, ``1 + (unknowns / 110)³``.
+
+    Examples
+    --------
+    >>> round(newton_round_cost(90), 2), round(newton_round_cost(306), 1)
+    (1.55, 22.5)
+    """
+    return 1.0 + (unknowns / NEWTON_COST_UNKNOWNS) ** 3
+
+
+def picard_rounds(rho: float, change: float, tolerance: float) -> float:
+    """Picard rounds still needed at contraction ``rho`` after an update ``change``:
+    ``k`` with ``change ρᵏ ρ / (1 − ρ)`` at the convergence ``tolerance`` (inf for
+    ``rho ≥ 1``)."""
+    if not 0 < rho < 1:
+        return 0.0 if rho <= 0 else math.inf
+    return max(math.log(tolerance * (1 - rho) / (change * rho)) / math.log(rho), 0.0)
+
+
+def picard_cheaper(rho: float, change: float, tolerance: float, newton_cost: float) -> bool:
+    """Whether Picard rounds at contraction ``rho`` (after an update ``change``)
+    converge for less than Newton's: only where a Newton round costs more than
+    ``COSTLY_NEWTON`` Picard rounds, and ``rho`` is below ``PICARD_ONLY_RHO``.
+
+    Examples
+    --------
+    >>> picard_cheaper(0.5, 1.0, 1e-3, newton_round_cost(168))
+    True
+    >>> picard_cheaper(0.5, 1.0, 1e-3, newton_round_cost(90))  # (Newton is cheap)
+    False
+    """
+    return (newton_cost > COSTLY_NEWTON and rho < PICARD_ONLY_RHO
+            and picard_rounds(rho, change, tolerance) <= NEWTON_ROUNDS * newton_cost)
 
 
 #: ``n_coeffs`` chosen when the user gives none: from the tolerance,

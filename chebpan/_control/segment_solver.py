@@ -29,12 +29,15 @@ from .._core.structured import REFACTOR_RHO, STRUCTURED_MIN_SIZE, StructuredLine
 from .._rhs.sparse import SparseLinearization
 from .._output.result import Failure
 from .policy import (
+    COSTLY_NEWTON,
     HOPELESS_ALPHA,
     MAX_DAMPED_STEPS,
     NEWTON_TRIALS,
     PICARD_ONLY_FACTOR,
     PICARD_ONLY_RHO,
     SUPERLINEAR,
+    newton_round_cost,
+    picard_cheaper,
 )
 
 __all__ = ["SegmentResult", "SegmentSolver"]
@@ -64,6 +67,9 @@ class SegmentResult:
     #: ``J`` (K, n, n) at the segment's end from the last dense linearisation of a
     #: converged Newton iteration (the next segment's linearised start), else None.
     end_jac: Any = None
+    #: The Picard iteration's last contraction ratio per unit length, ``ρ / |h|``
+    #: (None when it measured none): the next attempt's ρ is about this times its length.
+    picard_rate: float | None = None
 
 
 class SegmentSolver:
@@ -126,21 +132,52 @@ class SegmentSolver:
     def linearised_start_fits(self, basis, n):
         """Whether a linearised start (a dense solve) is worth trying on ``basis``:
         where Newton's own steps are dense."""
-        return self.dense_newton_fits(basis, n) and not self.structured_newton(basis, n)
+        return (self.newton_available(basis, n) and self.dense_newton_fits(basis, n)
+                and not self.structured_newton(basis, n))
 
     def newton_available(self, basis, n):
-        """Dense Newton, or on a square stiff basis sparse (a pattern) or structured Newton."""
-        square = basis.n_fixed == 1 and basis.n_nodes - 1 == basis.n_free
-        return (self.dense_newton_fits(basis, n)
-                or (square and (self.pattern is not None
-                                or self.options.newton_linear_solver != "dense")))
+        """Dense Newton, or on a square stiff basis sparse (a pattern) or structured Newton.
+
+        With ``newton_linear_solver="auto"`` the paper's (least-squares) basis has no
+        Newton from ``STRUCTURED_MIN_SIZE`` unknowns on where the stiff basis has the
+        structured steps: its Picard iteration runs while it contracts, and the stiff
+        basis takes the segments it cannot (docs/algorithm.md, "Structured Newton
+        solves")."""
+        if basis.square:
+            return (self.dense_newton_fits(basis, n) or self.pattern is not None
+                    or self.options.newton_linear_solver != "dense")
+        return self.dense_newton_fits(basis, n) and not (
+            self.options.newton_linear_solver == "auto"
+            and n * basis.n_free >= STRUCTURED_MIN_SIZE
+            and self.structured_newton(self.stiff_basis, n))
+
+    def newton_cost(self, basis, n):
+        """A Newton round's cost in Picard rounds on ``basis``
+        (:func:`~chebpan._control.policy.newton_round_cost`): the dense Gauss–Newton
+        system's, and 1 for the stiff basis (where the Picard iteration contracts
+        poorly: that is why it is used) and systems without dense Newton steps."""
+        if basis.square or not self.dense_newton_fits(basis, n):
+            return 1.0
+        return newton_round_cost(n * basis.n_free)
+
+    def picard_first(self, basis, n, rate, h):
+        """Whether an attempt of length ``h`` on ``basis`` should start with Picard
+        rounds although the segment before it converged with Newton steps: where a
+        Newton round is costly (:func:`newton_cost` above ``COSTLY_NEWTON``), when
+        that segment's Picard contraction per unit length ``rate`` predicts them
+        cheaper at this length, or when it measured none (it started with Newton:
+        two Picard rounds find out, a fraction of one Newton round's cost)."""
+        cost = self.newton_cost(basis, n)
+        if cost <= COSTLY_NEWTON:
+            return False
+        return rate is None or picard_cheaper(rate * h, 1.0, self.options.convergence, cost)
 
     def structured_newton(self, basis, n):
         """Whether the stiff basis' Newton step uses the frozen-J structured solve
         (docs/algorithm.md, "Structured Newton solves"): when asked for, or with
         ``"auto"`` from ``STRUCTURED_MIN_SIZE`` unknowns and above the dense size."""
         choice = self.options.newton_linear_solver
-        if choice == "dense" or not (basis.n_fixed == 1 and basis.n_nodes - 1 == basis.n_free):
+        if choice == "dense" or not basis.square:
             return False
         return (choice != "auto" or n * basis.n_free >= STRUCTURED_MIN_SIZE
                 or not self.dense_newton_fits(basis, n))
@@ -160,10 +197,12 @@ class SegmentSolver:
         depth_before = self.counters.depth
         self.basis = self.basis_for(stiff)
         self.stiffness = None
+        self.picard_rate = None
         result = self._solve(t_a, t_b, y_a, f_a, x0, start_with_newton=start_with_newton)
         result.rounds = self.counters.depth - depth_before
         result.basis = self.basis
         result.stiffness = self.stiffness
+        result.picard_rate = self.picard_rate
         return result
 
     def _solve(self, t_a, t_b, y_a, f_a, x0, *, start_with_newton):
@@ -183,7 +222,10 @@ class SegmentSolver:
 
         previous = None
         if not use_newton:
-            max_picard = opts.max_picard if newton_allowed else PICARD_ONLY_FACTOR * opts.max_picard
+            # (where a Newton round is costly, Picard rounds go on while predicted cheaper)
+            newton_cost = self.newton_cost(basis, y_a.shape[-1]) if newton_allowed else 0.0
+            long_picard = not newton_allowed or newton_cost > COSTLY_NEWTON
+            max_picard = PICARD_ONLY_FACTOR * opts.max_picard if long_picard else opts.max_picard
             rho_limit = opts.rho_newton if newton_allowed else PICARD_ONLY_RHO
             for iteration in range(max_picard):
                 self.counters.niter_picard += 1
@@ -203,8 +245,12 @@ class SegmentSolver:
                     # f at the previous iterate's end point: within the
                     # convergence tolerance of f(t_b, y_b), see docs/algorithm.
                     return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1])
-                if previous is not None and change > rho_limit * previous:
-                    break
+                if previous is not None:
+                    rho = change / previous if previous > 0 else (math.inf if change > 0 else 0.0)
+                    self.picard_rate = rho / abs(h)
+                    if rho > rho_limit and not (newton_allowed and picard_cheaper(
+                            rho, change, opts.convergence, newton_cost)):
+                        break
                 previous = change
                 # The last allowed iteration also fetches J: Newton needs it next.
                 last = iteration == max_picard - 1

@@ -109,6 +109,7 @@ class SegmentLoop:
         rejected_here = False
         stiff = False
         stiff_rate = 0.0  # ‖J‖_∞ seen by Newton on the last attempt
+        picard_rate = None  # the last segment's Picard contraction per unit length
         end_jac = None  # J where the segment starts, from the last one's Newton iteration
         n = y.shape[-1]
         if not self.solver.newton_available(self.solver.basis_for(True), n):
@@ -152,6 +153,9 @@ class SegmentLoop:
             # best is kept (docs/algorithm.md, "Segment control").
             basis = self.solver.basis_for(stiff)
             half_h = xp.asarray([[h / 2]], dtype=y.dtype, device=y.device)
+            if start_with_newton and not rejected_here and self.solver.picard_first(
+                    basis, n, picard_rate, abs(h)):
+                start_with_newton = False
             if end_jac is not None and self.solver.linearised_start_fits(basis, n):
                 # (the ODE linearised where the segment starts: no round, one solve; with
                 # J = 0 it would be Euler's)
@@ -220,6 +224,7 @@ class SegmentLoop:
                 factor = min(factor, 1.0)
             rejected_here = False
             h_abs *= factor
+            picard_rate = outcome.picard_rate
 
     def _start_from(self, attempt, y_a, f_a, half_h):
         """A rejected attempt ``(coeffs, h)`` as the next start, unless it diverged."""

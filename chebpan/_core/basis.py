@@ -151,6 +151,12 @@ class ChebyshevBasis:
         return self.n_coeffs - self.n_fixed
 
     @property
+    def square(self) -> bool:
+        """Whether the fitted nodes are as many as the free coefficients (the stiff
+        basis: collocation, a square Newton system)."""
+        return self.n_fixed == 1 and self.n_nodes - 1 == self.n_free
+
+    @property
     def slope_factor(self) -> float:
         """1 where the start slope ``f_a`` enters the polynomial, 0 for the stiff basis."""
         return 1.0 if self.n_fixed == 2 else 0.0

@@ -242,7 +242,7 @@ class DenseLinearization:
         self.xp = xp
         self.jac_nodes = jac_nodes
         self.half_h = half_h
-        self.collocation = basis.n_fixed == 1 and basis.n_nodes - 1 == basis.n_free
+        self.collocation = basis.square
         size = jac_nodes.shape[-1] * basis.n_free
         self.kernels = newton_kernels(xp) if size < BLAS_THREADS_MIN_SIZE else None
         self._a = None

@@ -79,7 +79,7 @@ class _Schur:
 
 def collocation_schur(basis, *, xp):
     """The cached Schur data of the stiff ``basis`` (N, M) in namespace ``xp``."""
-    if not (basis.n_fixed == 1 and basis.n_nodes - 1 == basis.n_free):
+    if not basis.square:
         raise ValueError("the structured solve needs the square stiff basis")
     device = getattr(basis.tau, "device", None)
     key = (basis.n_coeffs, basis.n_nodes, xp.__name__, str(device))

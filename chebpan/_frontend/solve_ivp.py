@@ -131,7 +131,9 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
         rho_newton : float, optional
             Picard contraction ratio above which Newton takes over
             (default 0.2; 0.9 for a batch, whose cost is work rather than
-            depth).
+            depth).  Where a dense Newton round costs more than 4 Picard
+            rounds, a single solve's Picard iteration goes on while the rounds
+            it still needs are predicted to cost less.
         max_newton_size : int, optional
             Largest dense Newton system ``n·(n_coeffs − 2)`` (default 1200);
             larger systems use the Picard iteration, and sparse Newton
@@ -145,7 +147,10 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
             simplified Newton with that frozen-Jacobian solve.  The structured
             kinds also give stiff segments Newton steps above
             ``max_newton_size``.  Default ``"auto"``: structured from 256
-            unknowns ``n·(n_coeffs − 1)`` on, dense below.
+            unknowns ``n·(n_coeffs − 1)`` on, dense below; and from 256
+            unknowns ``n·(n_coeffs − 2)`` on, non-stiff segments take Picard
+            rounds only (no dense Gauss–Newton steps), the stiff basis taking
+            the segments they cannot finish.
         progress : bool, optional
             Show a progress bar over ``t`` (needs the optional package tqdm).
         backend : {None, "numpy", "cupy"}, optional

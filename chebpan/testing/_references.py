@@ -6,7 +6,7 @@ The stored value of ``y(t_end)`` and its check, by kind of problem:
   mpmath at 40 digits; checked against the long-double extrapolation integrator
   (:mod:`._extrapolation`), which integrates the suite's own ``fun`` -- so the check
   also catches a right-hand side that does not match the formula;
-* **extrapolation** (the other non-stiff DETEST problems): the long-double
+* **extrapolation** (the other non-stiff DETEST problems, PLEI): the long-double
   extrapolation integrator at local tolerance 1e-17; checked by a second run at 1e-14
   (other step sizes);
 * **Taylor** (spiral, Lorenz): the paper's mpmath Taylor solution (itself two runs at

@@ -161,10 +161,10 @@ class SuiteProblem:
 
 
 def _registry() -> dict[str, Callable[[], SuiteProblem]]:
-    from . import _detest, _kepler, _medakzo, _paper_suite, _stiff
+    from . import _detest, _kepler, _medakzo, _paper_suite, _pleiades, _stiff
 
     out: dict[str, Callable[[], SuiteProblem]] = {}
-    for module in (_detest, _kepler, _stiff, _medakzo, _paper_suite):
+    for module in (_detest, _kepler, _pleiades, _stiff, _medakzo, _paper_suite):
         out.update(module.FACTORIES)
     return out
 

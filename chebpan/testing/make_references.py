@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 _FILE = Path(__file__).with_name("_reference_values.py")
-_HEADER = '''"""Stored references of the benchmark suite (generated; do not edit).
+_HEADER = '''"""Stored references of the benchmark suite (generated data, hence its length; do not edit).
 
 Written by ``python -m chebpan.testing.make_references`` on {date}; see
 :mod:`chebpan.testing._references` for how each value was computed and checked.
