@@ -12,7 +12,13 @@ from chebpan._core.basis import get_basis
 from chebpan._rhs.counters import Counters
 from chebpan._core.newton import DenseLinearization
 from chebpan._rhs.evaluator import Evaluator
-from chebpan._rhs.sparse import SparseLinearization, SparsityPattern, group_columns
+from chebpan._core.structured import FrozenJacobianSolver, StructuredLinearization
+from chebpan._rhs.sparse import (
+    SparseLinearization,
+    SparseStructuredLinearization,
+    SparsityPattern,
+    group_columns,
+)
 
 
 def tridiagonal(n, lower=1.0, main=-2.0, upper=1.0):
@@ -82,6 +88,53 @@ def test_sparse_and_dense_newton_steps_agree_on_the_stiff_basis():
                                xp=np)
     assert np.allclose(sparse.gradient(r), dense.gradient(r), rtol=1e-12, atol=1e-10)
     assert np.allclose(sparse.direction(r), dense.direction(r, None), rtol=1e-10, atol=1e-12)
+
+
+def test_pattern_products_and_shifted_matrices_are_the_dense_ones():
+    n = 7
+    pattern = SparsityPattern.from_matrix(tridiagonal(n) + np.eye(n, k=3), n)
+    rng = np.random.default_rng(2)
+    values = rng.normal(size=(4, pattern.nnz))
+    v = rng.normal(size=(n, 4))
+    dense = pattern.to_dense(values)  # (4, n, n)
+    assert np.allclose(pattern.products(values, v), np.einsum("pij,jp->ip", dense, v),
+                       rtol=1e-14, atol=1e-14)
+    shifts = np.array([2.0 + 1.0j, -0.5])
+    for shift, matrix in zip(shifts, pattern.shifted(values[0], shifts)):
+        assert np.array_equal(matrix.toarray(), shift * np.eye(n) - dense[0])
+
+
+@pytest.mark.parametrize("krylov", [False, True])
+def test_sparse_structured_steps_are_the_dense_structured_ones(krylov):
+    """The sparse structured linearization (SuperLU of the shifted n×n matrices) gives
+    the dense one's gradient and direction: the frozen-J solve itself, and with Krylov
+    the Newton direction of the nodes' own J (that of the assembled collocation
+    system)."""
+    n = 9
+    basis = get_basis(12, 12, xp=np, dtype=np.float64, stiff=True)
+    pattern = SparsityPattern.from_matrix(tridiagonal(n), n)
+    rng = np.random.default_rng(11)
+    base = rng.normal(size=pattern.nnz) * 200
+    values = base * (1 + 0.05 * rng.normal(size=(basis.n_nodes, pattern.nnz)))
+    r = rng.normal(size=(1, n, basis.n_nodes))
+    half_h = 0.3
+    sparse = SparseStructuredLinearization(basis, pattern, values, half_h, krylov=krylov)
+    dense = StructuredLinearization(basis, pattern.to_dense(values)[None],
+                                    np.array([[half_h]]), xp=np, krylov=krylov)
+    assert np.allclose(sparse.gradient(r), dense.gradient(r), rtol=1e-12, atol=1e-10)
+    direction = sparse.direction(r)
+    scale = np.max(np.abs(direction))
+    # (Krylov: both GMRES to a relative residual of 1e-8, along other roundings)
+    assert np.allclose(direction, dense.direction(r), rtol=0,
+                       atol=(1e-6 if krylov else 1e-11) * scale)
+    if krylov:
+        newton = SparseLinearization(basis, pattern, values, half_h).direction(r)
+        assert sparse.inner > 1  # (the frozen J is not the nodes')
+        assert np.allclose(direction, newton, rtol=0, atol=1e-6 * scale)
+    else:
+        frozen = FrozenJacobianSolver(basis, pattern.to_dense(np.mean(values[1:], axis=0))[None],
+                                      np.array([[half_h]]), xp=np)
+        assert np.allclose(direction, frozen.direction(r), rtol=0, atol=1e-11 * scale)
 
 
 def test_jac_sparsity_of_the_wrong_shape_names_the_argument():

@@ -26,7 +26,7 @@ from .._core.newton import (
 )
 from .._core.picard import coefficients, end_value, node_times, node_values, picard_step
 from .._core.structured import REFACTOR_RHO, STRUCTURED_MIN_SIZE, StructuredLinearization
-from .._rhs.sparse import SparseLinearization
+from .._rhs.sparse import SparseLinearization, SparseStructuredLinearization
 from .._output.result import Failure
 from .policy import (
     COSTLY_NEWTON,
@@ -321,6 +321,10 @@ class SegmentSolver:
         if jac.ndim == 3 and not self.dense_newton:
             if jac.shape[0] != 1:
                 raise NotImplementedError("sparse Newton steps solve one IVP at a time")
+            if self.structured_newton(self.basis, self.pattern.n):
+                return SparseStructuredLinearization(
+                    self.basis, self.pattern, jac[0, ...], float(half_h[0, 0]),
+                    previous=previous, krylov=self.options.newton_linear_solver != "simplified")
             return SparseLinearization(self.basis, self.pattern, jac[0, ...], float(half_h[0, 0]))
         if jac.ndim == 3:
             jac = self.xp.asarray(self.pattern.to_dense(jac))
@@ -366,15 +370,13 @@ class SegmentSolver:
                                         linear=linear)
                 return self._failed(x, Failure.STALLED)
 
-            jac_nodes = getattr(linear, "jac_nodes", None)
-            if (opts.tol_newton is None and not stale and jac_nodes is not None
+            if (opts.tol_newton is None and not stale
                     and self._converged(change, previous, floor,
                                         before if previous_full else None)):
                 # Converged once this step is taken: take it without a round at its
                 # end, f there from f and J at this iterate's end (docs/algorithm.md,
                 # "One segment").
-                f_end = linearised_end_slope(f_nodes[..., -1], jac_nodes,
-                                             nodes_step[..., -1], xp=xp)
+                f_end = self._end_slope(linear, f_nodes[..., -1], nodes_step[..., -1])
                 return self._finish(y_a, f_a, half_h, x + direction, f_end, linear=linear)
 
             def phi(alpha):
@@ -424,6 +426,14 @@ class SegmentSolver:
                 return self._finish(y_a, f_a, half_h, x, f_nodes[..., -1], linear=linear)
             before, previous, previous_full = previous, change, full
         return self._failed(x, Failure.NO_CONVERGENCE)
+
+    def _end_slope(self, linear, f_end, end_change):
+        """``f_end + J_end Δy`` (K, n) with the last node's J of ``linear``: dense, or
+        on the sparsity pattern (``values`` (M, nnz) of one segment)."""
+        values = getattr(linear, "values", None)
+        if values is not None:
+            return f_end + self.pattern.products(values[-1:, :], end_change.T).T
+        return linearised_end_slope(f_end, linear.jac_nodes, end_change, xp=self.xp)
 
     def _evaluate_raw(self, t_nodes, y_nodes, *, with_jacobian):
         """One round: f (and J) at the nodes as (K, n, M) and (K, M, n, n)."""

@@ -42,7 +42,7 @@ REFACTOR_RHO = 0.5
 
 #: GMRES of the Krylov directions: relative residual, most iterations, and the
 #: iterations above which the frozen-J preconditioner is refactorised.
-KRYLOV_RTOL = 1e-8
+KRYLOV_RTOL = 1e-6
 KRYLOV_MAX = 24
 KRYLOV_REFRESH = 8
 
@@ -241,6 +241,7 @@ class StructuredLinearization:
         self.stale = self.carried and not krylov
         self.factorised = False
         self.inner = 0
+        self._float64 = None  # (J at the nodes, h/2) in float64, for the products
 
     def gradient(self, r):
         return structured_gradient(self.basis, self.jac_nodes, self.half_h, r, xp=self.xp)
@@ -254,8 +255,7 @@ class StructuredLinearization:
         xp = self.xp
         self.factorised = self.solver is None
         if self.solver is None:
-            jac = frozen_jacobian(xp.astype(self.jac_nodes, xp.float64), how=self.freeze, xp=xp)
-            self.solver = FrozenJacobianSolver(self.basis, jac, self.half_h, xp=xp)
+            self.solver = self._factorise()
         r64 = xp.astype(r, xp.float64)
         if self.krylov:
             step = self._krylov_direction(r64)
@@ -264,18 +264,29 @@ class StructuredLinearization:
             step = self.solver.direction(r64)
         return xp.astype(step, r.dtype)
 
+    def _factorise(self):
+        """The frozen-J solver at this iterate."""
+        xp = self.xp
+        jac = frozen_jacobian(xp.astype(self.jac_nodes, xp.float64), how=self.freeze, xp=xp)
+        return FrozenJacobianSolver(self.basis, jac, self.half_h, xp=xp)
+
+    def _product(self, x):
+        """The collocation matrix of the nodes' own J applied to X (1, n, M−1)."""
+        xp = self.xp
+        if self._float64 is None:
+            self._float64 = (xp.astype(self.jac_nodes, xp.float64),
+                             xp.astype(self.half_h, xp.float64))
+        return collocation_product(self.basis, *self._float64, x, xp=xp)
+
     def _krylov_direction(self, r):
-        xp, basis = self.xp, self.basis
+        xp = self.xp
         k, n, m = r.shape
         if k != 1:
             raise NotImplementedError("Krylov directions solve one segment at a time")
-        jac = xp.astype(self.jac_nodes, xp.float64)
-        half_h = xp.astype(self.half_h, xp.float64)
         shape = (1, n, m - 1)
 
         def apply(v):
-            product = collocation_product(basis, jac, half_h, xp.reshape(v, shape), xp=xp)
-            return xp.reshape(product, (-1,))
+            return xp.reshape(self._product(xp.reshape(v, shape)), (-1,))
 
         def precondition(v):
             return xp.reshape(self.solver.solve(xp.reshape(v, shape)), (-1,))

@@ -146,7 +146,9 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
             coefficients, factors kept across iterations); ``"simplified"``
             simplified Newton with that frozen-Jacobian solve.  The structured
             kinds also give stiff segments Newton steps above
-            ``max_newton_size``.  Default ``"auto"``: structured from 256
+            ``max_newton_size``; with a sparsity pattern there, their shifted
+            matrices are sparse (SuperLU), where ``"dense"`` factorises the
+            whole sparse collocation system.  Default ``"auto"``: structured from 256
             unknowns ``n·(n_coeffs − 1)`` on, dense below; and from 256
             unknowns ``n·(n_coeffs − 2)`` on, non-stiff segments take Picard
             rounds only (no dense Gauss–Newton steps), the stiff basis taking

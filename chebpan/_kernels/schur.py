@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-__all__ = ["schur_constants", "LapackShiftedFactors", "hessenberg_least_squares"]
+__all__ = ["schur_constants", "LapackShiftedFactors", "substitute", "hessenberg_least_squares"]
 
 
 def schur_constants(n_coeffs: int, n_nodes: int) -> dict:
@@ -54,24 +54,35 @@ class LapackShiftedFactors:
                         for member in range(shifted.shape[0])]
 
     def substitute(self, s, t, rep, conj):
-        """U (K, n, C) with ``(T_kk I − (h/2) J) U_k = s_k − Σ_{l<k} T_lk U_l``.
-
-        In place, one batch member at a time: for small n this loop is the whole
-        cost of a solve, so it avoids any Python-level stacking.
-        """
+        """U (K, n, C) with ``(T_kk I − (h/2) J) U_k = s_k − Σ_{l<k} T_lk U_l``."""
         getrs = self.getrs
-        u = np.empty_like(s)
-        for member in range(s.shape[0]):
-            factors, u_m, s_m = self.factors[member], u[member], s[member]
-            for k, (p, flip) in enumerate(zip(rep, conj)):
-                b = s_m[:, k] - u_m[:, :k] @ t[:k, k] if k else s_m[:, 0]
-                lu, piv = factors[p]
-                if flip:
-                    x, _ = getrs(lu, piv, b.conj())
-                    u_m[:, k] = x.conj()
-                else:
-                    u_m[:, k], _ = getrs(lu, piv, b)
-        return u
+
+        def solve(member, p, b):
+            lu, piv = self.factors[member][p]
+            return getrs(lu, piv, b)[0]
+
+        return substitute(s, t, rep, conj, solve)
+
+
+def substitute(s, t, rep, conj, solve):
+    """The back substitution of the structured solve: U (K, n, C) with
+    ``(T_kk I − (h/2) J) U_k = s_k − Σ_{l<k} T_lk U_l``, where ``solve(member, p, b)``
+    solves with the factors of shift ``p`` of one batch member (``conj(T_kk)`` columns
+    use the factors of ``T_kk``, conjugated).
+
+    In place, one batch member at a time: for small n this loop is the whole cost of a
+    solve, so it avoids any Python-level stacking.
+    """
+    u = np.empty_like(s)
+    for member in range(s.shape[0]):
+        u_m, s_m = u[member], s[member]
+        for k, (p, flip) in enumerate(zip(rep, conj)):
+            b = s_m[:, k] - u_m[:, :k] @ t[:k, k] if k else s_m[:, 0]
+            if flip:
+                u_m[:, k] = solve(member, p, b.conj()).conj()
+            else:
+                u_m[:, k] = solve(member, p, b)
+    return u
 
 
 def hessenberg_least_squares(hessenberg, beta: float):

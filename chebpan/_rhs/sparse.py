@@ -3,9 +3,13 @@
 A sparse Jacobian is kept as its values on a fixed pattern: ``rows``,
 ``cols`` (nnz,) and values of shape (P, nnz) for P points.  Systems too large
 for dense Newton (``n · n_free`` above ``max_newton_size``) then still get
-Newton steps on stiff segments: the square collocation system of the stiff basis is assembled as a
-scipy sparse matrix and factorised by SuperLU.  This module is NumPy/scipy
-only (a NumPy kernel module, like the numba LDLᵀ kernel).
+Newton steps on stiff segments, two ways: the structured solve
+(:class:`SparseStructuredLinearization`, the default) factorises the N/2 shifted
+n×n matrices ``λ I − (h/2) J`` of the frozen J, each sparse, by SuperLU; or the square
+collocation system of the stiff basis, ``n·(N − 1)`` unknowns, is assembled as one
+scipy sparse matrix and factorised by SuperLU (:class:`SparseLinearization`,
+``newton_linear_solver="dense"``).  This module is NumPy/scipy only (a NumPy kernel
+module, like the numba LDLᵀ kernel).
 """
 
 from __future__ import annotations
@@ -16,9 +20,12 @@ import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
 
+from .._core.structured import FrozenJacobianSolver, StructuredLinearization, collocation_schur
+from .._kernels.schur import substitute
 from .jacobian import as_dense, forward_difference_steps
 
-__all__ = ["SparsityPattern", "group_columns", "make_sparse_jacobian", "SparseLinearization"]
+__all__ = ["SparsityPattern", "group_columns", "make_sparse_jacobian", "SparseLinearization",
+           "SparseStructuredLinearization"]
 
 
 class SparsityPattern:
@@ -43,6 +50,8 @@ class SparsityPattern:
         self.nnz = self.rows.shape[0]
         #: CSC layouts of the collocation matrix, by (n_nodes, n_free) of a basis.
         self.layouts = {}
+        self._gather = None
+        self._csc = None
 
     @classmethod
     def from_matrix(cls, matrix, n, *, name="jac_sparsity"):
@@ -77,6 +86,31 @@ class SparsityPattern:
         out = np.zeros((*values.shape[:-1], self.n, self.n), dtype=values.dtype)
         out[..., self.rows, self.cols] = values
         return out
+
+    def shifted(self, values, shifts):
+        """``λ I − J`` for J with values (nnz,) on the pattern, for each λ of ``shifts``:
+        CSC matrices (complex), built straight from the pattern's CSC order."""
+        if self._csc is None:
+            order = np.lexsort((self.rows, self.cols))
+            indptr = np.concatenate([[0], np.cumsum(np.bincount(self.cols, minlength=self.n))])
+            diagonal = np.flatnonzero(self.rows[order] == self.cols[order])
+            self._csc = (order, self.rows[order], indptr, diagonal)
+        order, indices, indptr, diagonal = self._csc
+        data = -np.asarray(values, dtype=np.complex128)[order]
+        matrices = []
+        for shift in shifts:
+            shifted = data.copy()
+            shifted[diagonal] += shift
+            matrices.append(scipy.sparse.csc_matrix((shifted, indices, indptr),
+                                                    shape=(self.n, self.n)))
+        return matrices
+
+    def products(self, values, v):
+        """``J_m v_m`` at P points: values (P, nnz), v (n, P) → (n, P)."""
+        if self._gather is None:  # (rows of the entries, as a matrix: one sparse product)
+            self._gather = scipy.sparse.csr_matrix(
+                (np.ones(self.nnz), (self.rows, np.arange(self.nnz))), shape=(self.n, self.nnz))
+        return self._gather @ (values.T * v[self.cols, :])
 
 
 def group_columns(pattern):
@@ -191,13 +225,7 @@ class SparseLinearization:
 
     def gradient(self, r):
         """``∇ẽ = 2 A0ᵀ W r̃`` for ``r`` (1, n, M) → (1, n, n_free)."""
-        basis, pattern = self.basis, self.pattern
-        weighted = r[0] * basis.weights  # (n, M); the weight of τ = −1 is 0
-        # u[j, m] = Σ_i J_m[i, j] weighted[i, m]
-        u = np.zeros_like(weighted)
-        np.add.at(u, pattern.cols, self.values.T * weighted[pattern.rows, :])
-        grad = weighted @ basis.d_tilde.T - self.half_h * (u @ basis.phi_tilde.T)
-        return 2 * grad[None]
+        return _sparse_gradient(self.basis, self.pattern, self.values, self.half_h, r)
 
     def direction(self, r, grad=None):
         """Newton direction: ``A0 d = −r̃`` on the fitted nodes, by sparse LU."""
@@ -218,6 +246,84 @@ class SparseLinearization:
         data = values.reshape(-1)[layout.order]
         return scipy.sparse.csc_matrix((data, layout.indices, layout.indptr),
                                        shape=(layout.size, layout.size))
+
+
+def _sparse_gradient(basis, pattern, values, half_h, r):
+    """``∇ẽ = 2 A0ᵀ W r̃`` with J on the pattern, values (M, nnz), r (1, n, M)."""
+    weighted = r[0] * basis.weights  # (n, M); the weight of τ = −1 is 0
+    # u[j, m] = Σ_i J_m[i, j] weighted[i, m]
+    u = np.zeros_like(weighted)
+    np.add.at(u, pattern.cols, values.T * weighted[pattern.rows, :])
+    grad = weighted @ basis.d_tilde.T - half_h * (u @ basis.phi_tilde.T)
+    return 2 * grad[None]
+
+
+class SparseStructuredLinearization(StructuredLinearization):
+    """:class:`~chebpan._core.structured.StructuredLinearization` with J on a sparsity
+    pattern, for one batch member: the frozen J's shifted matrices are sparse and
+    factorised by SuperLU (fill-in of an n×n matrix, where :class:`SparseLinearization`
+    factorises the ``n·(N − 1)`` collocation matrix), the collocation products and the
+    gradient use the nodes' own J on the pattern.
+
+    Parameters
+    ----------
+    basis : ChebyshevBasis
+        The stiff basis.
+    pattern : SparsityPattern
+    values : array, shape (M, nnz)
+        ``J_m`` on the pattern at every node.
+    half_h : float
+    previous, krylov :
+        As for :class:`~chebpan._core.structured.StructuredLinearization`.
+    """
+
+    def __init__(self, basis, pattern, values, half_h, *, previous=None, krylov=True):
+        super().__init__(basis, values[None], np.array([[half_h]]), xp=np, previous=previous,
+                         krylov=krylov)
+        self.pattern = pattern
+        self.values = values
+        self.jac_nodes = None  # (J is on the pattern only: ``values``)
+
+    def gradient(self, r):
+        return _sparse_gradient(self.basis, self.pattern, self.values, float(self.half_h[0, 0]),
+                                r)
+
+    def _factorise(self):
+        fitted = self.values[1:, :]
+        frozen = np.mean(fitted, axis=0) if self.freeze == "mean" else (
+            self.values[0] if self.freeze == "start" else self.values[-1])
+        return _SparseFrozenSolver(self.basis, self.pattern, frozen, float(self.half_h[0, 0]))
+
+    def _product(self, x):
+        basis = self.basis
+        nodes = x[0] @ basis.phi_tilde[:, 1:]  # (n, M−1)
+        coupling = self.pattern.products(self.values[1:, :], nodes)
+        return (x[0] @ basis.d_tilde[:, 1:] - self.half_h[0, 0] * coupling)[None]
+
+
+class _SparseFrozenSolver(FrozenJacobianSolver):
+    """:class:`~chebpan._core.structured.FrozenJacobianSolver` of a sparse frozen J
+    (values (nnz,) on ``pattern``): SuperLU of each shifted matrix."""
+
+    def __init__(self, basis, pattern, frozen, half_h):
+        self.basis = basis
+        self.xp = np
+        self.schur = schur = collocation_schur(basis, xp=np)
+        self.shape = (1, pattern.n)
+        self.numpy = True
+        shifted = pattern.shifted(np.asarray(frozen, dtype=np.float64) * half_h,
+                                  np.asarray(schur.shifts))
+        self.lapack = _SparseShiftedFactors([scipy.sparse.linalg.splu(a) for a in shifted])
+
+
+class _SparseShiftedFactors:
+    """SuperLU factors of the shifted matrices, with the structured back substitution."""
+
+    def __init__(self, factors):
+        self.factors = factors
+
+    def substitute(self, s, t, rep, conj):
+        return substitute(s, t, rep, conj, lambda member, p, b: self.factors[p].solve(b))
 
 
 class _Layout:
