@@ -3,8 +3,9 @@
 Shared by the single solve (:mod:`chebpan._control.single`) and the batch
 (:mod:`chebpan._control.batch`): the growth factor of the length from the error
 estimate, the first length, the extrapolated start of a segment, the convergence test
-of an iteration and the constants that tune them.  docs/algorithm.md, "Error estimate
-and segment length" and "Choices the paper leaves open".
+of an iteration, the cost model of the Picard → Newton hand-over (single solves) and
+the constants that tune them.  docs/algorithm.md, "Error estimate and segment length",
+"Cost of a segment" and "Choices the paper leaves open".
 """
 
 from __future__ import annotations

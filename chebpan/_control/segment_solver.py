@@ -163,7 +163,7 @@ class SegmentSolver:
     def picard_first(self, basis, n, rate, h):
         """Whether an attempt of length ``h`` on ``basis`` should start with Picard
         rounds although the segment before it converged with Newton steps: where a
-        Newton round is costly (:func:`newton_cost` above ``COSTLY_NEWTON``), when
+        Newton round is costly (:meth:`newton_cost` above ``COSTLY_NEWTON``), when
         that segment's Picard contraction per unit length ``rate`` predicts them
         cheaper at this length, or when it measured none (it started with Newton:
         two Picard rounds find out, a fraction of one Newton round's cost)."""
