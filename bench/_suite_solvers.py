@@ -5,9 +5,10 @@ solver takes one (stiff problems and the paper's problems have one; the non-stif
 DETEST problems do not, so implicit solvers use finite differences there). chebpan
 gets ``vectorized=True`` (and ``vectorized_jac=True``), since its ``fun`` supports it;
 scipy's methods run point-wise (``vectorized=False``, their fastest setting for these
-small systems). On MEDAKZO (n = 400) chebpan gets ``jac_sparsity`` and no ``jac``
-(its sparse Newton steps need the sparsity; a callable Jacobian would be dense), and
-scipy's Radau and BDF get the analytic Jacobian as a sparse matrix.
+small systems). On the problems with a ``sparsity`` (MEDAKZO, n = 400; BRUSS, n = 200)
+chebpan gets ``jac_sparsity`` and no ``jac`` (its sparse Newton steps need the sparsity;
+a callable Jacobian would be dense), and scipy's Radau and BDF get the analytic
+Jacobian as a sparse matrix.
 """
 
 from __future__ import annotations
@@ -79,10 +80,8 @@ def _chebpan(problem, fun, rtol, atol):
     import chebpan
 
     kw = dict(vectorized=True, rtol=rtol, atol=atol)
-    if problem.name == "MEDAKZO":
-        from chebpan.testing._medakzo import sparsity as medakzo_sparsity
-
-        kw["jac_sparsity"] = medakzo_sparsity()
+    if problem.sparsity is not None:
+        kw["jac_sparsity"] = problem.sparsity()
     elif problem.jac is not None:
         kw.update(jac=problem.jac, vectorized_jac=True)
     res = chebpan.solve_ivp(fun, problem.t_span, np.array(problem.y0), **kw)
@@ -94,8 +93,8 @@ def _scipy(problem, method, fun, rtol, atol):
 
     kw = {}
     if method in _IMPLICIT and problem.jac is not None:
-        kw["jac"] = (_sparse_jac(problem.jac) if problem.name == "MEDAKZO" and method != "LSODA"
-                     else problem.jac)
+        kw["jac"] = (_sparse_jac(problem.jac)
+                     if problem.sparsity is not None and method != "LSODA" else problem.jac)
     res = solve_ivp(fun, problem.t_span, np.array(problem.y0), method=method, rtol=rtol,
                     atol=atol, **kw)
     return res.status, res.message, res.y[:, -1], None, None, int(res.nfev)

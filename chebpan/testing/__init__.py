@@ -6,8 +6,8 @@ measure against, public so that users can reproduce the figures.
 * the paper's problems: :func:`spiral`, :func:`lorenz` (:class:`Problem`, mpmath
   references computed on demand);
 * the benchmark suite, :data:`SUITE`: the non-stiff DETEST problems A1-E5 and the
-  Pleiades (PLEI, n = 28), the stiff HIRES, VDPOL (mu = 1000), ROBER, E5-stiff, CHEMAKZO
-  and MEDAKZO, and the paper's two problems, as :class:`SuiteProblem` with stored
+  Pleiades (PLEI, n = 28), the stiff HIRES, VDPOL (mu = 1000), ROBER, E5-stiff, CHEMAKZO,
+  MEDAKZO and the Brusselator (BRUSS, n = 200), and the paper's two problems, as :class:`SuiteProblem` with stored
   references, each checked two independent ways (``python -m
   chebpan.testing.make_references`` recomputes them).
 

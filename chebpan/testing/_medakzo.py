@@ -77,7 +77,7 @@ def _problem() -> SuiteProblem:
     return SuiteProblem(name="MEDAKZO", fun=_fun, jac=_jac, t_span=(0.0, 20.0),
                         y0=tuple(y0), stiff=True, floor=1e-6, family="IVP test set",
                         description="Akzo Nobel medical problem, n = 400 (PDE, jump at t = 5)",
-                        breakpoints=(5.0,))
+                        breakpoints=(5.0,), sparsity=sparsity)
 
 
 FACTORIES = {"MEDAKZO": _problem}

@@ -100,6 +100,11 @@ class SuiteProblem:
     breakpoints : tuple of float, optional
         Times where ``fun`` jumps; the references integrate piecewise between them
         (the benchmark does not tell the solvers).
+    sparsity : callable or None, optional
+        ``sparsity()`` -> boolean array (n, n): where the Jacobian may be nonzero, for
+        the large systems that are solved with it (the benchmark gives chebpan
+        ``jac_sparsity`` instead of the dense ``jac``, and Radau and BDF the Jacobian
+        as a sparse matrix).
     """
 
     name: str
@@ -116,6 +121,7 @@ class SuiteProblem:
     reference_source: Callable | None = dataclasses.field(default=None, repr=False,
                                                          compare=False)
     breakpoints: tuple = ()
+    sparsity: Callable | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "t_span", tuple(float(t) for t in self.t_span))
@@ -161,10 +167,10 @@ class SuiteProblem:
 
 
 def _registry() -> dict[str, Callable[[], SuiteProblem]]:
-    from . import _detest, _kepler, _medakzo, _paper_suite, _pleiades, _stiff
+    from . import _brusselator, _detest, _kepler, _medakzo, _paper_suite, _pleiades, _stiff
 
     out: dict[str, Callable[[], SuiteProblem]] = {}
-    for module in (_detest, _kepler, _pleiades, _stiff, _medakzo, _paper_suite):
+    for module in (_detest, _kepler, _pleiades, _stiff, _medakzo, _brusselator, _paper_suite):
         out.update(module.FACTORIES)
     return out
 
