@@ -487,6 +487,9 @@ def test_picard_rounds_to_convergence():
     assert picard_rounds(0.5, 1e-6, 1e-3) == 0.0
     assert picard_rounds(1.0, 1.0, 1e-3) == math.inf
     assert picard_rounds(0.1, 1.0, 1e-3) < picard_rounds(0.3, 1.0, 1e-3)
+    # (no change left, no contraction measured, nothing to reach)
+    assert picard_rounds(0.5, 0.0, 1e-3) == 0.0 == picard_rounds(0.0, 1.0, 1e-3)
+    assert picard_rounds(math.nan, 1.0, 1e-3) == math.inf == picard_rounds(0.5, 1.0, 0.0)
 
 
 def test_picard_goes_on_only_where_newton_rounds_are_costly():
@@ -506,10 +509,10 @@ def test_costly_newton_gives_way_to_cheaper_picard_rounds(monkeypatch):
     """The Pleiades (n = 28: dense Newton rounds of 168 unknowns, ~4.6 Picard rounds
     each): Picard rounds go on while predicted cheaper, and a segment after a Newton
     one tries them first.  Against the same solve with Newton's cost ignored (the rule
-    before): far fewer Newton iterations, at the same accuracy (scaled error against
-    the suite's reference within 10 × rtol at 1e-6 and 1e-9: when it landed 3 and 1 ×,
-    and 1.1 and 0.7 × without the rule; 108 and 0 Newton iterations against 253 and
-    571)."""
+    before): far fewer Newton iterations (when it landed 108 and 0 against 253 and 571
+    at rtol 1e-6 and 1e-9; at 1e-9 every segment ends in Picard rounds: the hand-over
+    rule; at 1e-6 the Picard-first start too — with it off, 220), within 10 × rtol of
+    the suite's reference (2.9 and 5.6 × rtol; 0.7 and 2.6 × without the rule)."""
     from chebpan._control import policy, segment_solver
     from chebpan.testing import SUITE
 

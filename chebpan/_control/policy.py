@@ -84,6 +84,10 @@ def picard_rounds(rho: float, change: float, tolerance: float) -> float:
     ``rho ≥ 1``)."""
     if not 0 < rho < 1:
         return 0.0 if rho <= 0 else math.inf
+    if not change * rho > 0:  # (nothing left to remove)
+        return 0.0
+    if not tolerance > 0:
+        return math.inf
     return max(math.log(tolerance * (1 - rho) / (change * rho)) / math.log(rho), 0.0)
 
 

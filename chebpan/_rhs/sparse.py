@@ -94,6 +94,8 @@ class SparsityPattern:
             order = np.lexsort((self.rows, self.cols))
             indptr = np.concatenate([[0], np.cumsum(np.bincount(self.cols, minlength=self.n))])
             diagonal = np.flatnonzero(self.rows[order] == self.cols[order])
+            if diagonal.shape[0] != self.n:
+                raise ValueError("the shifted matrices need the diagonal in the pattern")
             self._csc = (order, self.rows[order], indptr, diagonal)
         order, indices, indptr, diagonal = self._csc
         data = -np.asarray(values, dtype=np.complex128)[order]
@@ -289,10 +291,12 @@ class SparseStructuredLinearization(StructuredLinearization):
                                 r)
 
     def _factorise(self):
-        fitted = self.values[1:, :]
-        frozen = np.mean(fitted, axis=0) if self.freeze == "mean" else (
-            self.values[0] if self.freeze == "start" else self.values[-1])
-        return _SparseFrozenSolver(self.basis, self.pattern, frozen, float(self.half_h[0, 0]))
+        frozen = {"mean": lambda: np.mean(self.values[1:, :], axis=0),
+                  "start": lambda: self.values[0], "end": lambda: self.values[-1]}
+        if self.freeze not in frozen:
+            raise ValueError(f"unknown frozen Jacobian {self.freeze!r}")
+        return _SparseFrozenSolver(self.basis, self.pattern, frozen[self.freeze](),
+                                   float(self.half_h[0, 0]))
 
     def _product(self, x):
         basis = self.basis
