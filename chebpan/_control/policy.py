@@ -91,10 +91,12 @@ def picard_rounds(rho: float, change: float, tolerance: float) -> float:
     return max(math.log(tolerance * (1 - rho) / (change * rho)) / math.log(rho), 0.0)
 
 
-def picard_cheaper(rho: float, change: float, tolerance: float, newton_cost: float) -> bool:
+def picard_cheaper(rho: float, change: float, tolerance: float, newton_cost: float,
+                   rounds_left: float = math.inf) -> bool:
     """Whether Picard rounds at contraction ``rho`` (after an update ``change``)
     converge for less than Newton's: only where a Newton round costs more than
-    ``COSTLY_NEWTON`` Picard rounds, and ``rho`` is below ``PICARD_ONLY_RHO``.
+    ``COSTLY_NEWTON`` Picard rounds, ``rho`` is below ``PICARD_ONLY_RHO``, and the
+    rounds needed are at most ``rounds_left`` (those the iteration may still take).
 
     Examples
     --------
@@ -104,7 +106,8 @@ def picard_cheaper(rho: float, change: float, tolerance: float, newton_cost: flo
     False
     """
     return (newton_cost > COSTLY_NEWTON and rho < PICARD_ONLY_RHO
-            and picard_rounds(rho, change, tolerance) <= NEWTON_ROUNDS * newton_cost)
+            and picard_rounds(rho, change, tolerance) <= min(NEWTON_ROUNDS * newton_cost,
+                                                             rounds_left))
 
 
 #: ``n_coeffs`` chosen when the user gives none: from the tolerance,

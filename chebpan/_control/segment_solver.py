@@ -38,7 +38,6 @@ from .policy import (
     SUPERLINEAR,
     newton_round_cost,
     picard_cheaper,
-    picard_rounds,
 )
 
 __all__ = ["SegmentResult", "SegmentSolver"]
@@ -249,11 +248,9 @@ class SegmentSolver:
                 if previous is not None:
                     rho = change / previous if previous > 0 else (math.inf if change > 0 else 0.0)
                     self.picard_rate = rho / abs(h)
-                    if rho > rho_limit and not (
-                            newton_allowed
-                            and picard_cheaper(rho, change, opts.convergence, newton_cost)
-                            and picard_rounds(rho, change, opts.convergence)
-                            <= max_picard - iteration - 1):  # (within the rounds left)
+                    if rho > rho_limit and not (newton_allowed and picard_cheaper(
+                            rho, change, opts.convergence, newton_cost,
+                            rounds_left=max_picard - iteration - 1)):
                         break
                 previous = change
                 # The last allowed iteration also fetches J: Newton needs it next.

@@ -90,7 +90,8 @@ def collocation_schur(basis, *, xp):
 
 
 def frozen_jacobian(jac_nodes, *, how="mean", xp):
-    """One Jacobian per batch member from the nodes' (K, M, n, n): (K, n, n).
+    """One Jacobian per batch member from the nodes' (K, M, n, n): (K, n, n) (or from
+    values on a sparsity pattern, (K, M, nnz): (K, nnz)).
 
     ``"mean"``: the mean over the fitted nodes m ≥ 1; ``"start"``: node 0
     (``J(t_a, y_a)``, the same for every iterate); ``"end"``: the last node.
@@ -135,23 +136,29 @@ class FrozenJacobianSolver:
     """
 
     def __init__(self, basis, jac, half_h, *, xp):
-        self.basis = basis
-        self.xp = xp
-        self.schur = schur = collocation_schur(basis, xp=xp)
         jac = xp.astype(jac, xp.float64)
         k, n, _ = jac.shape
-        self.shape = (k, n)
+        schur = self._prepare(basis, (k, n), xp=xp)
         half_h = xp.reshape(xp.astype(half_h, xp.float64), (k, 1, 1, 1))
         eye = xp.eye(n, dtype=xp.complex128, device=getattr(jac, "device", None))
         shifts = xp.reshape(schur.shifts, (1, -1, 1, 1))
         shifted = shifts * eye - xp.astype(half_h * jac[:, None, ...], xp.complex128)
-        self.numpy = array_api_compat.is_numpy_namespace(xp)
         if self.numpy:
             from .._kernels.schur import LapackShiftedFactors
 
             self.lapack = LapackShiftedFactors(shifted)
         else:
             self.inverses = xp.linalg.inv(shifted)  # (K, P, n, n)
+
+    def _prepare(self, basis, shape, *, xp):
+        """What every frozen solve keeps besides its factors; returns the Schur data.
+        ``shape`` is (K, n)."""
+        self.basis = basis
+        self.xp = xp
+        self.shape = shape
+        self.numpy = array_api_compat.is_numpy_namespace(xp)
+        self.schur = collocation_schur(basis, xp=xp)
+        return self.schur
 
     def _shifted_solve(self, k, b):
         """``(T_kk I − (h/2) J) x = b`` for b (K, n) complex (namespaces other than NumPy)."""

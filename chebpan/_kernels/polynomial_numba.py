@@ -46,20 +46,6 @@ def _node_values(y_a, f_a, half_h, x, phi, tau, slope_factor, out):
 
 
 @numba.njit(cache=True)
-def _end_value(y_a, f_a, half_h, x, end, slope_factor, out):
-    k_count, n = out.shape
-    n_free = x.shape[2]
-    _check_rows(k_count, y_a, f_a, half_h, x)
-    for k in range(k_count):
-        ky, kf, kh, kx = _rows_of(k, y_a, f_a, half_h, x)
-        for i in range(n):
-            total = 0.0
-            for q in range(n_free):
-                total += x[kx, i, q] * end[q]
-            out[k, i] = (y_a[ky, i] + 2.0 * slope_factor * half_h[kh, 0] * f_a[kf, i]) + total
-
-
-@numba.njit(cache=True)
 def _coefficients(y_a, f_a, half_h, x, t_minus1, dt_minus1, n_fixed, out):
     # Paper basis (n_fixed = 2): c_1 = (h/2) f_a − Σ X_q T_q'(−1), c_0 = y_a + c_1 −
     # Σ X_q T_q(−1); stiff basis (n_fixed = 1): c_0 = y_a − Σ X_q T_q(−1).
@@ -109,11 +95,16 @@ def node_values(basis, y_a, f_a, half_h, x):
     return out
 
 
+#: τ of the end point: the end value is the node-value kernel at the one node τ = 1.
+_END_TAU = np.ones(1)
+
+
 def end_value(basis, y_a, f_a, half_h, x):
     """:func:`chebpan._core.picard.end_value` (float64): (K, n)."""
-    out = np.empty((_rows(y_a, f_a, half_h, x), x.shape[1]))
-    _end_value(y_a, f_a, half_h, x, basis.end_value, float(basis.slope_factor), out)
-    return out
+    out = np.empty((_rows(y_a, f_a, half_h, x), x.shape[1], 1))
+    _node_values(y_a, f_a, half_h, x, basis.end_value[:, None], _END_TAU,
+                 float(basis.slope_factor), out)
+    return out[..., 0]
 
 
 def coefficients(basis, y_a, f_a, half_h, x):

@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
 
-from .._core.structured import FrozenJacobianSolver, StructuredLinearization, collocation_schur
+from .._core.structured import FrozenJacobianSolver, StructuredLinearization, frozen_jacobian
 from .._kernels.schur import substitute
 from .jacobian import as_dense, forward_difference_steps
 
@@ -291,12 +291,8 @@ class SparseStructuredLinearization(StructuredLinearization):
                                 r)
 
     def _factorise(self):
-        frozen = {"mean": lambda: np.mean(self.values[1:, :], axis=0),
-                  "start": lambda: self.values[0], "end": lambda: self.values[-1]}
-        if self.freeze not in frozen:
-            raise ValueError(f"unknown frozen Jacobian {self.freeze!r}")
-        return _SparseFrozenSolver(self.basis, self.pattern, frozen[self.freeze](),
-                                   float(self.half_h[0, 0]))
+        frozen = frozen_jacobian(self.values[None], how=self.freeze, xp=np)[0]
+        return _SparseFrozenSolver(self.basis, self.pattern, frozen, float(self.half_h[0, 0]))
 
     def _product(self, x):
         basis = self.basis
@@ -310,11 +306,7 @@ class _SparseFrozenSolver(FrozenJacobianSolver):
     (values (nnz,) on ``pattern``): SuperLU of each shifted matrix."""
 
     def __init__(self, basis, pattern, frozen, half_h):
-        self.basis = basis
-        self.xp = np
-        self.schur = schur = collocation_schur(basis, xp=np)
-        self.shape = (1, pattern.n)
-        self.numpy = True
+        schur = self._prepare(basis, (1, pattern.n), xp=np)
         shifted = pattern.shifted(np.asarray(frozen, dtype=np.float64) * half_h,
                                   np.asarray(schur.shifts))
         self.lapack = _SparseShiftedFactors([scipy.sparse.linalg.splu(a) for a in shifted])
