@@ -97,11 +97,11 @@ def structured_costs(basis, jac, half_h, r, budget):
                              xp=np).direction(r)
         structured_gradient(basis, jac, half_h, r, xp=np)
 
-    first = StructuredLinearization(basis, jac, half_h, xp=np, krylov=True)
+    first = StructuredLinearization(basis, jac, half_h, xp=np)
     first.direction(r)
 
     def krylov():
-        linear = StructuredLinearization(basis, jac, half_h, xp=np, previous=first, krylov=True)
+        linear = StructuredLinearization(basis, jac, half_h, xp=np, previous=first)
         linear.direction(r)
         linear.gradient(r)
         return linear.inner

@@ -18,6 +18,7 @@ from chebpan._rhs.sparse import (
     SparseStructuredLinearization,
     SparsityPattern,
     group_columns,
+    sparse_frozen_solver,
 )
 
 
@@ -90,7 +91,7 @@ def test_sparse_and_dense_newton_steps_agree_on_the_stiff_basis():
     assert np.allclose(sparse.direction(r), dense.direction(r, None), rtol=1e-10, atol=1e-12)
 
 
-def test_pattern_products_and_shifted_matrices_are_the_dense_ones():
+def test_pattern_products_and_shifted_factors_are_the_dense_ones():
     n = 7
     pattern = SparsityPattern.from_matrix(tridiagonal(n) + np.eye(n, k=3), n)
     rng = np.random.default_rng(2)
@@ -100,19 +101,20 @@ def test_pattern_products_and_shifted_matrices_are_the_dense_ones():
     assert np.allclose(pattern.products(values, v), np.einsum("pij,jp->ip", dense, v),
                        rtol=1e-14, atol=1e-14)
     shifts = np.array([2.0 + 1.0j, -0.5])
-    for shift, matrix in zip(shifts, pattern.shifted(values[0], shifts)):
-        assert np.array_equal(matrix.toarray(), shift * np.eye(n) - dense[0])
+    b = rng.normal(size=n) + 1j * rng.normal(size=n)
+    for shift, factors in zip(shifts, pattern.shifted_factors(values[0], shifts)):
+        expected = np.linalg.solve(shift * np.eye(n) - dense[0], b)
+        assert np.allclose(factors.solve(b), expected, rtol=1e-13, atol=1e-13)
     off_diagonal = SparsityPattern(np.array([0, 1]), np.array([1, 0]), 2)
     with pytest.raises(ValueError, match="diagonal"):
-        off_diagonal.shifted(np.ones(2), shifts)
+        off_diagonal.shifted_factors(np.ones(2), shifts)
 
 
-@pytest.mark.parametrize("krylov", [False, True])
-def test_sparse_structured_steps_are_the_dense_structured_ones(krylov):
+def test_sparse_structured_steps_are_the_dense_structured_ones():
     """The sparse structured linearization (SuperLU of the shifted n×n matrices) gives
-    the dense one's gradient and direction: the frozen-J solve itself, and with Krylov
-    the Newton direction of the nodes' own J (that of the assembled collocation
-    system)."""
+    the dense one's gradient and Krylov direction (the Newton direction of the nodes'
+    own J, that of the assembled collocation system), and the sparse frozen-J solver
+    of simplified Newton the dense frozen-J solve."""
     n = 9
     basis = get_basis(12, 12, xp=np, dtype=np.float64, stiff=True)
     pattern = SparsityPattern.from_matrix(tridiagonal(n), n)
@@ -121,23 +123,23 @@ def test_sparse_structured_steps_are_the_dense_structured_ones(krylov):
     values = base * (1 + 0.05 * rng.normal(size=(basis.n_nodes, pattern.nnz)))
     r = rng.normal(size=(1, n, basis.n_nodes))
     half_h = 0.3
-    sparse = SparseStructuredLinearization(basis, pattern, values, half_h, krylov=krylov)
+    sparse = SparseStructuredLinearization(basis, pattern, values, half_h)
     dense = StructuredLinearization(basis, pattern.to_dense(values)[None],
-                                    np.array([[half_h]]), xp=np, krylov=krylov)
+                                    np.array([[half_h]]), xp=np)
     assert np.allclose(sparse.gradient(r), dense.gradient(r), rtol=1e-12, atol=1e-10)
     direction = sparse.direction(r)
     scale = np.max(np.abs(direction))
-    # (Krylov: both GMRES to a relative residual of KRYLOV_RTOL = 1e-6, other roundings)
-    assert np.allclose(direction, dense.direction(r), rtol=0,
-                       atol=(1e-6 if krylov else 1e-11) * scale)
-    if krylov:
-        newton = SparseLinearization(basis, pattern, values, half_h).direction(r)
-        assert sparse.inner > 1  # (the frozen J is not the nodes')
-        assert np.allclose(direction, newton, rtol=0, atol=1e-6 * scale)
-    else:
-        frozen = FrozenJacobianSolver(basis, pattern.to_dense(np.mean(values[1:], axis=0))[None],
-                                      np.array([[half_h]]), xp=np)
-        assert np.allclose(direction, frozen.direction(r), rtol=0, atol=1e-11 * scale)
+    # (both GMRES to a relative residual of KRYLOV_RTOL = 1e-6, other roundings)
+    assert np.allclose(direction, dense.direction(r), rtol=0, atol=1e-6 * scale)
+    newton = SparseLinearization(basis, pattern, values, half_h).direction(r)
+    assert sparse.inner > 1  # (the frozen J is not the nodes')
+    assert np.allclose(direction, newton, rtol=0, atol=1e-6 * scale)
+
+    mean = np.mean(values[1:], axis=0)
+    frozen = sparse_frozen_solver(basis, pattern, mean, half_h).direction(r)
+    expected = FrozenJacobianSolver(basis, pattern.to_dense(mean)[None],
+                                    np.array([[half_h]]), xp=np).direction(r)
+    assert np.allclose(frozen, expected, rtol=0, atol=1e-11 * np.max(np.abs(expected)))
 
 
 def test_jac_sparsity_of_the_wrong_shape_names_the_argument():

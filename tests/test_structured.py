@@ -195,7 +195,7 @@ def simplified_newton(segment):
 def krylov_newton(segment):
     def direction_of(r, jac, previous):
         linear = StructuredLinearization(segment.basis, jac, segment.half_h, xp=np,
-                                         previous=previous, krylov=True)
+                                         previous=previous)
         return linear.direction(r), linear
     return segment.newton(direction_of)
 
@@ -266,39 +266,46 @@ def test_a_large_non_stiff_system_has_no_dense_newton_on_the_papers_basis(monkey
     """DETEST C4 (n = 51, heat equation by second differences): the paper's basis would
     need dense Gauss-Newton systems of 51 × 6 = 306 unknowns.  With ``"auto"`` its
     segments take Picard rounds only, and those they cannot finish go to the stiff
-    basis' structured Newton; ``"dense"`` keeps dense steps on both.  Both are within
-    the tolerance of the exact solution."""
+    basis' simplified Newton (a frozen J, evaluated once: the problem is linear);
+    ``"dense"`` keeps dense steps on both.  Both are within the tolerance of the exact
+    solution."""
     from chebpan._control.segment_solver import SegmentSolver
     from chebpan._core.newton import DenseLinearization
     from chebpan.testing import SUITE
 
     c4 = SUITE["C4"]()
     kinds = []
-    linearize = SegmentSolver._linearize
+    linearize, frozen_newton = SegmentSolver._linearize, SegmentSolver._frozen_newton
 
     def recording(self, jac, half_h, previous=None):
         linear = linearize(self, jac, half_h, previous)
         kinds.append((type(linear), self.basis.square))
         return linear
 
+    def recording_frozen(self, *args):
+        kinds.append(("simplified", self.basis.square))
+        return frozen_newton(self, *args)
+
     monkeypatch.setattr(SegmentSolver, "_linearize", recording)
+    monkeypatch.setattr(SegmentSolver, "_frozen_newton", recording_frozen)
     res = chebpan.solve_ivp(c4.fun, c4.t_span, np.array(c4.y0), rtol=1e-6, atol=1e-6,
                             vectorized=True, newton_linear_solver=choice)
     assert res.success and c4.scaled_error(res.y[:, -1]) <= 1e-6
     dense_on_papers_basis = [k for k in kinds if k == (DenseLinearization, False)]
     if choice == "auto":
-        assert kinds and not dense_on_papers_basis
-        assert all(square for _, square in kinds)
+        assert kinds and set(kinds) == {("simplified", True)}
+        assert res.njev == 1
     else:
         assert dense_on_papers_basis
 
 
-@pytest.mark.parametrize("choice", ["auto", "simplified", "dense"])
+@pytest.mark.parametrize("choice", ["auto", "simplified", "structured", "dense"])
 def test_sparse_jacobians_keep_their_sparsity(monkeypatch, choice):
     """A stiff diffusion with ``jac_sparsity`` above the dense size (100 × 15 unknowns
-    on the stiff basis): ``"auto"`` and ``"simplified"`` solve the shifted sparse n×n
-    matrices of the structured solve, ``"dense"`` factorises the assembled sparse
-    collocation system by SuperLU; all three reach the exact solution."""
+    on the stiff basis): ``"auto"`` and ``"simplified"`` take simplified Newton steps
+    with the sparse frozen-J solver (SuperLU of the shifted n×n matrices),
+    ``"structured"`` Krylov directions preconditioned by it, ``"dense"`` factorises the
+    assembled sparse collocation system by SuperLU; all reach the exact solution."""
     from chebpan._control.segment_solver import SegmentSolver
     from chebpan._rhs.sparse import SparseLinearization, SparseStructuredLinearization
 
@@ -306,16 +313,82 @@ def test_sparse_jacobians_keep_their_sparsity(monkeypatch, choice):
     a = scipy.sparse.diags([np.ones(n - 1), -2 * np.ones(n), np.ones(n - 1)], [-1, 0, 1])
     a = (a * (n + 1) ** 2).tocsc()
     kinds = set()
-    linearize = SegmentSolver._linearize
+    linearize, frozen_solver = SegmentSolver._linearize, SegmentSolver._frozen_solver
     monkeypatch.setattr(SegmentSolver, "_linearize", lambda self, *args, **kw: (
         kinds.add(type(linear := linearize(self, *args, **kw))) or linear))
+    monkeypatch.setattr(SegmentSolver, "_frozen_solver", lambda self, *args: (
+        kinds.add(type(solver := frozen_solver(self, *args)).__name__) or solver))
     y0 = np.linspace(1, 2, n)
     res = chebpan.solve_ivp(lambda t, y: a @ y, (0, 0.2), y0, vectorized=True, rtol=1e-8,
                             atol=1e-10, jac_sparsity=a != 0, n_coeffs=16,
                             newton_linear_solver=choice)
     assert res.status == 0 and res.nlu > 0
-    assert kinds == {SparseLinearization if choice == "dense" else SparseStructuredLinearization}
+    expected = {"dense": SparseLinearization, "structured": SparseStructuredLinearization}
+    assert kinds == {expected.get(choice, "_SparseFrozenSolver")}
+    if choice in ("auto", "simplified"):  # (a constant J: evaluated once, carried)
+        assert res.njev == 1
     assert np.max(np.abs(res.y[:, -1] - expm(a.toarray() * 0.2) @ y0)) < 1e-8
+
+
+def test_simplified_newton_carries_its_jacobian_across_segments():
+    """The Brusselator by the method of lines (n = 200, stiff, nonlinear) with
+    ``jac_sparsity``: simplified Newton evaluates J for a fraction of its segments (the
+    frozen J is carried while it serves: measured 10 for 18 segments, against 45) and is
+    as accurate as the Newton steps of
+    ``"structured"``, which evaluate J at every iterate."""
+    from chebpan.testing import SUITE
+
+    bruss = SUITE["BRUSS"]()
+    kwargs = dict(rtol=1e-6, atol=1e-6 * bruss.floor, vectorized=True,
+                  jac_sparsity=bruss.sparsity())
+    simplified = chebpan.solve_ivp(bruss.fun, bruss.t_span, np.array(bruss.y0), **kwargs)
+    newton = chebpan.solve_ivp(bruss.fun, bruss.t_span, np.array(bruss.y0),
+                               newton_linear_solver="structured", **kwargs)
+    assert simplified.success and newton.success
+    assert simplified.njev < simplified.nsegments and 3 * simplified.njev < newton.njev
+    assert bruss.scaled_error(simplified.y[:, -1]) < 1e-6
+    assert bruss.scaled_error(newton.y[:, -1]) < 1e-6
+
+
+def test_simplified_newton_on_a_relaxation_oscillation():
+    """Van der Pol, μ = 1000, over a whole period with ``"simplified"`` (simplified Newton
+    at every size): J changes by orders of magnitude along the cycle, so carried
+    Jacobians stop serving and are evaluated again; the result is as accurate as the
+    dense Newton steps'."""
+    from chebpan.testing import SUITE
+
+    vdpol = SUITE["VDPOL"]()
+    kwargs = dict(rtol=1e-6, atol=1e-6 * vdpol.floor, vectorized=True, jac=vdpol.jac,
+                  vectorized_jac=True)
+    res = chebpan.solve_ivp(vdpol.fun, vdpol.t_span, np.array(vdpol.y0),
+                            newton_linear_solver="simplified", **kwargs)
+    assert res.success and res.njev > 1
+    assert vdpol.scaled_error(res.y[:, -1]) < 1e-5
+
+
+def test_a_wrong_frozen_jacobian_cannot_pass(monkeypatch):
+    """Simplified Newton accepts only a converged iteration, whatever its frozen J: with
+    J of the wrong sign (the frozen system amplifies the stiff error instead of damping
+    it) the iteration diverges until the segments are short enough for it to contract,
+    and the answer is still right.  y' = −λ (y − cos t) − sin t, y = cos t, λ = 1e6."""
+    from chebpan._control import segment_solver
+
+    lam = 1e6
+
+    def fun(t, y):
+        return -lam * (y - np.cos(t)) - np.sin(t)
+
+    kwargs = dict(rtol=1e-8, atol=1e-10, vectorized=True, newton_linear_solver="simplified",
+                  jac=lambda t, y: np.array([[-lam]]))
+    honest = chebpan.solve_ivp(fun, (0, 0.01), [1.0], **kwargs)
+    freeze = segment_solver.frozen_jacobian
+    monkeypatch.setattr(segment_solver, "frozen_jacobian",
+                        lambda jac, **kw: -freeze(jac, **kw))
+    wrong = chebpan.solve_ivp(fun, (0, 0.01), [1.0], **kwargs)
+    for res in (honest, wrong):
+        assert res.success
+        assert np.max(np.abs(res.y[0] - np.cos(res.t))) < 1e-8
+    assert wrong.nsegments > 5 * honest.nsegments
 
 
 def test_bad_choice_is_a_clear_error():
@@ -336,7 +409,7 @@ def test_krylov_direction_is_the_newton_direction_in_both_namespaces():
                                   r, xp=np)
     for xp in (np, array_api_strict):
         linear = StructuredLinearization(stiff_basis(n_coeffs, xp), xp.asarray(jac_nodes),
-                                         xp.asarray(half_h), xp=xp, krylov=True)
+                                         xp.asarray(half_h), xp=xp)
         direction = np.asarray(linear.direction(xp.asarray(r)))
         assert 0 < linear.inner < 24 and linear.factorised and not linear.stale
         # (GMRES stops at a relative residual of KRYLOV_RTOL)

@@ -189,9 +189,9 @@ class IterationOptions:
         How the Newton step of the stiff basis is solved: dense LU of the
         collocation matrix; ``"structured"``: GMRES preconditioned by the
         frozen-J structured solve (:mod:`chebpan._core.structured`);
-        ``"simplified"``: simplified Newton with the frozen-J solve itself.
-        Both structured kinds also give the stiff basis Newton steps above
-        ``max_newton_size``.  ``"auto"``: ``"structured"`` from
+        ``"simplified"``: simplified Newton with the frozen-J solve itself, J
+        carried across segments.  Both structured kinds also give the stiff basis
+        Newton steps above ``max_newton_size``.  ``"auto"``: ``"simplified"`` from
         ``STRUCTURED_MIN_SIZE`` unknowns on (and above ``max_newton_size``),
         dense below; and the paper's basis gets no (dense) Newton steps from
         ``STRUCTURED_MIN_SIZE`` unknowns on.

@@ -2,7 +2,8 @@
 
 :class:`SegmentSolver` runs one attempt on ``[t_a, t_b]`` (docs/algorithm.md, "One
 segment"): the best of several starting polynomials, Picard iterations while they
-contract, Newton steps with a strong-Wolfe line search when they do not.  Whether the
+contract, Newton steps with a strong-Wolfe line search when they do not — or, on large
+stiff segments, simplified Newton with a frozen Jacobian carried across segments.  Whether the
 attempt is accepted and how long the next one is are decided by the segment loop
 (:mod:`chebpan._control.single`) with :mod:`chebpan._control.policy`.
 """
@@ -17,6 +18,7 @@ from .._core.estimates import ROUNDING_ULPS, step_change, tolerance_scale
 from .._core.linesearch import strong_wolfe
 from .._core.newton import (
     DenseLinearization,
+    residual,
     candidate_measures,
     directional_slope,
     jacobian_norm,
@@ -25,8 +27,14 @@ from .._core.newton import (
     residual_size,
 )
 from .._core.picard import coefficients, end_value, node_times, node_values, picard_step
-from .._core.structured import REFACTOR_RHO, STRUCTURED_MIN_SIZE, StructuredLinearization
-from .._rhs.sparse import SparseLinearization, SparseStructuredLinearization
+from .._core.structured import (
+    REFACTOR_RHO,
+    STRUCTURED_MIN_SIZE,
+    FrozenJacobianSolver,
+    StructuredLinearization,
+    frozen_jacobian,
+)
+from .._rhs.sparse import SparseLinearization, SparseStructuredLinearization, sparse_frozen_solver
 from .._output.result import Failure
 from .policy import (
     COSTLY_NEWTON,
@@ -40,7 +48,11 @@ from .policy import (
     picard_cheaper,
 )
 
-__all__ = ["SegmentResult", "SegmentSolver"]
+__all__ = ["SegmentResult", "SegmentSolver", "CarriedJacobian"]
+
+#: Simplified Newton iterations a frozen J is given to converge (scipy's Radau: 6,
+#: to a looser tolerance; 8 here took 5-15 % more rounds on MEDAKZO and BRUSS).
+FROZEN_MAX_ITER = 12
 
 
 @dataclass
@@ -72,6 +84,25 @@ class SegmentResult:
     picard_rate: float | None = None
 
 
+@dataclass
+class CarriedJacobian:
+    """The frozen Jacobian of simplified Newton, kept from segment to segment.
+
+    ``jac`` is (1, n, n) float64, or (1, nnz) values on the sparsity pattern; ``norm``
+    its nodes' ``max ‖J_m‖∞`` when it was evaluated (the stiffness per unit ``h/2``);
+    ``fresh`` whether it was evaluated for the attempt under way (a carried one is
+    re-evaluated when the iteration slows down, a fresh one is not: the attempt fails).
+    ``solver`` is its factorised frozen system for the length ``half_h``.
+    """
+
+    jac: Any
+    norm: float
+    fresh: bool = True
+    solver: Any = None
+    half_h: float | None = None
+    basis: Any = None
+
+
 class SegmentSolver:
     """Runs the hybrid iteration on segments of one solve.
 
@@ -97,6 +128,7 @@ class SegmentSolver:
         self.xp = xp
         self.eps = float(xp.finfo(basis.tau.dtype).eps)
         self.pattern = getattr(evaluator, "pattern", None)
+        self.carried = None  # CarriedJacobian of simplified Newton
 
     # -- helpers -----------------------------------------------------------
     def scale(self, *values):
@@ -182,6 +214,13 @@ class SegmentSolver:
         return (choice != "auto" or n * basis.n_free >= STRUCTURED_MIN_SIZE
                 or not self.dense_newton_fits(basis, n))
 
+    def frozen_newton(self, basis, n):
+        """Whether the stiff basis' Newton iteration is simplified Newton: one frozen-J
+        solve and one round of ``f`` per iteration, J kept across segments
+        (docs/algorithm.md, "Structured Newton solves")."""
+        return (self.structured_newton(basis, n)
+                and self.options.newton_linear_solver in ("auto", "simplified"))
+
     def basis_for(self, stiff):
         return self.stiff_basis if stiff else self.regular_basis
 
@@ -215,8 +254,14 @@ class SegmentSolver:
         # Above the dense size, Newton needs a sparsity pattern and the
         # square (stiff-basis) system that SuperLU factorises.
         newton_allowed = self.newton_available(basis, y_a.shape[-1])
+        frozen = self.frozen_newton(basis, y_a.shape[-1])
+        if not frozen:
+            self.carried = None
+        # (simplified Newton with a carried J needs no J to start)
+        jac_wanted = newton_allowed and not (frozen and self.carried is not None)
         use_newton = start_with_newton and newton_allowed
-        x, y_nodes, f_nodes, jac = self._best_start(t_nodes, y_a, f_a, half_h, x0, use_newton)
+        x, y_nodes, f_nodes, jac = self._best_start(t_nodes, y_a, f_a, half_h, x0,
+                                                    use_newton and jac_wanted)
         if f_nodes is None:
             return self._failed(x, self.nonfinite)
 
@@ -227,6 +272,7 @@ class SegmentSolver:
             long_picard = not newton_allowed or newton_cost > COSTLY_NEWTON
             max_picard = PICARD_ONLY_FACTOR * opts.max_picard if long_picard else opts.max_picard
             rho_limit = opts.rho_newton if newton_allowed else PICARD_ONLY_RHO
+            exhausted = False
             for iteration in range(max_picard):
                 self.counters.niter_picard += 1
                 x_new, y_new, change, size = picard_step(basis, y_a, f_a, half_h, y_nodes,
@@ -256,19 +302,19 @@ class SegmentSolver:
                 # The last allowed iteration also fetches J: Newton needs it next.
                 last = iteration == max_picard - 1
                 f_nodes, jac = self._evaluate(t_nodes, y_nodes,
-                                              with_jacobian=last and newton_allowed)
+                                              with_jacobian=last and jac_wanted)
                 if f_nodes is None:
                     return self._failed(x, self.nonfinite)
-            else:
-                if not newton_allowed:
-                    return self._picard_only_failed(x)
-                return self._newton(t_nodes, y_a, f_a, half_h, x, y_nodes, f_nodes, jac)
+                exhausted = last
             if not newton_allowed:
                 return self._picard_only_failed(x)
-            # Too slow: Newton from the newest iterate (y_nodes are its node values).
-            f_nodes, jac = self._evaluate(t_nodes, y_nodes, with_jacobian=True)
-            if f_nodes is None:
-                return self._failed(x, self.nonfinite)
+            if not exhausted:
+                # Too slow: Newton from the newest iterate (y_nodes are its node values).
+                f_nodes, jac = self._evaluate(t_nodes, y_nodes, with_jacobian=jac_wanted)
+                if f_nodes is None:
+                    return self._failed(x, self.nonfinite)
+        if frozen:
+            return self._frozen_newton(t_nodes, y_a, f_a, half_h, x, y_nodes, f_nodes, jac)
         return self._newton(t_nodes, y_a, f_a, half_h, x, y_nodes, f_nodes, jac)
 
     def _best_start(self, t_nodes, y_a, f_a, half_h, candidates, with_jacobian):
@@ -325,14 +371,13 @@ class SegmentSolver:
             if self.structured_newton(self.basis, self.pattern.n):
                 return SparseStructuredLinearization(
                     self.basis, self.pattern, jac[0, ...], float(half_h[0, 0]),
-                    previous=previous, krylov=self.options.newton_linear_solver != "simplified")
+                    previous=previous)
             return SparseLinearization(self.basis, self.pattern, jac[0, ...], float(half_h[0, 0]))
         if jac.ndim == 3:
             jac = self.xp.asarray(self.pattern.to_dense(jac))
         if self.structured_newton(self.basis, jac.shape[-1]):
-            return StructuredLinearization(
-                self.basis, jac, half_h, xp=self.xp, previous=previous,
-                krylov=self.options.newton_linear_solver != "simplified")
+            return StructuredLinearization(self.basis, jac, half_h, xp=self.xp,
+                                           previous=previous)
         return DenseLinearization(self.basis, jac, half_h, xp=self.xp)
 
     def _newton(self, t_nodes, y_a, f_a, half_h, x, y_nodes, f_nodes, jac):
@@ -428,6 +473,93 @@ class SegmentSolver:
             before, previous, previous_full = previous, change, full
         return self._failed(x, Failure.NO_CONVERGENCE)
 
+    def _frozen_newton(self, t_nodes, y_a, f_a, half_h, x, y_nodes, f_nodes, jac):
+        """Simplified Newton on the stiff basis: ``X ← X − M⁻¹ r̃(X)`` with M the
+        collocation matrix of a frozen J, factorised once per (J, length); one round of
+        ``f`` and one structured solve per iteration, no J and no line search.  J is
+        carried from segment to segment and evaluated again (at the current iterate)
+        when the iteration slows down; with a J evaluated for this attempt, slowing down
+        fails the attempt (docs/algorithm.md, "Structured Newton solves")."""
+        xp, basis, opts = self.xp, self.basis, self.options
+        if jac is not None:
+            self._carry(jac, half_h)
+        carried = self.carried
+        self.stiffness = abs(float(half_h[0, 0])) * carried.norm
+
+        def failed(why):
+            carried.fresh = False  # (the shorter retry may evaluate J once more)
+            return self._failed(x, why)
+
+        previous = None
+        iterations = 0
+        for _ in range(2 * FROZEN_MAX_ITER):
+            self.counters.niter_newton += 1
+            r = residual(basis, f_a, f_nodes, half_h, x, xp=xp)
+            direction = self._frozen_solver(half_h).direction(xp.astype(r, xp.float64))
+            direction = xp.astype(direction, x.dtype)
+            change, floor, nodes_step = step_change(basis, y_a, y_nodes, direction, self.atol,
+                                                    self.rtol, self.eps, xp=xp)
+            change, floor = float(change[0]), float(floor[0])
+            if not math.isfinite(change):
+                return failed(Failure.DIVERGED)
+            iterations += 1
+            if previous is not None and change > floor:
+                rho = change / previous if previous > 0 else math.inf
+                left = FROZEN_MAX_ITER - iterations
+                if rho >= 1 or rho ** left / (1 - rho) * change > opts.convergence:
+                    if carried.fresh:
+                        return failed(Failure.NO_CONVERGENCE)
+                    # A carried J that no longer serves: J at this iterate.
+                    f_nodes, jac = self._evaluate(t_nodes, y_nodes, with_jacobian=True)
+                    if f_nodes is None:
+                        return failed(self.nonfinite)
+                    carried = self._carry(jac, half_h)
+                    previous, iterations = None, 0
+                    continue
+            x = x + direction
+            y_nodes = y_nodes + nodes_step
+            if self._converged(change, previous, floor):
+                f_end = self._frozen_end_slope(f_nodes[..., -1], nodes_step[..., -1])
+                carried.fresh = False
+                return self._finish(y_a, f_a, half_h, x, f_end, used_newton=True)
+            previous = change
+            f_nodes, _ = self._evaluate(t_nodes, y_nodes, with_jacobian=False)
+            if f_nodes is None:
+                return failed(self.nonfinite)
+        return failed(Failure.NO_CONVERGENCE)
+
+    def _carry(self, jac, half_h):
+        """Freeze the nodes' J (K=1, M, n, n) or pattern values (1, M, nnz) and carry it."""
+        xp = self.xp
+        self._note_stiffness(jac, half_h)
+        self.carried = CarriedJacobian(
+            jac=frozen_jacobian(xp.astype(jac, xp.float64), xp=xp),
+            norm=self.stiffness / abs(float(half_h[0, 0])))
+        return self.carried
+
+    def _frozen_solver(self, half_h):
+        """The carried J's factorised frozen system for this basis and length."""
+        carried, xp = self.carried, self.xp
+        h2 = float(half_h[0, 0])
+        if carried.solver is None or carried.half_h != h2 or carried.basis is not self.basis:
+            self.counters.nlu += 1
+            if self.pattern is not None and carried.jac.ndim == 2:
+                carried.solver = sparse_frozen_solver(self.basis, self.pattern,
+                                                      carried.jac[0], h2)
+            else:
+                carried.solver = FrozenJacobianSolver(
+                    self.basis, carried.jac, xp.astype(half_h, xp.float64), xp=xp)
+            carried.half_h, carried.basis = h2, self.basis
+        return carried.solver
+
+    def _frozen_end_slope(self, f_end, end_change):
+        """``f_end + J Δy`` with the carried frozen J (K=1, n)."""
+        xp, jac = self.xp, self.carried.jac
+        if jac.ndim == 2:  # (values on the pattern)
+            return f_end + xp.astype(self.pattern.products(jac, end_change.T).T, f_end.dtype)
+        change = xp.astype(end_change, xp.float64)[..., None]
+        return f_end + xp.astype(xp.matmul(jac, change)[..., 0], f_end.dtype)
+
     def _end_slope(self, linear, f_end, end_change):
         """``f_end + J_end Δy`` (K, n) with the last node's J of ``linear``: dense, or
         on the sparsity pattern (``values`` (M, nnz) of one segment)."""
@@ -475,7 +607,7 @@ class SegmentSolver:
             return None
         return self.nonfinite
 
-    def _finish(self, y_a, f_a, half_h, x, f_end, *, linear=None):
+    def _finish(self, y_a, f_a, half_h, x, f_end, *, linear=None, used_newton=False):
         """The converged attempt; ``linear`` is the last iterate's linearisation when
         Newton steps ran (None after the Picard iteration)."""
         xp, basis = self.xp, self.basis
@@ -485,7 +617,7 @@ class SegmentSolver:
         if isinstance(linear, DenseLinearization):
             end_jac = linear.jac_nodes[:, -1, ...]
         return SegmentResult(x=x, f_end=f_end, y_end=y_end, coeffs=coeffs, failure=None,
-                             used_newton=linear is not None, end_jac=end_jac)
+                             used_newton=used_newton or linear is not None, end_jac=end_jac)
 
     def _failed(self, x, why):
         # The last iterate's coefficients are kept: a retry on a shorter

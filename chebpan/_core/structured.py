@@ -209,43 +209,37 @@ class StructuredLinearization:
 
     Same interface as :class:`chebpan._core.newton.DenseLinearization`
     (``gradient``, ``direction``).  The gradient is exact (the nodes' own J,
-    matrix-free).  The direction uses a :class:`FrozenJacobianSolver`
-    (J frozen by :func:`frozen_jacobian`) carried over from ``previous`` (the
-    linearization of the iterate before) until :meth:`refresh` asks for a
-    factorisation at this iterate:
-
-    * ``krylov=False``: simplified Newton, the frozen-J solve itself;
-    * ``krylov=True``: the Newton direction of the nodes' own J, by GMRES
-      preconditioned with the frozen-J solve (to ``KRYLOV_RTOL``, one batch
-      member); a preconditioner that needed more than ``KRYLOV_REFRESH``
-      iterations is not carried over.
+    matrix-free).  The direction is the Newton direction of the nodes' own J, by
+    GMRES (to ``KRYLOV_RTOL``, one batch member) preconditioned with a
+    :class:`FrozenJacobianSolver` (J frozen by :func:`frozen_jacobian`) carried over
+    from ``previous`` (the linearization of the iterate before) until :meth:`refresh`
+    asks for a factorisation at this iterate; a preconditioner that needed more than
+    ``KRYLOV_REFRESH`` iterations is not carried over.  (Simplified Newton, the
+    frozen-J solve itself as the step, is the segment solver's own iteration.)
 
     Attributes
     ----------
     stale : bool
-        The direction is not this iterate's Newton direction because the
-        solver was factorised at an earlier iterate: always for simplified
-        Newton with a carried solver, for Krylov only when GMRES stopped at
-        ``KRYLOV_MAX`` (the segment solver then refreshes, docs/algorithm.md).
+        The direction is not this iterate's Newton direction: GMRES stopped at
+        ``KRYLOV_MAX`` with a carried preconditioner (the segment solver then
+        refreshes, docs/algorithm.md).
     factorised : bool
         The last :meth:`direction` factorised (for the ``nlu`` counter).
     inner : int
         GMRES iterations of the last direction (0 without ``krylov``).
     """
 
-    def __init__(self, basis, jac_nodes, half_h, *, xp, previous=None, freeze="mean",
-                 krylov=False):
+    def __init__(self, basis, jac_nodes, half_h, *, xp, previous=None, freeze="mean"):
         self.basis = basis
         self.xp = xp
         self.jac_nodes = jac_nodes
         self.half_h = half_h
         self.freeze = freeze
-        self.krylov = krylov
         self.solver = None
         if previous is not None and previous.inner <= KRYLOV_REFRESH:
             self.solver = previous.solver
         self.carried = self.solver is not None
-        self.stale = self.carried and not krylov
+        self.stale = False
         self.factorised = False
         self.inner = 0
         self._float64 = None  # (J at the nodes, h/2) in float64, for the products
@@ -263,12 +257,8 @@ class StructuredLinearization:
         self.factorised = self.solver is None
         if self.solver is None:
             self.solver = self._factorise()
-        r64 = xp.astype(r, xp.float64)
-        if self.krylov:
-            step = self._krylov_direction(r64)
-            self.stale = self.carried and not self.factorised and self.inner >= KRYLOV_MAX
-        else:
-            step = self.solver.direction(r64)
+        step = self._krylov_direction(xp.astype(r, xp.float64))
+        self.stale = self.carried and not self.factorised and self.inner >= KRYLOV_MAX
         return xp.astype(step, r.dtype)
 
     def _factorise(self):

@@ -144,12 +144,14 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
             ``"dense"`` LU; ``"structured"`` GMRES preconditioned by a complex
             Schur solve with the Jacobian frozen (cost linear in the number of
             coefficients, factors kept across iterations); ``"simplified"``
-            simplified Newton with that frozen-Jacobian solve.  The structured
+            simplified Newton with that frozen-Jacobian solve, as Radau and BDF
+            codes iterate (the Jacobian carried from segment to segment and
+            evaluated again only when the iteration slows down).  The structured
             kinds also give stiff segments Newton steps above
             ``max_newton_size``; with a sparsity pattern there, their shifted
             matrices are sparse (SuperLU), where ``"dense"`` factorises the
-            whole sparse collocation system.  Default ``"auto"``: structured from 256
-            unknowns ``n·(n_coeffs − 1)`` on, dense below; and from 256
+            whole sparse collocation system.  Default ``"auto"``: simplified from
+            256 unknowns ``n·(n_coeffs − 1)`` on, dense below; and from 256
             unknowns ``n·(n_coeffs − 2)`` on, non-stiff segments take Picard
             rounds only (no dense Gauss–Newton steps), the stiff basis taking
             the segments they cannot finish.

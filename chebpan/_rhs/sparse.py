@@ -25,7 +25,7 @@ from .._kernels.schur import substitute
 from .jacobian import as_dense, forward_difference_steps
 
 __all__ = ["SparsityPattern", "group_columns", "make_sparse_jacobian", "SparseLinearization",
-           "SparseStructuredLinearization"]
+           "SparseStructuredLinearization", "sparse_frozen_solver"]
 
 
 class SparsityPattern:
@@ -87,9 +87,11 @@ class SparsityPattern:
         out[..., self.rows, self.cols] = values
         return out
 
-    def shifted(self, values, shifts):
-        """``λ I − J`` for J with values (nnz,) on the pattern, for each λ of ``shifts``:
-        CSC matrices (complex), built straight from the pattern's CSC order."""
+    def shifted_factors(self, values, shifts):
+        """SuperLU factors of ``λ I − J`` for J with values (nnz,) on the pattern, for
+        each λ of ``shifts``.  One CSC matrix (complex, straight from the pattern's CSC
+        order) serves every shift: only its values change, which saves SciPy's format
+        checks per matrix (a third of the factorisations' time at n = 200)."""
         if self._csc is None:
             order = np.lexsort((self.rows, self.cols))
             indptr = np.concatenate([[0], np.cumsum(np.bincount(self.cols, minlength=self.n))])
@@ -99,13 +101,14 @@ class SparsityPattern:
             self._csc = (order, self.rows[order], indptr, diagonal)
         order, indices, indptr, diagonal = self._csc
         data = -np.asarray(values, dtype=np.complex128)[order]
-        matrices = []
+        matrix = scipy.sparse.csc_matrix((data, indices, indptr), shape=(self.n, self.n))
+        factors = []
         for shift in shifts:
             shifted = data.copy()
             shifted[diagonal] += shift
-            matrices.append(scipy.sparse.csc_matrix((shifted, indices, indptr),
-                                                    shape=(self.n, self.n)))
-        return matrices
+            matrix.data = shifted
+            factors.append(scipy.sparse.linalg.splu(matrix))
+        return factors
 
     def products(self, values, v):
         """``J_m v_m`` at P points: values (P, nnz), v (n, P) → (n, P)."""
@@ -275,13 +278,12 @@ class SparseStructuredLinearization(StructuredLinearization):
     values : array, shape (M, nnz)
         ``J_m`` on the pattern at every node.
     half_h : float
-    previous, krylov :
+    previous :
         As for :class:`~chebpan._core.structured.StructuredLinearization`.
     """
 
-    def __init__(self, basis, pattern, values, half_h, *, previous=None, krylov=True):
-        super().__init__(basis, values[None], np.array([[half_h]]), xp=np, previous=previous,
-                         krylov=krylov)
+    def __init__(self, basis, pattern, values, half_h, *, previous=None):
+        super().__init__(basis, values[None], np.array([[half_h]]), xp=np, previous=previous)
         self.pattern = pattern
         self.values = values
         self.jac_nodes = None  # (J is on the pattern only: ``values``)
@@ -307,9 +309,13 @@ class _SparseFrozenSolver(FrozenJacobianSolver):
 
     def __init__(self, basis, pattern, frozen, half_h):
         schur = self._prepare(basis, (1, pattern.n), xp=np)
-        shifted = pattern.shifted(np.asarray(frozen, dtype=np.float64) * half_h,
-                                  np.asarray(schur.shifts))
-        self.lapack = _SparseShiftedFactors([scipy.sparse.linalg.splu(a) for a in shifted])
+        self.lapack = _SparseShiftedFactors(pattern.shifted_factors(
+            np.asarray(frozen, dtype=np.float64) * half_h, np.asarray(schur.shifts)))
+
+
+def sparse_frozen_solver(basis, pattern, frozen, half_h):
+    """The frozen-J solver of ``frozen`` (nnz,) values on ``pattern``: SuperLU factors."""
+    return _SparseFrozenSolver(basis, pattern, frozen, half_h)
 
 
 class _SparseShiftedFactors:

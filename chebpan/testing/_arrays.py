@@ -19,10 +19,12 @@ def matrix(rows, y) -> np.ndarray:
     -------
     ndarray, shape (n, n) or (n, n, P)
     """
-    shape = np.shape(y[0])
-    dtype = np.result_type(y.dtype, float)
-    return np.stack([np.stack([np.broadcast_to(np.asarray(e, dtype=dtype), shape)
-                               for e in row]) for row in rows])
+    out = np.empty((len(rows), len(rows[0])) + np.shape(y[0]),
+                   dtype=np.result_type(y.dtype, float))
+    for i, row in enumerate(rows):
+        for j, entry in enumerate(row):
+            out[i, j] = entry  # (a scalar entry broadcasts)
+    return out
 
 
 def linear_jac(a: np.ndarray, y) -> np.ndarray:
