@@ -92,6 +92,37 @@ def test_frozen_solve_in_a_batch_and_another_namespace():
                                atol=1e-12 * np.abs(dense).max())
 
 
+@pytest.mark.parametrize("storage", ["dense", "band"])
+def test_compiled_back_substitution_is_the_python_loop(monkeypatch, storage):
+    """The numba back substitution (LAPACK's getrs / gbtrs solves on scipy's factors, one
+    compiled call per solve) against the Python loop over the columns with LAPACK's own
+    solves; random J, so the LU factors pivot, and shifts in conjugate pairs."""
+    from chebpan._kernels import dispatch
+    from chebpan._rhs.sparse import SparsityPattern, sparse_frozen_solver
+
+    rng = np.random.default_rng(5)
+    n_coeffs, n, half_h = 16, 9, 0.4
+    basis = stiff_basis(n_coeffs)
+    r = rng.normal(size=(1, n, n_coeffs))
+    if storage == "dense":
+        jac = rng.normal(size=(1, n, n)) * 50
+
+        def direction():
+            return FrozenJacobianSolver(basis, jac, np.array([[half_h]]), xp=np).direction(r)
+    else:
+        pattern = SparsityPattern.from_matrix(
+            sum(np.eye(n, k=k) for k in (-2, -1, 0, 1, 3)), n)
+        assert pattern.banded and pattern.bandwidths == (2, 3)
+        values = rng.normal(size=pattern.nnz) * 50
+
+        def direction():
+            return sparse_frozen_solver(basis, pattern, values, half_h).direction(r)
+    compiled = direction()
+    monkeypatch.setattr(dispatch, "NUMBA_DISABLED", True)
+    loop = direction()
+    np.testing.assert_allclose(compiled, loop, rtol=0, atol=1e-13 * np.abs(loop).max())
+
+
 def test_matrix_free_gradient_and_product():
     rng = np.random.default_rng(4)
     n_coeffs, n = 12, 4

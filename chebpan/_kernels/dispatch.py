@@ -2,7 +2,8 @@
 
 - NumPy: numba kernels (:mod:`~chebpan._kernels.ldl_numba`,
   :mod:`~chebpan._kernels.picard_numba`, :mod:`~chebpan._kernels.extrapolation_numba`,
-  :mod:`~chebpan._kernels.newton_numba`, imported on first use), unless the environment
+  :mod:`~chebpan._kernels.newton_numba`, :mod:`~chebpan._kernels.schur_numba`, imported
+  on first use), unless the environment
   variable ``CHEBPAN_DISABLE_NUMBA=1`` (read when chebpan is imported) selects the
   array-API reference code of :mod:`chebpan._core`;
 - CuPy: the CUDA LDLᵀ kernels (:mod:`~chebpan._kernels.ldl_cupy`, compiled with NVRTC
@@ -23,7 +24,7 @@ import array_api_compat
 
 __all__ = ["LDLFactors", "use_numba", "ldl_kernels", "picard_kernel", "estimates_kernel",
            "step_change_kernel", "extrapolation_kernel", "difference_kernels",
-           "newton_kernels", "singularity_kernel", "polynomial_kernels"]
+           "newton_kernels", "singularity_kernel", "polynomial_kernels", "schur_kernels"]
 
 
 class LDLFactors(NamedTuple):
@@ -92,6 +93,13 @@ def picard_kernel(xp):
     """The numba Picard step (:func:`chebpan._kernels.picard_numba.picard_step`) for
     ``xp``, or None for the reference code."""
     return _kernel_module("picard_numba").picard_step if use_numba(xp) else None
+
+
+def schur_kernels():
+    """The numba back substitutions of the structured solve with LAPACK factors
+    (:mod:`chebpan._kernels.schur_numba`; NumPy only), or None for the Python loop of
+    :func:`chebpan._kernels.schur.substitute`."""
+    return None if NUMBA_DISABLED else _kernel_module("schur_numba")
 
 
 def polynomial_kernels(xp):

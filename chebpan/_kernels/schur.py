@@ -11,7 +11,10 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-__all__ = ["schur_constants", "LapackShiftedFactors", "substitute", "hessenberg_least_squares"]
+from .dispatch import schur_kernels
+
+__all__ = ["schur_constants", "LapackShiftedFactors", "substitute", "column_arrays",
+           "hessenberg_least_squares"]
 
 
 def schur_constants(n_coeffs: int, n_nodes: int) -> dict:
@@ -52,9 +55,16 @@ class LapackShiftedFactors:
         self.getrs = scipy.linalg.get_lapack_funcs("getrs", dtype=np.complex128)
         self.factors = [[getrf(shifted[member, p])[:2] for p in range(shifted.shape[1])]
                         for member in range(shifted.shape[0])]
+        self.kernels = schur_kernels()
+        if self.kernels is not None:
+            self.lus = np.array([[lu for lu, _ in member] for member in self.factors])
+            self.pivots = np.array([[piv for _, piv in member] for member in self.factors])
 
     def substitute(self, s, t, rep, conj):
         """U (K, n, C) with ``(T_kk I − (h/2) J) U_k = s_k − Σ_{l<k} T_lk U_l``."""
+        if self.kernels is not None:
+            return self.kernels.substitute_dense(s, t, *column_arrays(rep, conj), self.lus,
+                                                 self.pivots)
         getrs = self.getrs
 
         def solve(member, p, b):
@@ -62,6 +72,11 @@ class LapackShiftedFactors:
             return getrs(lu, piv, b)[0]
 
         return substitute(s, t, rep, conj, solve)
+
+
+def column_arrays(rep, conj):
+    """``rep`` and ``conj`` of :func:`schur_constants` as arrays, for the kernels."""
+    return np.asarray(rep, dtype=np.int64), np.asarray(conj, dtype=np.bool_)
 
 
 def substitute(s, t, rep, conj, solve):

@@ -22,7 +22,8 @@ import scipy.sparse
 import scipy.sparse.linalg
 
 from .._core.structured import FrozenJacobianSolver, StructuredLinearization, frozen_jacobian
-from .._kernels.schur import substitute
+from .._kernels.dispatch import schur_kernels
+from .._kernels.schur import column_arrays, substitute
 from .jacobian import as_dense, forward_difference_steps
 
 __all__ = ["SparsityPattern", "group_columns", "make_sparse_jacobian", "SparseLinearization",
@@ -375,12 +376,21 @@ class _BandFactors:
 
 
 class _SparseShiftedFactors:
-    """SuperLU factors of the shifted matrices, with the structured back substitution."""
+    """Band LU or SuperLU factors of the shifted matrices, with the structured back
+    substitution (a numba kernel for band factors)."""
 
     def __init__(self, factors):
         self.factors = factors
+        self.kernels = schur_kernels() if isinstance(factors[0], _BandFactors) else None
+        if self.kernels is not None:
+            self.bands = np.array([f.lu for f in factors])
+            self.pivots = np.array([f.pivots for f in factors])
 
     def substitute(self, s, t, rep, conj):
+        if self.kernels is not None:
+            first = self.factors[0]
+            return self.kernels.substitute_band(s[0], t, *column_arrays(rep, conj), self.bands,
+                                                self.pivots, first.lower, first.upper)[None]
         return substitute(s, t, rep, conj, lambda member, p, b: self.factors[p].solve(b))
 
 
