@@ -15,7 +15,7 @@ The stored value of ``y(t_end)`` and its check, by kind of problem:
 * **published** (HIRES, ROBER, E5-stiff, CHEMAKZO): the IVP Test Set's reference
   value; checked against scipy's Radau at ``rtol = 1e-13``, ``atol = 1e-13 * floor``
   with the analytic Jacobian;
-* **Radau** (VDPOL, MEDAKZO, BRUSS, no published value here): scipy's Radau as above; checked
+* **Radau** (VDPOL, MEDAKZO, BRUSS, BRUSS-1000, no published value here): scipy's Radau as above; checked
   against LSODA (ODEPACK, another code and method) at the same tolerances. MEDAKZO's
   right-hand side jumps at t = 5: both integrate piecewise, restarting there.
 
