@@ -116,7 +116,7 @@ def markdown(results, skipped, solvers, targets, meta) -> str:
         f"Threads: {th}  ",
         f"Settings: {'quick mode; ' if meta['quick'] else ''}time = best of "
         f"{meta['repeats']} runs of the cheapest tolerance reaching the target; a solver "
-        f"stops tightening after a run over {meta['budget']:g} s (5 times that for n >= 100); "
+        f"stops tightening after a run over {meta['budget']:g} s (twice that for n >= 100); "
         f"solvers: "
         f"{', '.join(solvers)}  ",
         f"Total time: {meta['seconds']:.0f} s",

@@ -112,8 +112,10 @@ def _scipy(problem, method, fun, rtol, atol):
     elif method in _IMPLICIT and problem.jac is not None:
         kw["jac"] = (_sparse_jac(problem.jac)
                      if problem.sparsity is not None and method != "LSODA" else problem.jac)
+    # (t_eval: only y(t_end) is kept; an explicit method's millions of steps on a stiff
+    # system of n = 1000 would otherwise fill the memory)
     res = solve_ivp(fun, problem.t_span, np.array(problem.y0), method=method, rtol=rtol,
-                    atol=atol, **kw)
+                    atol=atol, t_eval=[problem.t_span[1]], **kw)
     return res.status, res.message, res.y[:, -1], None, None, int(res.nfev)
 
 

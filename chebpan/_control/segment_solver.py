@@ -3,9 +3,9 @@
 :class:`SegmentSolver` runs one attempt on ``[t_a, t_b]`` (docs/algorithm.md, "One
 segment"): the best of several starting polynomials, Picard iterations while they
 contract, Newton steps with a strong-Wolfe line search when they do not — or, on large
-stiff segments, simplified Newton with a frozen Jacobian carried across segments.  Whether the
-attempt is accepted and how long the next one is are decided by the segment loop
-(:mod:`chebpan._control.single`) with :mod:`chebpan._control.policy`.
+stiff segments, simplified Newton with a frozen Jacobian carried across segments.
+Whether the attempt is accepted and how long the next one is are decided by the
+segment loop (:mod:`chebpan._control.single`) with :mod:`chebpan._control.policy`.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from .._core.estimates import ROUNDING_ULPS, step_change, tolerance_scale
 from .._core.linesearch import strong_wolfe
 from .._core.newton import (
     DenseLinearization,
-    residual,
     candidate_measures,
     directional_slope,
     jacobian_norm,
     linearised_end_slope,
+    residual,
     residual_measures,
     residual_size,
 )
@@ -34,7 +34,11 @@ from .._core.structured import (
     StructuredLinearization,
     frozen_jacobian,
 )
-from .._rhs.sparse import SparseLinearization, SparseStructuredLinearization, sparse_frozen_solver
+from .._rhs.sparse import (
+    SparseLinearization,
+    SparseStructuredLinearization,
+    sparse_frozen_solver,
+)
 from .._output.result import Failure
 from .policy import (
     COSTLY_NEWTON,

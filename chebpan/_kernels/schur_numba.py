@@ -16,7 +16,7 @@ import numpy as np
 __all__ = ["substitute_dense", "substitute_band"]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _dense_solve(lu, pivots, b):
     """``getrs``: b ← A⁻¹ b in place, with ``P A = L U`` from ``getrf`` (lu (n, n))."""
     n = b.shape[0]
@@ -35,7 +35,7 @@ def _dense_solve(lu, pivots, b):
             b[i] -= lu[i, j] * bj
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _band_solve(band, pivots, lower, upper, b):
     """``gbtrs``: b ← A⁻¹ b in place with the band LU of ``gbtrf`` (band
     (2 lower + upper + 1, n): U in rows 0 … lower + upper, L's multipliers below)."""
@@ -56,7 +56,7 @@ def _band_solve(band, pivots, lower, upper, b):
             b[i] -= band[diagonal + i - j, j] * bj
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _right_hand_side(s, t, u, k, flip, b):
     """``b = s_k − Σ_{l<k} T_lk U_l``, conjugated when the column uses a conjugate shift."""
     n = s.shape[0]
@@ -67,7 +67,7 @@ def _right_hand_side(s, t, u, k, flip, b):
         b[i] = np.conj(value) if flip else value
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _substitute_dense(s, t, rep, conj, lus, pivots):
     k_members, n, columns = s.shape
     u = np.empty_like(s)
@@ -81,7 +81,7 @@ def _substitute_dense(s, t, rep, conj, lus, pivots):
     return u
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _substitute_band(s, t, rep, conj, bands, pivots, lower, upper):
     n, columns = s.shape
     u = np.empty_like(s)

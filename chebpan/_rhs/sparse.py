@@ -3,9 +3,10 @@
 A sparse Jacobian is kept as its values on a fixed pattern: ``rows``,
 ``cols`` (nnz,) and values of shape (P, nnz) for P points.  Systems too large
 for dense Newton (``n · n_free`` above ``max_newton_size``) then still get
-Newton steps on stiff segments, two ways: the structured solve
-(:class:`SparseStructuredLinearization`, the default) factorises the N/2 shifted
-n×n matrices ``λ I − (h/2) J`` of the frozen J, each sparse, by SuperLU; or the square
+Newton steps on stiff segments, two ways: the structured solve (simplified Newton's
+:func:`sparse_frozen_solver`, the default, and :class:`SparseStructuredLinearization`)
+factorises the N/2 shifted n×n matrices ``λ I − (h/2) J`` of the frozen J, each sparse,
+by LAPACK's band LU where the pattern is banded and by SuperLU otherwise; or the square
 collocation system of the stiff basis, ``n·(N − 1)`` unknowns, is assembled as one
 scipy sparse matrix and factorised by SuperLU (:class:`SparseLinearization`,
 ``newton_linear_solver="dense"``).  This module is NumPy/scipy only (a NumPy kernel
@@ -358,7 +359,8 @@ class _SparseFrozenSolver(FrozenJacobianSolver):
 
 
 def sparse_frozen_solver(basis, pattern, frozen, half_h):
-    """The frozen-J solver of ``frozen`` (nnz,) values on ``pattern``: SuperLU factors."""
+    """The frozen-J solver of ``frozen`` (nnz,) values on ``pattern``: band LU or
+    SuperLU factors of its shifted matrices (:meth:`SparsityPattern.shifted_factors`)."""
     return _SparseFrozenSolver(basis, pattern, frozen, half_h)
 
 
