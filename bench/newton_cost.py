@@ -44,6 +44,7 @@ from chebpan._core.structured import (
 
 def best_time(function, budget):
     """Best wall time of ``function()`` over the repeats that fit in ``budget`` s."""
+    function()  # (warm-up: the first call may compile kernels)
     best, spent = np.inf, 0.0
     while spent < budget or best == np.inf:
         start = time.perf_counter()

@@ -57,13 +57,13 @@ class LapackShiftedFactors:
                         for member in range(shifted.shape[0])]
         self.kernels = schur_kernels()
         if self.kernels is not None:
-            self.lus = np.array([[lu for lu, _ in member] for member in self.factors])
+            self.lus_t = np.array([[lu.T for lu, _ in member] for member in self.factors])
             self.pivots = np.array([[piv for _, piv in member] for member in self.factors])
 
     def substitute(self, s, t, rep, conj):
         """U (K, n, C) with ``(T_kk I − (h/2) J) U_k = s_k − Σ_{l<k} T_lk U_l``."""
         if self.kernels is not None:
-            return self.kernels.substitute_dense(s, t, *column_arrays(rep, conj), self.lus,
+            return self.kernels.substitute_dense(s, t, *column_arrays(rep, conj), self.lus_t,
                                                  self.pivots)
         getrs = self.getrs
 

@@ -17,8 +17,9 @@ __all__ = ["substitute_dense", "substitute_band"]
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _dense_solve(lu, pivots, b):
-    """``getrs``: b ← A⁻¹ b in place, with ``P A = L U`` from ``getrf`` (lu (n, n))."""
+def _dense_solve(lu_t, pivots, b):
+    """``getrs``: b ← A⁻¹ b in place, with ``P A = L U`` from ``getrf``, given transposed
+    (``lu_t[j, i]`` is LU's entry (i, j): the inner loops run along its rows)."""
     n = b.shape[0]
     for i in range(n):
         p = pivots[i]
@@ -27,12 +28,12 @@ def _dense_solve(lu, pivots, b):
     for j in range(n):  # L, unit lower
         bj = b[j]
         for i in range(j + 1, n):
-            b[i] -= lu[i, j] * bj
+            b[i] -= lu_t[j, i] * bj
     for j in range(n - 1, -1, -1):  # U
-        b[j] /= lu[j, j]
+        b[j] /= lu_t[j, j]
         bj = b[j]
         for i in range(j):
-            b[i] -= lu[i, j] * bj
+            b[i] -= lu_t[j, i] * bj
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -68,14 +69,14 @@ def _right_hand_side(s, t, u, k, flip, b):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _substitute_dense(s, t, rep, conj, lus, pivots):
+def _substitute_dense(s, t, rep, conj, lus_t, pivots):
     k_members, n, columns = s.shape
     u = np.empty_like(s)
     b = np.empty(n, dtype=s.dtype)
     for member in range(k_members):
         for k in range(columns):
             _right_hand_side(s[member], t, u[member], k, conj[k], b)
-            _dense_solve(lus[member, rep[k]], pivots[member, rep[k]], b)
+            _dense_solve(lus_t[member, rep[k]], pivots[member, rep[k]], b)
             for i in range(n):
                 u[member, i, k] = np.conj(b[i]) if conj[k] else b[i]
     return u
@@ -94,13 +95,14 @@ def _substitute_band(s, t, rep, conj, bands, pivots, lower, upper):
     return u
 
 
-def substitute_dense(s, t, rep, conj, lus, pivots):
-    """U (K, n, C) of the structured solve with dense LU factors: ``lus`` (K, P, n, n)
-    and ``pivots`` (K, P, n) from ``getrf`` of the P shifted matrices of each member;
+def substitute_dense(s, t, rep, conj, lus_t, pivots):
+    """U (K, n, C) of the structured solve with dense LU factors: ``lus_t`` (K, P, n, n),
+    each transposed, and ``pivots`` (K, P, n) from ``getrf`` of the P shifted matrices of
+    each member;
     ``s`` (K, n, C), ``t`` (C, C) complex, ``rep`` (C,) the factors of each column,
     ``conj`` (C,) whether they serve it conjugated."""
     return _substitute_dense(np.ascontiguousarray(s, dtype=np.complex128), t, rep, conj,
-                             lus, pivots)
+                             lus_t, pivots)
 
 
 def substitute_band(s, t, rep, conj, bands, pivots, lower, upper):
