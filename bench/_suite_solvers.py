@@ -74,14 +74,14 @@ def available_solvers() -> list[str]:
 
 
 def _band(problem):
-    """(lower, upper) bandwidths of a problem whose declared sparsity is banded (its band
-    at most 4 times its entries, as chebpan decides), else None."""
+    """(lower, upper) bandwidths of a problem whose declared sparsity is banded (as chebpan
+    decides, :attr:`~chebpan._rhs.sparse.SparsityPattern.banded`), else None."""
     if problem.sparsity is None:
         return None
-    rows, cols = np.nonzero(np.asarray(problem.sparsity()))
-    lower, upper = int(np.max(rows - cols)), int(np.max(cols - rows))
-    n = problem.n
-    return (lower, upper) if (lower + upper + 1) * n <= 4 * (len(rows) + n) else None
+    from chebpan._rhs.sparse import SparsityPattern
+
+    pattern = SparsityPattern.from_matrix(problem.sparsity(), problem.n)
+    return pattern.bandwidths if pattern.banded else None
 
 
 def _sparse_jac(jac):

@@ -426,7 +426,9 @@ class SegmentSolver:
                 # Converged once this step is taken: take it without a round at its
                 # end, f there from f and J at this iterate's end (docs/algorithm.md,
                 # "One segment").
-                f_end = self._end_slope(linear, f_nodes[..., -1], nodes_step[..., -1])
+                values = getattr(linear, "values", None)  # (J on a sparsity pattern)
+                jac = linear.jac_nodes if values is None else values
+                f_end = self._end_slope(jac, f_nodes[..., -1], nodes_step[..., -1])
                 return self._finish(y_a, f_a, half_h, x + direction, f_end, linear=linear)
 
             def phi(alpha):
@@ -523,7 +525,10 @@ class SegmentSolver:
             x = x + direction
             y_nodes = y_nodes + nodes_step
             if self._converged(change, previous, floor):
-                f_end = self._frozen_end_slope(f_nodes[..., -1], nodes_step[..., -1])
+                f_end = f_nodes[..., -1]
+                jac = carried.jac if carried.jac.ndim == 2 else carried.jac[:, None, ...]
+                f_end = self._end_slope(xp.astype(jac, f_end.dtype), f_end,
+                                        nodes_step[..., -1])
                 carried.fresh = False
                 return self._finish(y_a, f_a, half_h, x, f_end, used_newton=True)
             previous = change
@@ -556,21 +561,12 @@ class SegmentSolver:
             carried.half_h, carried.basis = h2, self.basis
         return carried.solver
 
-    def _frozen_end_slope(self, f_end, end_change):
-        """``f_end + J Δy`` with the carried frozen J (K=1, n)."""
-        xp, jac = self.xp, self.carried.jac
-        if jac.ndim == 2:  # (values on the pattern)
-            return f_end + xp.astype(self.pattern.products(jac, end_change.T).T, f_end.dtype)
-        change = xp.astype(end_change, xp.float64)[..., None]
-        return f_end + xp.astype(xp.matmul(jac, change)[..., 0], f_end.dtype)
-
-    def _end_slope(self, linear, f_end, end_change):
-        """``f_end + J_end Δy`` (K, n) with the last node's J of ``linear``: dense, or
-        on the sparsity pattern (``values`` (M, nnz) of one segment)."""
-        values = getattr(linear, "values", None)
-        if values is not None:
-            return f_end + self.pattern.products(values[-1:, :], end_change.T).T
-        return linearised_end_slope(f_end, linear.jac_nodes, end_change, xp=self.xp)
+    def _end_slope(self, jac, f_end, end_change):
+        """``f_end + J_end Δy`` (K, n) with the last node's J: values on the sparsity
+        pattern (P, nnz), or the nodes' J (K, M, n, n)."""
+        if jac.ndim == 2:
+            return f_end + self.pattern.products(jac[-1:, :], end_change.T).T
+        return linearised_end_slope(f_end, jac, end_change, xp=self.xp)
 
     def _evaluate_raw(self, t_nodes, y_nodes, *, with_jacobian):
         """One round: f (and J) at the nodes as (K, n, M) and (K, M, n, n)."""

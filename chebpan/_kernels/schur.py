@@ -53,12 +53,14 @@ class LapackShiftedFactors:
     def __init__(self, shifted):
         getrf = scipy.linalg.get_lapack_funcs("getrf", dtype=np.complex128)
         self.getrs = scipy.linalg.get_lapack_funcs("getrs", dtype=np.complex128)
-        self.factors = [[getrf(shifted[member, p])[:2] for p in range(shifted.shape[1])]
-                        for member in range(shifted.shape[0])]
+        factors = [[getrf(shifted[member, p])[:2] for p in range(shifted.shape[1])]
+                   for member in range(shifted.shape[0])]
         self.kernels = schur_kernels()
-        if self.kernels is not None:
-            self.lus_t = np.array([[lu.T for lu, _ in member] for member in self.factors])
-            self.pivots = np.array([[piv for _, piv in member] for member in self.factors])
+        if self.kernels is None:
+            self.factors = factors
+        else:  # (stacked for the kernel, transposed, and kept only so)
+            self.lus_t = np.array([[lu.T for lu, _ in member] for member in factors])
+            self.pivots = np.array([[piv for _, piv in member] for member in factors])
 
     def substitute(self, s, t, rep, conj):
         """U (K, n, C) with ``(T_kk I − (h/2) J) U_k = s_k − Σ_{l<k} T_lk U_l``."""
