@@ -297,9 +297,11 @@ def test_batch_on_array_api_strict_agrees_with_numpy():
     np.testing.assert_allclose(np.asarray(on_strict.sol(0.25)), on_numpy.sol(0.25), atol=1e-12)
 
 
+@pytest.mark.parametrize("batch", [True, False])
 @pytest.mark.parametrize("stiff", [False, True])
-def test_picard_step_kernel_matches_array_api_code(monkeypatch, stiff):
-    """The numba kernel of the batched Picard step against the array-API code."""
+def test_picard_step_kernel_matches_array_api_code(monkeypatch, stiff, batch):
+    """The numba kernel of the Picard step against the array-API code (its products by
+    padded blocks in a batch, as one product in a single solve)."""
     from chebpan._core.basis import get_basis
     from chebpan._core.picard import node_values, picard_step, picard_update
 
@@ -313,7 +315,8 @@ def test_picard_step_kernel_matches_array_api_code(monkeypatch, stiff):
     f_nodes = rng.normal(size=(k, n, 11))
     f_nodes[2, 1, 4] = np.nan  # propagates to that instance's change only
     atol, rtol = np.array([1e-9, 1e-8, 1e-7]), 1e-6
-    kernel = picard_step(basis, y_a, f_a, half_h, y_nodes, f_nodes, atol, rtol, xp=np)
+    kernel = picard_step(basis, y_a, f_a, half_h, y_nodes, f_nodes, atol, rtol, xp=np,
+                         batch=batch)
     monkeypatch.setattr(dispatch, "NUMBA_DISABLED", True)
     reference = picard_step(basis, y_a, f_a, half_h, y_nodes, f_nodes, atol, rtol, xp=np)
     finite = np.arange(k) != 2

@@ -280,7 +280,8 @@ class SegmentSolver:
             for iteration in range(max_picard):
                 self.counters.niter_picard += 1
                 x_new, y_new, change, size = picard_step(basis, y_a, f_a, half_h, y_nodes,
-                                                         f_nodes, self.atol, self.rtol, xp=xp)
+                                                         f_nodes, self.atol, self.rtol, xp=xp,
+                                                         batch=False)
                 change = float(change[0])
                 if not math.isfinite(change):
                     return self._failed(x, Failure.DIVERGED)

@@ -100,7 +100,7 @@ def euler_start(basis, f_a, half_h, *, xp):
     return x
 
 
-def picard_step(basis, y_a, f_a, half_h, y_nodes, f_nodes, atol, rtol, *, xp):
+def picard_step(basis, y_a, f_a, half_h, y_nodes, f_nodes, atol, rtol, *, xp, batch=True):
     """One Picard update of a batch, with its node values and what its convergence test needs.
 
     ``y_nodes`` (K, n, M) are the node values of the current iterate, ``f_nodes`` ``f``
@@ -110,12 +110,14 @@ def picard_step(basis, y_a, f_a, half_h, y_nodes, f_nodes, atol, rtol, *, xp):
     with ``scale`` of :func:`~chebpan._core.estimates.tolerance_scale` (from ``y_a``
     and ``y(t_b)``), and ``size`` (K,): the largest ``max_m |y_m| / scale``, the node
     values capped as there (the rounding floor is ``eps`` times it).  On NumPy a numba
-    kernel does it in one call, its products as BLAS over all rows
-    (``CHEBPAN_DISABLE_NUMBA=1``: this code).
+    kernel does it in one call, its products as BLAS over all rows, in a ``batch`` by
+    blocks of a fixed shape so that an instance's result does not depend on the others
+    in its round (``CHEBPAN_DISABLE_NUMBA=1``: this code).
     """
     kernel = picard_kernel(xp)
     if kernel is not None:
-        return kernel(basis, y_a, f_a, half_h, y_nodes, f_nodes, atol, rtol, GROWTH_CAP)
+        return kernel(basis, y_a, f_a, half_h, y_nodes, f_nodes, atol, rtol, GROWTH_CAP,
+                      batch)
     x_new = picard_update(basis, f_a, f_nodes, half_h, xp=xp)
     y_new = node_values(basis, y_a, f_a, half_h, x_new, xp=xp)
     if y_a.shape[-1] == 0:

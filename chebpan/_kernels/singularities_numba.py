@@ -24,13 +24,15 @@ def _weight(s, j):
 
 
 @numba.njit(cache=True)
-def _recurrence(s, first, last, fit_residual, dependent):
+def _recurrence(s, first, last, fit_residual, dependent, weights):
     # Weighted least squares of s[j+2] = a s[j+1] + b s[j] (rows first ≤ j, j+2 < last,
     # each divided by its largest |s|); (a, b, fitted).  When the two columns are
     # (nearly) dependent, a single geometric sequence: s[j+1] = a s[j], b = 0.
+    # weights: scratch of len(s), the rows' weights.
     saa = sab = sbb = sar = sbr = 0.0
     for j in range(first, last - 2):
         w = _weight(s, j)
+        weights[j] = w
         u, v, r = w * s[j + 1], w * s[j], w * s[j + 2]
         saa += u * u
         sab += u * v
@@ -45,7 +47,7 @@ def _recurrence(s, first, last, fit_residual, dependent):
         a, b = (sar / saa if saa > 0 else 0.0), 0.0
     total = 0.0
     for j in range(first, last - 2):
-        miss = _weight(s, j) * (a * s[j + 1] + b * s[j] - s[j + 2])
+        miss = weights[j] * (a * s[j + 1] + b * s[j] - s[j + 2])
         total += miss * miss
     return a, b, math.sqrt(total / (last - 2 - first)) <= fit_residual
 
@@ -71,7 +73,7 @@ def _modes(s, first, last, n_coeffs, tail, fit_residual, dependent, modes, g1, g
     # The recurrence's roots ζ as singularities w = (1/ζ + ζ)/2 in the segment's τ:
     # modes[m] = (|ζ|, Re w, Im w, the mode's share of the tail); returns their number
     # (0: no usable fit).  g1, g2: scratch of len(s).
-    a, b, fitted = _recurrence(s, first, last, fit_residual, dependent)
+    a, b, fitted = _recurrence(s, first, last, fit_residual, dependent, g1)
     if not fitted:
         return 0
     disc = a * a + 4.0 * b
@@ -80,9 +82,14 @@ def _modes(s, first, last, n_coeffs, tail, fit_residual, dependent, modes, g1, g
         if not 0.0 < size < 1.0:
             return 0
         theta = math.atan2(math.sqrt(-disc), a)
+        # ζ^(j+2) by successive products from the window's first power
+        step = complex(size * math.cos(theta), size * math.sin(theta))
+        power = size ** (first + 2) * complex(math.cos(theta * (first + 2)),
+                                              math.sin(theta * (first + 2)))
         for j in range(first, last):
-            g1[j] = size ** (j + 2) * math.cos(theta * (j + 2))
-            g2[j] = size ** (j + 2) * math.sin(theta * (j + 2))
+            g1[j] = power.real
+            g2[j] = power.imag
+            power *= step
         amp1, amp2 = _amplitudes(s, first, last, g1, g2, dependent)
         modes[0, 0] = size
         modes[0, 1] = 0.5 * (1.0 / size + size) * math.cos(theta)
@@ -95,9 +102,13 @@ def _modes(s, first, last, n_coeffs, tail, fit_residual, dependent, modes, g1, g
         z1, z2 = (0.5 * (a + root), 0.5 * (a - root)) if count == 2 else (a, 0.0)
         if not 0.0 < abs(z1) < 1.0 or (count == 2 and not 0.0 < abs(z2) < 1.0):
             return 0
+        power1 = z1 ** (first + 2)
+        power2 = z2 ** (first + 2) if count == 2 else 0.0
         for j in range(first, last):
-            g1[j] = z1 ** (j + 2)
-            g2[j] = z2 ** (j + 2) if count == 2 else 0.0
+            g1[j] = power1
+            g2[j] = power2
+            power1 *= z1
+            power2 *= z2
         amp1, amp2 = _amplitudes(s, first, last, g1, g2, dependent)
         for m, (z, amp) in enumerate(((z1, amp1), (z2, amp2))):
             if m < count:
@@ -120,6 +131,25 @@ def _ellipse(x, y):
     # the distances to the foci ±1.
     alpha = 0.5 * (math.hypot(x - 1.0, y) + math.hypot(x + 1.0, y))
     return alpha + math.sqrt(max(alpha * alpha - 1.0, 0.0))
+
+
+@numba.njit(cache=True)
+def _predicted(tails, counts, modes, n_coeffs, factor):
+    # The scaled RMS tail predicted for a next segment `factor` times as long.
+    n = tails.shape[0]
+    total = 0.0
+    for i in range(n):
+        if counts[i] == 0:
+            tail = tails[i] * factor ** (n_coeffs - 1)
+        else:
+            tail = 0.0
+            for m in range(counts[i]):
+                # the singularity in the next segment's τ: (w − 1)/factor − 1
+                rho = _ellipse((modes[i, m, 1] - 1.0) / factor - 1.0,
+                               modes[i, m, 2] / factor)
+                tail += modes[i, m, 3] / (modes[i, m, 0] * rho) ** (n_coeffs - 1)
+        total += tail * tail
+    return math.sqrt(total / n)
 
 
 @numba.njit(cache=True)
@@ -162,27 +192,23 @@ def _limits(coeffs, y_a, y_end, atol, rtol, growth_cap, eps, rule, target, min_f
         if tracked == 0:
             continue
         # The longest trial length (geometric from min_factor to the rule) before
-        # the first whose predicted error exceeds the target.
-        best = min_factor
+        # the first whose predicted error exceeds the target: the predicted error
+        # grows with the length (a longer next segment lies closer to every
+        # singularity), so a bisection finds the first failure.
         spread = math.log(rule[k] / min_factor)
-        for g in range(n_trials):
-            factor = (rule[k] if g == n_trials - 1
-                      else min_factor * math.exp(spread * g / (n_trials - 1)))
-            total = 0.0
-            for i in range(n):
-                if counts[i] == 0:
-                    tail = tails[i] * factor ** (n_coeffs - 1)
+        if _predicted(tails, counts, modes, n_coeffs, rule[k]) <= target:
+            best = rule[k]
+        else:
+            passed, failed = -1, n_trials - 1
+            while failed - passed > 1:
+                middle = (passed + failed) // 2
+                factor = min_factor * math.exp(spread * middle / (n_trials - 1))
+                if _predicted(tails, counts, modes, n_coeffs, factor) <= target:
+                    passed = middle
                 else:
-                    tail = 0.0
-                    for m in range(counts[i]):
-                        # the singularity in the next segment's τ: (w − 1)/factor − 1
-                        rho = _ellipse((modes[i, m, 1] - 1.0) / factor - 1.0,
-                                       modes[i, m, 2] / factor)
-                        tail += modes[i, m, 3] / (modes[i, m, 0] * rho) ** (n_coeffs - 1)
-                total += tail * tail
-            if math.sqrt(total / n) > target:
-                break
-            best = factor
+                    failed = middle
+            best = (min_factor if passed < 0
+                    else min_factor * math.exp(spread * passed / (n_trials - 1)))
         limits[k] = min(rule[k], best)
 
 
