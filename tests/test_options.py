@@ -114,7 +114,7 @@ def test_with_defaults():
 
 
 def test_auto_n_coeffs_falls_with_tolerance_and_size():
-    from chebpan._control.policy import N_FEWEST, N_MOST, auto_n_coeffs
+    from chebpan._control.policy import N_FEWEST, N_MOST, N_STIFF_SIZE, auto_n_coeffs
 
     by_tolerance = [auto_n_coeffs(rtol, 2) for rtol in (1e-1, 1e-3, 1e-6, 1e-8, 1e-10, 1e-14)]
     assert by_tolerance == sorted(by_tolerance)
@@ -122,6 +122,12 @@ def test_auto_n_coeffs_falls_with_tolerance_and_size():
     by_size = [auto_n_coeffs(1e-10, n) for n in (1, 3, 10, 30, 1000)]
     assert by_size == sorted(by_size, reverse=True)
     assert by_size[-1] == N_FEWEST
+    # With a jac (a likely stiff problem): the size bound at least N_STIFF_SIZE, and
+    # nothing is lost for small systems.
+    with_jac = [auto_n_coeffs(1e-10, n, dense_newton=False) for n in (1, 3, 8, 30, 1000)]
+    assert with_jac == [N_MOST, N_MOST, N_STIFF_SIZE, N_STIFF_SIZE, N_STIFF_SIZE]
+    assert all(auto_n_coeffs(1e-3, n, dense_newton=False) == auto_n_coeffs(1e-3, 2)
+               for n in (30, 1000))  # (the tolerance's bound below the size's)
 
 
 def test_auto_n_coeffs_is_what_a_solve_uses():

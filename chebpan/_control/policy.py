@@ -118,15 +118,20 @@ N_MOST = 32
 N_BASE = 4.0
 N_PER_DIGIT = 2.8
 N_SIZE = 144
+#: With a ``jac`` or ``jac_sparsity`` (a likely stiff problem), the size bound is at
+#: least this: a large system's stiff segments take structured or sparse Newton
+#: solves (whose cost grows like N, not N³), and their length is bounded by the
+#: convergence of the iteration and the fast dynamics more than by the degree.
+N_STIFF_SIZE = 24
 
 
 def auto_n_coeffs(rtol: float, n: int, *, dense_newton: bool = True) -> int:
     """The number of coefficients per segment for tolerance ``rtol`` and ``n`` components.
 
     ``rtol`` is the tightest relative tolerance of the components.  ``dense_newton``
-    False (a ``jac`` or ``jac_sparsity`` is given: the problem is likely stiff, and
-    its stiff segments' Newton solves cost ``O(N·n³)`` through the structured or
-    sparse solves) drops the bound from the size of the system.
+    False (a ``jac`` or ``jac_sparsity`` is given: the problem is likely stiff, and a
+    large system's stiff segments take structured or sparse Newton solves that cost
+    ``O(N·n³)``) raises the bound from the size of the system to at least 24.
 
     A cost model of one segment (docs/algorithm.md, "Cost of a segment"): the
     length that meets the tolerance grows with N, but a Newton step costs
@@ -139,12 +144,14 @@ def auto_n_coeffs(rtol: float, n: int, *, dense_newton: bool = True) -> int:
     --------
     >>> auto_n_coeffs(1e-3, 2), auto_n_coeffs(1e-10, 3), auto_n_coeffs(1e-10, 30)
     (12, 32, 8)
-    >>> auto_n_coeffs(1e-10, 30, dense_newton=False)
-    32
+    >>> auto_n_coeffs(1e-10, 30, dense_newton=False), auto_n_coeffs(1e-10, 3, dense_newton=False)
+    (24, 32)
     """
     digits = -math.log10(max(float(rtol), 1e-16))
     by_tolerance = round(N_BASE + N_PER_DIGIT * digits)
-    by_size = N_SIZE // max(n, 1) if dense_newton else N_MOST
+    by_size = N_SIZE // max(n, 1)
+    if not dense_newton:
+        by_size = max(by_size, N_STIFF_SIZE)
     return int(min(N_MOST, max(N_FEWEST, min(by_tolerance, by_size))))
 
 
