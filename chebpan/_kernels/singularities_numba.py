@@ -134,6 +134,12 @@ def _ellipse(x, y):
 
 
 @numba.njit(cache=True)
+def _trial_factor(min_factor, spread, trial, n_trials):
+    # Trial `trial` of the geometric sequence from min_factor to min_factor·e^spread.
+    return min_factor * math.exp(spread * trial / (n_trials - 1))
+
+
+@numba.njit(cache=True)
 def _predicted(tails, counts, modes, n_coeffs, factor):
     # The scaled RMS tail predicted for a next segment `factor` times as long.
     n = tails.shape[0]
@@ -202,13 +208,13 @@ def _limits(coeffs, y_a, y_end, atol, rtol, growth_cap, eps, rule, target, min_f
             passed, failed = -1, n_trials - 1
             while failed - passed > 1:
                 middle = (passed + failed) // 2
-                factor = min_factor * math.exp(spread * middle / (n_trials - 1))
+                factor = _trial_factor(min_factor, spread, middle, n_trials)
                 if _predicted(tails, counts, modes, n_coeffs, factor) <= target:
                     passed = middle
                 else:
                     failed = middle
             best = (min_factor if passed < 0
-                    else min_factor * math.exp(spread * passed / (n_trials - 1)))
+                    else _trial_factor(min_factor, spread, passed, n_trials))
         limits[k] = min(rule[k], best)
 
 
