@@ -114,7 +114,7 @@ def test_with_defaults():
 
 
 def test_auto_n_coeffs_falls_with_tolerance_and_size():
-    from chebpan._control.policy import N_FEWEST, N_MOST, N_STIFF_SIZE, auto_n_coeffs
+    from chebpan._control.policy import N_FEWEST, N_MOST, N_SIZE, N_STIFF_SIZE, auto_n_coeffs
 
     by_tolerance = [auto_n_coeffs(rtol, 2) for rtol in (1e-1, 1e-3, 1e-6, 1e-8, 1e-10, 1e-14)]
     assert by_tolerance == sorted(by_tolerance)
@@ -125,7 +125,8 @@ def test_auto_n_coeffs_falls_with_tolerance_and_size():
     # With a jac (a likely stiff problem): the size bound at least N_STIFF_SIZE, and
     # nothing is lost for small systems.
     with_jac = [auto_n_coeffs(1e-10, n, dense_newton=False) for n in (1, 3, 8, 30, 1000)]
-    assert with_jac == [N_MOST, N_MOST, N_STIFF_SIZE, N_STIFF_SIZE, N_STIFF_SIZE]
+    assert with_jac == [N_MOST, N_MOST, N_SIZE // 8, N_STIFF_SIZE, N_STIFF_SIZE]
+    assert N_SIZE // 8 > N_STIFF_SIZE
     assert all(auto_n_coeffs(1e-3, n, dense_newton=False) == auto_n_coeffs(1e-3, 2)
                for n in (30, 1000))  # (the tolerance's bound below the size's)
 

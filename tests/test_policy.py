@@ -452,7 +452,10 @@ def test_the_linearised_start_saves_rounds(monkeypatch, problem):
     segment's start (J from that iteration) gives a start candidate at the cost of one
     solve and no round: fewer rounds than without it (Lorenz at rtol 1e-10: 277 → 195
     when it landed; Van der Pol (μ = 1000) takes it on the stiff basis), at the same accuracy (each
-    solve's scaled error within its tolerance, against the suite's reference)."""
+    solve's scaled error within its tolerance, against the suite's reference).  On Van
+    der Pol the saving is smaller: 525 rounds against 544 (516 against 552 before the
+    stiff basis' start-slope check, which rejects a few attempts at the fast
+    transitions with or without this start)."""
     from chebpan._control.segment_solver import SegmentSolver
     from chebpan.testing import SUITE
 
@@ -474,7 +477,7 @@ def test_the_linearised_start_saves_rounds(monkeypatch, problem):
     with_start = sum(solve(rtol) for rtol in tolerances)
     monkeypatch.setattr(SegmentSolver, "linearised_start_fits", lambda self, basis, n: False)
     without = sum(solve(rtol) for rtol in tolerances)
-    assert with_start < 0.95 * without
+    assert with_start < (0.98 if problem == "VDPOL" else 0.95) * without
 
 
 # ------------------------------------------------------------------ cost of a segment

@@ -172,3 +172,75 @@ def test_robertson_to_1e11_is_right_with_and_without_jac(robertson_reference, rt
                              axis=0))
     assert np.max(scaled) <= 1
     assert np.min(res.y) >= -atol
+
+
+def test_start_slope_gap_is_the_polynomials_slope_at_the_start_less_f():
+    """``τ₁ (p'(t_a) − f_a)`` against NumPy's Chebyshev derivative, on a segment of
+    length 0.3: τ₁ is the time to the stiff basis' first node after ``t_a``."""
+    from chebpan._core.estimates import start_slope_gap
+
+    basis = get_basis(16, 15, xp=np, dtype=np.float64, stiff=True)
+    rng = np.random.default_rng(5)
+    coeffs = rng.normal(size=(2, 3, 16)) / (1 + np.arange(16)) ** 3
+    f_a = rng.normal(size=(2, 3))
+    half_h = np.array([[0.15], [0.15]])
+    gap = start_slope_gap(basis, coeffs, f_a, half_h, xp=np)
+    slope = np.polynomial.chebyshev.chebval(-1.0, np.polynomial.chebyshev.chebder(
+        np.moveaxis(coeffs, -1, 0))) / 0.15
+    first_node = 0.3 * (1 - np.cos(np.pi / 14)) / 2
+    np.testing.assert_allclose(gap, first_node * (slope - f_a), rtol=1e-12)
+
+
+def _jump_after(t_jump, jump_rate=-1e5):
+    """A fast mode relaxing to 1 and a slow component whose slope jumps by 1 at
+    ``t_jump``: ``y1' = λ (y1 − 1)``, ``y2' = y1 + H(t − t_jump)``, y(0) = 0."""
+    def fun(t, y):
+        return np.stack([jump_rate * (y[0] - 1.0), y[0] + (np.asarray(t) >= t_jump)])
+
+    def exact_y2(t):
+        return 2 * t - t_jump - (1 - np.exp(jump_rate * t)) / -jump_rate
+
+    return fun, exact_y2
+
+
+@pytest.mark.parametrize("n_coeffs", [16, 32])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_a_jump_of_f_before_the_stiff_basis_first_node_is_not_accepted(n_coeffs, sparse):
+    """The stiff basis fits ``f`` only at the nodes after ``t_a``: a jump of ``f``
+    between ``t_a`` and the first node left its coefficients smooth, and the segment
+    was accepted with the jump moved back to ``t_a`` (an error of ``(t_jump − t_a)``
+    times the jump).  The jump is put just after each boundary of a run without it
+    (the runs agree up to there): measured 2e3–9e3 × rtol before the start-slope
+    check, now a rejection.  (What remains, 35–120 × rtol, is the kink of the slow
+    component inside a later segment on the paper's basis.)"""
+    jac = np.array([[-1e5, 0.0], [1.0, 0.0]])
+    if sparse:
+        options = dict(jac_sparsity=jac != 0)
+    else:
+        options = dict(jac=lambda t, y: jac)
+    options.update(vectorized=True, rtol=1e-8, atol=1e-8, max_step=0.05, n_coeffs=n_coeffs)
+    smooth, _ = _jump_after(np.inf)
+    boundaries = chebpan.solve_ivp(smooth, (0, 1), [0.0, 0.0], **options).t
+    first_node = (1 - np.cos(np.pi / (n_coeffs - 2))) / 2  # (per unit length)
+    errors = []
+    for t_a, t_b in zip(boundaries[8:-2], boundaries[9:-1]):
+        fun, exact_y2 = _jump_after(t_a + 0.3 * first_node * (t_b - t_a))
+        res = chebpan.solve_ivp(fun, (0, 1), [0.0, 0.0], **options)
+        assert res.status == 0
+        errors.append(abs(res.y[1, -1] - exact_y2(1.0)) / (1e-8 * (1 + exact_y2(1.0))))
+    assert len(errors) >= 10 and max(errors) < 300
+
+
+def test_medakzo_jump_inside_a_stiff_segment_is_not_accepted():
+    """MEDAKZO (n = 400, ``jac_sparsity``: 16 coefficients per segment at rtol 1e-9):
+    a segment [4.9999934, 5.00085] straddled the jump of ``f`` at t = 5 with every
+    node but ``t_a`` after it and was accepted; the result had a scaled error of
+    1.3e-5 (1.3e4 × rtol) with status 0."""
+    from chebpan.testing import SUITE
+
+    medakzo = SUITE["MEDAKZO"]()
+    res = chebpan.solve_ivp(medakzo.fun, medakzo.t_span, np.array(medakzo.y0), rtol=1e-9,
+                            atol=1e-9 * medakzo.floor, vectorized=True,
+                            jac_sparsity=medakzo.sparsity())
+    assert res.status == 0
+    assert medakzo.scaled_error(res.y[:, -1]) <= 1e-9

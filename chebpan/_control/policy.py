@@ -122,7 +122,7 @@ N_SIZE = 144
 #: least this: a large system's stiff segments take structured or sparse Newton
 #: solves (whose cost grows like N, not N³), and their length is bounded by the
 #: convergence of the iteration and the fast dynamics more than by the degree.
-N_STIFF_SIZE = 24
+N_STIFF_SIZE = 16
 
 
 def auto_n_coeffs(rtol: float, n: int, *, dense_newton: bool = True) -> int:
@@ -131,7 +131,7 @@ def auto_n_coeffs(rtol: float, n: int, *, dense_newton: bool = True) -> int:
     ``rtol`` is the tightest relative tolerance of the components.  ``dense_newton``
     False (a ``jac`` or ``jac_sparsity`` is given: the problem is likely stiff, and a
     large system's stiff segments take structured or sparse Newton solves that cost
-    ``O(N·n³)``) raises the bound from the size of the system to at least 24.
+    ``O(N·n³)``) raises the bound from the size of the system to at least 16.
 
     A cost model of one segment (docs/algorithm.md, "Cost of a segment"): the
     length that meets the tolerance grows with N, but a Newton step costs
@@ -145,7 +145,7 @@ def auto_n_coeffs(rtol: float, n: int, *, dense_newton: bool = True) -> int:
     >>> auto_n_coeffs(1e-3, 2), auto_n_coeffs(1e-10, 3), auto_n_coeffs(1e-10, 30)
     (12, 32, 8)
     >>> auto_n_coeffs(1e-10, 30, dense_newton=False), auto_n_coeffs(1e-10, 3, dense_newton=False)
-    (24, 32)
+    (16, 32)
     """
     digits = -math.log10(max(float(rtol), 1e-16))
     by_tolerance = round(N_BASE + N_PER_DIGIT * digits)

@@ -14,7 +14,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .._core.estimates import ROUNDING_ULPS, step_change, tolerance_scale
+from .._core.estimates import (
+    ROUNDING_ULPS,
+    scaled_rms,
+    start_slope_gap,
+    step_change,
+    tolerance_scale,
+)
 from .._core.linesearch import strong_wolfe
 from .._core.newton import (
     DenseLinearization,
@@ -86,6 +92,9 @@ class SegmentResult:
     #: The Picard iteration's last contraction ratio per unit length, ``ρ / |h|``
     #: (None when it measured none): the next attempt's ρ is about this times its length.
     picard_rate: float | None = None
+    #: On the stiff basis, the scaled size of the start-slope gap filtered by the
+    #: stiffness (:meth:`SegmentSolver._start_error`); above 1 the attempt is rejected.
+    start_error: float = 0.0
 
 
 @dataclass
@@ -241,6 +250,7 @@ class SegmentSolver:
         self.basis = self.basis_for(stiff)
         self.stiffness = None
         self.picard_rate = None
+        self.start_jac = None  # J(t_a, y_a) when this attempt evaluates it
         result = self._solve(t_a, t_b, y_a, f_a, x0, start_with_newton=start_with_newton)
         result.rounds = self.counters.depth - depth_before
         result.basis = self.basis
@@ -526,6 +536,8 @@ class SegmentSolver:
             x = x + direction
             y_nodes = y_nodes + nodes_step
             if self._converged(change, previous, floor):
+                if self.start_jac is None:
+                    self.start_jac = carried.jac[0, ...]
                 f_end = f_nodes[..., -1]
                 jac = carried.jac if carried.jac.ndim == 2 else carried.jac[:, None, ...]
                 f_end = self._end_slope(xp.astype(jac, f_end.dtype), f_end,
@@ -587,6 +599,7 @@ class SegmentSolver:
             else:
                 tail = (jac.shape[-1],) if self.pattern is not None else (n, n)
                 jac = xp.reshape(jac, (k, m, *tail))
+            self.start_jac = jac[0, 0, ...]  # (node 0 is (t_a, y_a) for every iterate)
         return f_nodes, jac
 
     def _evaluate(self, t_nodes, y_nodes, *, with_jacobian):
@@ -617,8 +630,39 @@ class SegmentSolver:
         end_jac = None
         if isinstance(linear, DenseLinearization):
             end_jac = linear.jac_nodes[:, -1, ...]
+        start_error = 0.0 if basis.slope_factor else self._start_error(y_a, f_a, half_h,
+                                                                       coeffs, y_end)
         return SegmentResult(x=x, f_end=f_end, y_end=y_end, coeffs=coeffs, failure=None,
-                             used_newton=used_newton or linear is not None, end_jac=end_jac)
+                             used_newton=used_newton or linear is not None, end_jac=end_jac,
+                             start_error=start_error)
+
+    def _start_error(self, y_a, f_a, half_h, coeffs, y_end):
+        """The stiff basis' start-slope gap ``g = τ₁ (p'(t_a) − f_a)``
+        (:func:`~chebpan._core.estimates.start_slope_gap`) filtered by the stiffness,
+        ``‖(I − τ₁ J)⁻¹ g‖`` scaled, with J at ``(t_a, y_a)`` (or the carried one): a
+        jump of ``f`` before the first node leaves it about that jump times the time
+        it acts, whereas on a stiff component the gap is ``τ₁ J δ`` for the small offset
+        δ of ``y_a`` from the slow solution, which the filter turns back into δ
+        (docs/algorithm.md, "Acceptance").  Unfiltered where that is at most 1 already
+        (no solve) or no J is known (a Picard iteration converged: τ₁‖J‖ is small)."""
+        xp = self.xp
+        gap = start_slope_gap(self.basis, coeffs, f_a, half_h, xp=xp)
+        scale = tolerance_scale(self.atol, self.rtol, y_a, y_end, xp=xp)
+        size = float(scaled_rms(gap[..., None], scale, xp=xp)[0])
+        jac = self.start_jac
+        if not size > 1 or jac is None:
+            return size
+        first_node = float(half_h[0, 0]) * (1 + float(self.basis.tau[1]))
+        gap64 = xp.astype(gap[0, :], xp.float64)
+        if jac.ndim == 1:  # values on the sparsity pattern (NumPy only)
+            filtered = self.pattern.solve_shifted(jac, 1 / first_node, gap64 / first_node)
+        else:
+            n = jac.shape[-1]
+            eye = xp.eye(n, dtype=xp.float64, device=gap.device)
+            filtered = xp.linalg.solve(eye - first_node * xp.astype(jac, xp.float64),
+                                       gap64[:, None])[:, 0]
+        filtered = xp.astype(filtered, gap.dtype)[None, :, None]
+        return float(scaled_rms(filtered, scale, xp=xp)[0])
 
     def _failed(self, x, why):
         # The last iterate's coefficients are kept: a retry on a shorter

@@ -25,6 +25,8 @@ from .._output.result import MESSAGES, Failure, OdeResult, failure_message, warn
 from .policy import (
     FIRST_MAX_FACTOR,
     MAX_FACTOR,
+    MIN_FACTOR,
+    SAFETY,
     SAFETY_REJECT,
     STIFF_OFF,
     STIFF_OFF_PICARD_ONLY,
@@ -188,10 +190,13 @@ class SegmentLoop:
             growth = FIRST_MAX_FACTOR if previous is None else MAX_FACTOR
             factor = next_length_factor(err if math.isnan(predicted) else min(err, predicted),
                                         self.basis.n_coeffs, growth)
-            if err > 1:
+            if err > 1 or outcome.start_error > 1:
                 self.counters.nrejected += 1
                 attempt = self._start_from((outcome.coeffs, h), y, f, half_h)
                 self.last_failure = (Failure.ERROR, t, t_new)
+                if outcome.start_error > 1:
+                    # (a jump of f before the first node: the gap falls with the length)
+                    factor = min(factor, max(MIN_FACTOR, SAFETY / outcome.start_error))
                 h_abs *= min(factor, SAFETY_REJECT)
                 rejected_here = True
                 continue

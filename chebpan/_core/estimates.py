@@ -10,7 +10,7 @@ from .._kernels.dispatch import estimates_kernel, step_change_kernel
 
 __all__ = ["scaled_rms", "error_estimates", "decay_error_estimates", "tolerance_scale",
            "capped_magnitude", "rounding_floors", "plausible", "segment_estimates",
-           "step_change", "GROWTH_CAP", "ROUNDING_ULPS"]
+           "step_change", "start_slope_gap", "GROWTH_CAP", "ROUNDING_ULPS"]
 
 #: A segment's values count in its tolerance scale and rounding floor up to this
 #: many times the largest component of its start: a diverging iterate cannot
@@ -157,6 +157,23 @@ def segment_estimates(coeffs, y_a, y_end, atol, rtol, *, xp):
         return kernel(coeffs, y_a, y_end, atol, rtol, GROWTH_CAP)
     scale = tolerance_scale(atol, rtol, y_a, y_end, xp=xp)
     return error_estimates(coeffs, scale, xp=xp), decay_error_estimates(coeffs, scale, xp=xp)
+
+
+def start_slope_gap(basis, coeffs, f_a, half_h, *, xp):
+    """``τ₁ (p'(t_a) − f_a)`` of each attempt: (K, n).
+
+    ``p`` is the polynomial of ``coeffs`` (K, n, N) on a segment of half-length
+    ``half_h`` (K, 1), ``τ₁`` the time from ``t_a`` to the first node after it.  The
+    stiff basis fits ``f`` at the nodes after ``t_a`` only, so a jump of ``f`` between
+    ``t_a`` and the first node leaves its coefficients smooth: this gap is where it shows
+    (docs/algorithm.md, "Acceptance").  ``T_q'(−1) = (−1)^(q+1) q²``.
+    """
+    n_coeffs = coeffs.shape[-1]
+    q = xp.arange(n_coeffs, dtype=coeffs.dtype, device=coeffs.device)
+    start_slopes = q * q * (1 - 2 * xp.astype(q % 2 == 0, coeffs.dtype))
+    slope = xp.sum(coeffs * start_slopes, axis=-1) / half_h
+    first_node = half_h * (1 + basis.tau[1])
+    return first_node * (slope - f_a)
 
 
 def step_change(basis, y_a, y_nodes, step, atol, rtol, eps, *, xp):

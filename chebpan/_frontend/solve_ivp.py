@@ -118,7 +118,7 @@ def solve_ivp(fun, t_span, y0, method="PAN", t_eval=None, dense_output=False,
             Chebyshev coefficients per component and segment (N).  Default
             None: chosen from ``rtol`` and the number of components n, between
             8 and 32 (12 at ``rtol = 1e-3``, 32 from 1e-10 on, at most 144 / n,
-            or max(144 / n, 24) with ``jac`` or ``jac_sparsity``;
+            or max(144 / n, 16) with ``jac`` or ``jac_sparsity``;
             docs/algorithm.md, "Cost of a segment"); 32 when ``n_nodes`` is
             given; 12 for a batch.
         n_nodes : int, optional

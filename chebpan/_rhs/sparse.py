@@ -155,6 +155,12 @@ class SparsityPattern:
             factors.append(_BandFactors(getrs, lu, pivots, lower, upper))
         return factors
 
+    def solve_shifted(self, values, shift, b):
+        """``x`` with ``(shift I − J) x = b``: J's values (nnz,), real ``b`` (n,) → (n,),
+        float64 (one factorisation of :meth:`shifted_factors`)."""
+        factors = self.shifted_factors(np.asarray(values, dtype=np.float64), [shift])[0]
+        return factors.solve(np.asarray(b, dtype=np.complex128)).real
+
     def products(self, values, v):
         """``J_m v_m`` at P points: values (P, nnz), v (n, P) → (n, P)."""
         if self._gather is None:  # (rows of the entries, as a matrix: one sparse product)
