@@ -38,6 +38,14 @@ def test_grouped_columns_never_share_a_row(n, density, seed):
         assert members.sum(axis=1).max() <= 1
 
 
+def test_row_sums_are_the_dense_matrices_absolute_row_sums():
+    rng = np.random.default_rng(3)
+    pattern = SparsityPattern.from_matrix(rng.random((12, 12)) < 0.3, 12)
+    values = rng.normal(size=(2, 4, pattern.nnz))
+    np.testing.assert_allclose(pattern.row_sums(values),
+                               np.abs(pattern.to_dense(values)).sum(axis=-1), rtol=1e-14)
+
+
 def test_tridiagonal_needs_three_groups():
     pattern = SparsityPattern.from_matrix(tridiagonal(40), 40)
     assert int(group_columns(pattern).max()) + 1 == 3
