@@ -22,18 +22,22 @@ Picard iteration, one start per attempt (the rejected attempt's polynomial,
 else the linearised start after a Newton segment, else the previous segment's,
 else Euler's) instead of the best of several, and
 a backtracking line search instead of the strong Wolfe search (which needs a
-gradient, hence a matrix product, at every trial).  Stiff segments keep the
-paper's basis (see ``docs/user-guide.md``).
+gradient, hence a matrix product, at every trial).  The lock step has no stiff
+basis: while at most ``ALONE_ROWS`` rows are active, a row whose segment turns stiff
+is finished as a single solve (:meth:`BatchLoop._stiff_rows_alone`); otherwise stiff
+segments keep the paper's basis (see ``docs/user-guide.md``).
 """
 
 from __future__ import annotations
 
 import math
 
+from .._core.basis import get_basis
 from .._core.estimates import plausible, segment_estimates, tolerance_scale
 from .._core.newton import linearised_start, residual_size
 from .._core.picard import coefficients, end_value, euler_start, node_values
 from .._output.result import failure_message
+from .._rhs.evaluator import OneInstance
 from .batch_steps import IterationSteps
 from .batch_table import (
     ERROR,
@@ -54,12 +58,14 @@ from .batch_table import (
     Table,
     instances_per_chunk,
 )
+from .single import SegmentLoop
 from .policy import (
     FIRST_MAX_FACTOR,
     MAX_FACTOR,
     PICARD_ONLY_FACTOR,
     PICARD_ONLY_RHO,
     SAFETY_REJECT,
+    STIFF_ON,
     STRETCH,
     extrapolated_guess,
     initial_lengths,
@@ -68,6 +74,14 @@ from .policy import (
 )
 
 __all__ = ["BatchLoop"]
+
+#: With at most this many active rows, a row whose segment turns stiff is solved on
+#: alone (:meth:`BatchLoop._stiff_rows_alone`): so few rows share too little of a round
+#: for the lock step to pay for its paper's basis on stiff segments.  Measured on Van der
+#: Pol (μ = 20 and 1000 on [0, 2μ], rtol 1e-6, one BLAS thread), stiff rows solved alone
+#: from the start against the lock step: K = 2, 8, 16 took 0.13–0.76 of its time,
+#: K = 32 1.1–1.2, K = 64 0.9–1.7, K = 400 4–5.
+ALONE_ROWS = 16
 
 
 class BatchLoop(IterationSteps):
@@ -123,6 +137,10 @@ class BatchLoop(IterationSteps):
         else:
             self.max_picard = PICARD_ONLY_FACTOR * iteration.max_picard
             self.rho_limit = PICARD_ONLY_RHO
+        #: A row whose segment turns stiff is solved on alone with this basis
+        #: (:meth:`_stiff_rows_alone`).
+        self.stiff_basis = get_basis(basis.n_coeffs, basis.n_coeffs, xp=xp, dtype=y0.dtype,
+                                     device=y0.device, stiff=True)
         #: What is kept of the accepted segments.
         self.record = record
         self.chunk = instances_per_chunk(batch_memory, n, basis,
@@ -374,6 +392,10 @@ class BatchLoop(IterationSteps):
                                                         instances=instances)
         state.f_nodes = xp.permute_dims(xp.reshape(f, (n, k, m)), (1, 0, 2))
         state.finite = xp.all(xp.isfinite(state.f_nodes), axis=(1, 2))
+        if jac is not None and self.events is None and k <= ALONE_ROWS:
+            state, needs_jac, jac = self._stiff_rows_alone(state, needs_jac, jac)
+            if state is None:
+                return None
 
         newton = None
         if jac is not None:
@@ -403,6 +425,63 @@ class BatchLoop(IterationSteps):
                 value = table.fields[name]
                 value[needs_jac] = done.fields[name]
         return self._restart_ended_attempts(table)
+
+    def _stiff_rows_alone(self, state, needs_jac, jac):
+        """Rows whose segment is stiff leave the lock step and are solved on alone.
+
+        Stiff is what makes a single solve switch to the stiff basis:
+        ``(h/2) max_m ‖J_m‖∞`` above ``STIFF_ON`` at the nodes of the row's attempt.
+        Each such row finishes as a single solve from its ``t_a`` (the stiff basis,
+        its Newton steps, the start-slope check: docs/algorithm.md, "Stiff
+        segments"), its segments recorded as the batch's (:meth:`_solve_alone`); the
+        batch has no stiff basis of its own.  Returns the other rows with their
+        ``needs_jac`` and ``J`` (``state`` None when none is left).
+        """
+        xp = self.xp
+        n, m = state.y_a.shape[1], self.basis.n_nodes
+        per_row = xp.reshape(jac, (-1, m, n, n))
+        norms = xp.max(xp.sum(xp.abs(per_row), axis=-1), axis=(1, 2))
+        half_h = xp.abs(state.half_h[needs_jac][:, 0])
+        stiff = xp.astype(half_h, xp.float64) * xp.astype(norms, xp.float64) > STIFF_ON
+        if not bool(xp.any(stiff)):
+            return state, needs_jac, jac
+        alone = xp.zeros(needs_jac.shape, dtype=xp.bool, device=self.device)
+        alone[needs_jac] = stiff
+        self._solve_alone(state.select(alone), norms[stiff])
+        keep = ~alone
+        if not bool(xp.any(keep)):
+            return None, None, None
+        jac = xp.reshape(per_row[~stiff], (-1, n, n)) if bool(xp.any(~stiff)) else None
+        return state.select(keep), needs_jac[keep], jac
+
+    def _solve_alone(self, rows, norms):
+        """Each row a single solve from its ``t_a`` to its ``tf``, its first attempt of
+        length ``h_abs`` on the basis that ``norms`` (``max_m ‖J_m‖∞``) pick; its
+        segments and its end go to the batch's record."""
+        xp = self.xp
+        for i in range(len(rows)):
+            row = rows.select_in_order(xp.asarray([i], device=self.device))
+            index = int(row.ids[0])
+            t_end = float(self.spans.ends(row.ids)[0])
+            loop = SegmentLoop(OneInstance(self.evaluator, index), self.basis,
+                               self.stiff_basis, float(row.t_a[0]), t_end, row.y_a[0, ...],
+                               self.rtol, self.atol, self.max_step, self.options,
+                               self.counters, xp=xp, f0=row.f_a)
+            before = (self.counters.nsegments, self.counters.nrejected, self.counters.depth)
+            loop.run(float(row.h_abs[0]), stiffness=float(norms[i]))
+            if loop.coeffs:
+                ts = xp.asarray(loop.ts, dtype=xp.float64, device=self.device)
+                self.record.accept(
+                    xp.full((len(loop.coeffs),), index, dtype=xp.int64, device=self.device),
+                    ts[:-1], ts[1:], xp.stack(loop.coeffs), xp.stack(loop.y_start),
+                    xp.stack(loop.y_end))
+                if self.progress is not None:
+                    self.progress.advance(ts[:-1], ts[1:])
+            row.t_a = xp.asarray([loop.ts[-1]], dtype=xp.float64, device=self.device)
+            row.nsegments = row.nsegments + (self.counters.nsegments - before[0])
+            row.nrejected = row.nrejected + (self.counters.nrejected - before[1])
+            row.depth = row.depth + (self.counters.depth - before[2])
+            self._end(row, loop.status, [loop.message] if loop.status == -1 else None)
 
     def _restart_ended_attempts(self, table):
         """Finished and failed attempts: accept/reject, start anew in their rows.

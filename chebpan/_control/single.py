@@ -48,7 +48,7 @@ class SegmentLoop:
     """State of one PAN solve: segments accepted so far, counters, status."""
 
     def __init__(self, evaluator, basis, stiff_basis, t0, tf, y0, rtol, atol, max_step,
-                 iteration, counters, *, xp):
+                 iteration, counters, *, xp, f0=None):
         self.xp = xp
         self.evaluator = evaluator
         self.basis = basis
@@ -72,8 +72,9 @@ class SegmentLoop:
         self.progress = None  # a ProgressBar with progress=True
         self.warned_float32 = False
         self.last_failure = (Failure.ERROR, t0, t0)  # (what, t_a, t_b) of the last rejection
-        # The first call of fun, in scipy's order: before `first_step` is checked.
-        self.f0 = self._f_at(t0, self.y0) if tf != t0 else None
+        # The first call of fun, in scipy's order: before `first_step` is checked
+        # (f0 (1, n) is given where it is known: a batch row solved on alone).
+        self.f0 = f0 if f0 is not None or tf == t0 else self._f_at(t0, self.y0)
 
     def _f_at(self, t, y):
         xp = self.xp
@@ -86,7 +87,10 @@ class SegmentLoop:
                                   self.y0, self.f0, self.solver.scale(self.y0), xp=self.xp)
         return float(lengths[0])
 
-    def run(self, first_step):
+    def run(self, first_step, *, stiffness=0.0):
+        """Solve to ``tf`` (or a terminal event, or a failure).  ``stiffness``:
+        ``max_m ‖J_m‖∞`` known at the start (a batch row solved on alone), which picks
+        the first attempt's basis as a measured one would."""
         xp = self.xp
         if self.tf == self.t0:
             self.status = 0
@@ -110,7 +114,7 @@ class SegmentLoop:
         start_with_newton = False
         rejected_here = False
         stiff = False
-        stiff_rate = 0.0  # ‖J‖_∞ seen by Newton on the last attempt
+        stiff_rate = stiffness  # ‖J‖_∞ seen by Newton on the last attempt
         picard_rate = None  # the last segment's Picard contraction per unit length
         end_jac = None  # J where the segment starts, from the last one's Newton iteration
         n = y.shape[-1]

@@ -15,7 +15,7 @@ from .probe import agree, call_quietly, probe_indices
 from .jacobian import make_jacobian
 from .sparse import make_sparse_jacobian
 
-__all__ = ["Evaluator", "gather_point_args", "instance_args"]
+__all__ = ["Evaluator", "OneInstance", "gather_point_args", "instance_args"]
 
 
 def gather_point_args(batch_args, instances, *, xp):
@@ -271,3 +271,20 @@ class Evaluator:
         self.instances = instances
         with user_blas_threads():
             return f_all, self.jacobian(t, y, f, self)
+
+
+class OneInstance:
+    """A batched solve's :class:`Evaluator` for one of its instances: what a single
+    solve's segment loop calls (``evaluate``, ``pattern``), with that instance's
+    ``batch_args`` and the batch's counters."""
+
+    pattern = None
+
+    def __init__(self, evaluator, index):
+        self.evaluator = evaluator
+        self.index = index
+
+    def evaluate(self, t, y, *, with_jacobian=False):
+        xp = self.evaluator.xp
+        instances = xp.full(t.shape, self.index, dtype=xp.int64, device=t.device)
+        return self.evaluator.evaluate(t, y, with_jacobian=with_jacobian, instances=instances)
