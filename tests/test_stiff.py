@@ -191,6 +191,29 @@ def test_start_slope_gap_is_the_polynomials_slope_at_the_start_less_f():
     np.testing.assert_allclose(gap, first_node * (slope - f_a), rtol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_start_gaps_kernel_matches_the_array_api_code(monkeypatch, dtype):
+    """The numba kernel of the start-slope gaps and their scaled sizes against the
+    array-API code (``CHEBPAN_DISABLE_NUMBA``'s path), per-component ``atol``."""
+    from chebpan._core.estimates import start_gaps
+    from chebpan._kernels import dispatch
+
+    basis = get_basis(16, 16, xp=np, dtype=dtype, stiff=True)
+    rng = np.random.default_rng(11)
+    coeffs = (rng.normal(size=(3, 4, 16)) / (1 + np.arange(16)) ** 2).astype(dtype)
+    y_a, y_end, f_a = (rng.normal(size=(3, 4)).astype(dtype) for _ in range(3))
+    half_h = np.array([[0.1], [2.0], [1e-3]], dtype=dtype)
+    atol = np.array([1e-6, 1e-3, 1e-8, 1e-4], dtype=dtype)
+    rtol = np.asarray(1e-5, dtype=dtype)
+    got = start_gaps(basis, coeffs, y_a, y_end, f_a, half_h, atol, rtol, xp=np)
+    monkeypatch.setattr(dispatch, "NUMBA_DISABLED", True)
+    want = start_gaps(basis, coeffs, y_a, y_end, f_a, half_h, atol, rtol, xp=np)
+    for value, expected in zip(got, want):
+        assert value.dtype == expected.dtype == dtype
+        np.testing.assert_allclose(value, expected, rtol=1e-12 if dtype == np.float64 else 1e-4)
+    assert np.all(want[1] > 0)
+
+
 def _jump_after(t_jump, jump_rate=-1e5):
     """A fast mode relaxing to 1 and a slow component whose slope jumps by 1 at
     ``t_jump``: ``y1' = λ (y1 − 1)``, ``y2' = y1 + H(t − t_jump)``, y(0) = 0."""

@@ -17,7 +17,7 @@ from typing import Any
 from .._core.estimates import (
     ROUNDING_ULPS,
     scaled_rms,
-    start_slope_gap,
+    start_gaps,
     step_change,
     tolerance_scale,
 )
@@ -646,12 +646,13 @@ class SegmentSolver:
         (docs/algorithm.md, "Acceptance").  Unfiltered where that is at most 1 already
         (no solve) or no J is known (a Picard iteration converged: τ₁‖J‖ is small)."""
         xp = self.xp
-        gap = start_slope_gap(self.basis, coeffs, f_a, half_h, xp=xp)
-        scale = tolerance_scale(self.atol, self.rtol, y_a, y_end, xp=xp)
-        size = float(scaled_rms(gap[..., None], scale, xp=xp)[0])
+        gap, size = start_gaps(self.basis, coeffs, y_a, y_end, f_a, half_h, self.atol,
+                               self.rtol, xp=xp)
+        size = float(size[0])
         jac = self.start_jac
         if not size > 1 or jac is None:
             return size
+        scale = tolerance_scale(self.atol, self.rtol, y_a, y_end, xp=xp)
         first_node = float(half_h[0, 0]) * (1 + float(self.basis.tau[1]))
         gap64 = xp.astype(gap[0, :], xp.float64)
         if jac.ndim == 1:  # values on the sparsity pattern (NumPy only)

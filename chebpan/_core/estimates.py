@@ -6,11 +6,11 @@ values (scipy's norm).  docs/algorithm.md, "Error estimate and segment length".
 
 from __future__ import annotations
 
-from .._kernels.dispatch import estimates_kernel, step_change_kernel
+from .._kernels.dispatch import estimates_kernel, start_gaps_kernel, step_change_kernel
 
 __all__ = ["scaled_rms", "error_estimates", "decay_error_estimates", "tolerance_scale",
            "capped_magnitude", "rounding_floors", "plausible", "segment_estimates",
-           "step_change", "start_slope_gap", "GROWTH_CAP", "ROUNDING_ULPS"]
+           "step_change", "start_slope_gap", "start_gaps", "GROWTH_CAP", "ROUNDING_ULPS"]
 
 #: A segment's values count in its tolerance scale and rounding floor up to this
 #: many times the largest component of its start: a diverging iterate cannot
@@ -174,6 +174,18 @@ def start_slope_gap(basis, coeffs, f_a, half_h, *, xp):
     slope = xp.sum(coeffs * start_slopes, axis=-1) / half_h
     first_node = half_h * (1 + basis.tau[1])
     return first_node * (slope - f_a)
+
+
+def start_gaps(basis, coeffs, y_a, y_end, f_a, half_h, atol, rtol, *, xp):
+    """:func:`start_slope_gap` (K, n) and its size (K,): the :func:`scaled_rms` with the
+    :func:`tolerance_scale` of ``y_a`` and ``y_end`` (K, n).  On NumPy a numba kernel
+    does both in one call (``CHEBPAN_DISABLE_NUMBA=1``: this code)."""
+    kernel = start_gaps_kernel(xp)
+    if kernel is not None:
+        return kernel(basis, coeffs, y_a, y_end, f_a, half_h, atol, rtol, GROWTH_CAP)
+    gap = start_slope_gap(basis, coeffs, f_a, half_h, xp=xp)
+    scale = tolerance_scale(atol, rtol, y_a, y_end, xp=xp)
+    return gap, scaled_rms(gap[..., None], scale, xp=xp)
 
 
 def step_change(basis, y_a, y_nodes, step, atol, rtol, eps, *, xp):

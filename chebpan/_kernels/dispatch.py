@@ -123,6 +123,13 @@ def step_change_kernel(xp):
     return _kernel_module("estimates_numba").step_change if use_numba(xp) else None
 
 
+def start_gaps_kernel(xp):
+    """The numba start-slope gaps of converged stiff-basis attempts
+    (:func:`chebpan._kernels.estimates_numba.start_gaps`) for ``xp``, or None for the
+    reference code."""
+    return _kernel_module("estimates_numba").start_gaps if use_numba(xp) else None
+
+
 def extrapolation_kernel(xp):
     """The numba extrapolated starts of a batch
     (:func:`chebpan._kernels.extrapolation_numba.extrapolated_guess`) for ``xp``, or None

@@ -16,8 +16,8 @@ import numba
 import numpy as np
 
 
-__all__ = ["segment_estimates", "step_change", "per_component", "capped_scales",
-           "scaled_change"]
+__all__ = ["segment_estimates", "step_change", "start_gaps", "per_component",
+           "capped_scales", "scaled_change"]
 
 
 #: float64's smallest normal number: the floor of a tolerance scale.
@@ -171,3 +171,46 @@ def step_change(basis, y_a, y_nodes, step, atol, rtol, growth_cap, floor_factor)
                  per_component(atol, n, dtype), per_component(rtol, n, dtype),
                  float(growth_cap), float(floor_factor), change, floor, moved)
     return change, floor, moved
+
+
+@numba.njit(cache=True)
+def _start_gaps(coeffs, y_a, y_end, f_a, half_h, start_slopes, first_node, atol, rtol,
+                growth_cap, gap, size):
+    k_count, n, n_coeffs = coeffs.shape
+    scale = np.empty(n)
+    for k in range(k_count):
+        capped_scales(y_a[k], y_end[k], atol, rtol, growth_cap, scale)
+        total = 0.0
+        for i in range(n):
+            slope = 0.0
+            for q in range(n_coeffs):
+                slope += coeffs[k, i, q] * start_slopes[q]
+            # τ₁ (p'(t_a) − f_a), τ₁ = (h/2)(1 + τ_1), p'(t_a) = Σ c_q T_q'(−1) / (h/2)
+            gap[k, i] = first_node * (slope - half_h[k] * f_a[k, i])
+            ratio = gap[k, i] / scale[i]
+            total += ratio * ratio
+        size[k] = math.sqrt(total / n)
+
+
+#: ``T_q'(−1) = (−1)^(q+1) q²`` by (N, dtype).
+_START_SLOPES = {}
+
+
+def start_gaps(basis, coeffs, y_a, y_end, f_a, half_h, atol, rtol, growth_cap):
+    """As :func:`chebpan._core.estimates.start_gaps` (which calls it for NumPy arrays)."""
+    k_count, n, n_coeffs = coeffs.shape
+    dtype = coeffs.dtype
+    gap = np.zeros((k_count, n), dtype=dtype)
+    size = np.zeros(k_count, dtype=dtype)
+    if k_count == 0 or n == 0:
+        return gap, size
+    start_slopes = _START_SLOPES.get((n_coeffs, dtype))
+    if start_slopes is None:
+        q = np.arange(n_coeffs, dtype=dtype)
+        start_slopes = _START_SLOPES[n_coeffs, dtype] = np.where(q % 2 == 0, -1.0, 1.0) * q * q
+    _start_gaps(np.ascontiguousarray(coeffs), np.ascontiguousarray(y_a, dtype=dtype),
+                np.ascontiguousarray(y_end, dtype=dtype), np.ascontiguousarray(f_a, dtype=dtype),
+                np.ascontiguousarray(np.reshape(half_h, (-1,)), dtype=dtype), start_slopes,
+                1.0 + float(basis.tau[1]), per_component(atol, n, dtype),
+                per_component(rtol, n, dtype), float(growth_cap), gap, size)
+    return gap, size
