@@ -47,3 +47,19 @@ def test_unknown_problem_is_an_error():
     proc = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--problems", "nope"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "unknown problems" in proc.stderr
+
+
+def test_batch_of_one_bench_runs_and_reports_each_solve():
+    """bench/batch_of_one.py on A1: one row with the three solves' times, depths and
+    segments, their errors against the reference, and the median ratio."""
+    script = SCRIPT.parent / "batch_of_one.py"
+    proc = subprocess.run([sys.executable, str(script), "--problems", "A1", "--rtol", "1e-6",
+                           "--repeats", "1"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| A1 |")]
+    assert len(rows) == 1
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert len(cells) == 13 and cells[1] == "1e-06"
+    assert all(float(c) > 0 for c in cells[2:12])
+    assert all(float(error) < 1e-5 for error in cells[12].split(", "))
+    assert "median batch of one / single solve with N = 12:" in proc.stdout
