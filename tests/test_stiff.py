@@ -305,3 +305,29 @@ def test_stiff_batch_rows_solved_alone_keep_their_batch_args():
     assert np.all(res.status == 0)
     exact = np.cos(times) + np.exp(lam[:, None] * times)
     np.testing.assert_allclose(res.y[:, 0, :], exact, rtol=1e-6, atol=1e-8)
+
+
+def test_start_error_filters_stiff_components_and_survives_a_singular_filter():
+    """``_start_error`` on a gap of τ₁ · 1 per component: unfiltered with J = 0, shrunk
+    by ``1 + τ₁ λ`` with J = −λ I, and the unfiltered gap (no LinAlgError) where
+    ``I − τ₁ J`` is singular."""
+    from chebpan._control.options import IterationOptions
+    from chebpan._control.segment_solver import SegmentSolver
+
+    basis = get_basis(16, 16, xp=np, dtype=np.float64, stiff=True)
+    options = IterationOptions(max_picard=12, max_newton=8, rho_newton=0.2, tol_ls=None,
+                               tol_newton=None, max_newton_size=1200)
+    solver = SegmentSolver(basis, None, np.full(2, 1e-6), np.full(2, 1e-6), options, None,
+                           xp=np)
+    half_h = np.array([[0.5]])
+    first_node = 0.5 * (1 + float(basis.tau[1]))
+    coeffs = np.zeros((1, 2, 16))
+    coeffs[0, :, 1] = 0.5  # p(τ) = T_1 / 2: p'(t_a) = 1 against f_a = 0
+    y = np.zeros((1, 2))
+    unfiltered = first_node / 1e-6
+    for jac, expected in ((np.zeros((2, 2)), unfiltered),
+                          (-1e8 * np.eye(2), unfiltered / (1 + first_node * 1e8)),
+                          (np.eye(2) / first_node, unfiltered)):
+        solver.start_jac = jac
+        assert solver._start_error(y, y, half_h, coeffs, y) == pytest.approx(expected,
+                                                                              rel=1e-9)

@@ -643,8 +643,10 @@ class SegmentSolver:
         jump of ``f`` before the first node leaves it about that jump times the time
         it acts, whereas on a stiff component the gap is ``τ₁ J δ`` for the small offset
         δ of ``y_a`` from the slow solution, which the filter turns back into δ
-        (docs/algorithm.md, "Acceptance").  Unfiltered where that is at most 1 already
-        (no solve) or no J is known (a Picard iteration converged: τ₁‖J‖ is small)."""
+        (docs/algorithm.md, "Stiff segments").  Unfiltered where that is at most 1
+        already (no solve), where no J is known (a Picard iteration converged: τ₁‖J‖ is
+        small) and where ``I − τ₁ J`` is singular (the unfiltered gap then rejects the
+        attempt; the shorter retry has another τ₁)."""
         xp = self.xp
         gap, size = start_gaps(self.basis, coeffs, y_a, y_end, f_a, half_h, self.atol,
                                self.rtol, xp=xp)
@@ -660,8 +662,11 @@ class SegmentSolver:
         else:
             n = jac.shape[-1]
             eye = xp.eye(n, dtype=xp.float64, device=gap.device)
-            filtered = xp.linalg.solve(eye - first_node * xp.astype(jac, xp.float64),
-                                       gap64[:, None])[:, 0]
+            try:
+                filtered = xp.linalg.solve(eye - first_node * xp.astype(jac, xp.float64),
+                                           gap64[:, None])[:, 0]
+            except ValueError:  # (NumPy's and CuPy's LinAlgError)
+                return size
         filtered = xp.astype(filtered, gap.dtype)[None, :, None]
         return float(scaled_rms(filtered, scale, xp=xp)[0])
 

@@ -166,7 +166,7 @@ def start_slope_gap(basis, coeffs, f_a, half_h, *, xp):
     ``half_h`` (K, 1), ``τ₁`` the time from ``t_a`` to the first node after it.  The
     stiff basis fits ``f`` at the nodes after ``t_a`` only, so a jump of ``f`` between
     ``t_a`` and the first node leaves its coefficients smooth: this gap is where it shows
-    (docs/algorithm.md, "Acceptance").  ``T_q'(−1) = (−1)^(q+1) q²``.
+    (docs/algorithm.md, "Stiff segments").  ``T_q'(−1) = (−1)^(q+1) q²``.
     """
     n_coeffs = coeffs.shape[-1]
     q = xp.arange(n_coeffs, dtype=coeffs.dtype, device=coeffs.device)
