@@ -4,6 +4,7 @@ Run from the repository root::
 
     python bench/newton_cost.py [--sizes 3,10,30,100,300,1000] [--n-coeffs 32]
                                 [--dense-max 100] [--budget 0.3]
+    python bench/newton_cost.py --band BRUSS,MEDAKZO,BRUSS-1000 --n-coeffs 16
 
 On the stiff basis (docs/algorithm.md, "Stiff segments") the Newton step solves a
 square system of n·(N−1) unknowns.  ``dense`` is what :class:`DenseLinearization`
@@ -11,7 +12,8 @@ does: build the weighted residual Jacobian A, then LU of its square part (one LA
 ``getrf`` + ``getrs``; the "solve" column is ``getrs`` with the factors kept) and the
 gradient ``2Aᵀ√W r̃``.  ``structured`` is :mod:`chebpan._core.structured`: the frozen-J
 factorisation of about N/2 shifted n×n complex matrices, the Schur back substitution
-(the "solve" column), and the matrix-free gradient.  A Newton iteration of simplified
+(the "solve" column: in the real Schur form; "complex form" the complex Schur form's,
+the reference), and the matrix-free gradient.  A Newton iteration of simplified
 Newton that reuses its factors costs "solve + gradient"; one that refactorises costs
 "iteration"; the default ``"structured"`` direction (GMRES on the nodes' own J,
 preconditioned by the kept frozen-J factors) costs "Krylov direction + gradient", with
@@ -90,6 +92,8 @@ def structured_costs(basis, jac, half_h, r, budget):
     frozen = np.mean(jac[:, 1:], axis=1)
     solver = FrozenJacobianSolver(basis, frozen, half_h, xp=np)
     solve = best_time(lambda: solver.direction(r), budget)
+    complex_form = FrozenJacobianSolver(basis, frozen, half_h, xp=np, real=False)
+    complex_solve = best_time(lambda: complex_form.direction(r), budget)
     reuse = best_time(lambda: (solver.direction(r),
                                structured_gradient(basis, jac, half_h, r, xp=np)), budget)
 
@@ -108,7 +112,8 @@ def structured_costs(basis, jac, half_h, r, budget):
         return linear.inner
 
     inner = krylov()
-    return solve, reuse, best_time(iteration, budget), best_time(krylov, budget), inner
+    return (solve, complex_solve, reuse, best_time(iteration, budget),
+            best_time(krylov, budget), inner)
 
 
 def agreement(basis, jac, half_h, r):
@@ -122,6 +127,30 @@ def agreement(basis, jac, half_h, r):
     return float(np.max(np.abs(structured.reshape(-1) - dense)) / np.max(np.abs(dense)))
 
 
+def band_costs(names, n_coeffs, budget):
+    """The back substitution with band LU factors (``jac_sparsity`` of a banded J), real
+    against complex Schur form, on the suite's method-of-lines patterns: (name, n, real
+    ms, complex ms, relative difference)."""
+    from chebpan._rhs.sparse import SparsityPattern, sparse_frozen_solver
+    from chebpan.testing import SUITE
+
+    basis = get_basis(n_coeffs, n_coeffs, xp=np, dtype=np.float64, stiff=True)
+    rows = []
+    for name in names:
+        problem_ = SUITE[name]()
+        pattern = SparsityPattern.from_matrix(problem_.sparsity(), problem_.n)
+        rng = np.random.default_rng(0)
+        values = rng.normal(size=pattern.nnz) * 50
+        r = rng.normal(size=(1, problem_.n, n_coeffs))
+        real = sparse_frozen_solver(basis, pattern, values, 0.01)
+        reference = sparse_frozen_solver(basis, pattern, values, 0.01, real=False)
+        a, b = real.direction(r), reference.direction(r)
+        rows.append((name, problem_.n, best_time(lambda: real.direction(r), budget),
+                     best_time(lambda: reference.direction(r), budget),
+                     float(np.max(np.abs(a - b)) / np.max(np.abs(b)))))
+    return rows
+
+
 def milliseconds(seconds):
     return "—" if seconds is None else f"{1e3 * seconds:.3g}"
 
@@ -132,27 +161,44 @@ def main(argv=None):
     parser.add_argument("--n-coeffs", type=int, default=32)
     parser.add_argument("--dense-max", type=int, default=100)
     parser.add_argument("--budget", type=float, default=0.3)
+    parser.add_argument("--band", default="",
+                        help="suite problems with a banded sparsity (e.g. "
+                             "BRUSS,MEDAKZO,BRUSS-1000): the band solve, real against "
+                             "complex Schur form, instead of the table")
     args = parser.parse_args(argv)
+    if args.band:
+        print(f"N = {args.n_coeffs}, band LU factors, one BLAS thread, direction in ms\n")
+        print("| problem | n | real form | complex form | real / complex | rel. difference |")
+        print("|---|---:|---:|---:|---:|---:|")
+        with threadpool_limits(limits=1, user_api="blas"):
+            for name, n, real, reference, diff in band_costs(args.band.split(","),
+                                                             args.n_coeffs, args.budget):
+                print(f"| {name} | {n} | {milliseconds(real)} | {milliseconds(reference)} "
+                      f"| {real / reference:.2f} | {diff:.1e} |")
+        return
     sizes = [int(s) for s in args.sizes.split(",")]
     n_coeffs = args.n_coeffs
     print(f"N = {n_coeffs} (stiff basis: n·{n_coeffs - 1} unknowns), one BLAS thread, "
           "times in ms (best of repeats)\n")
     print("| n | unknowns | dense solve | dense iteration | structured solve "
-          "| structured solve + gradient | structured iteration | Krylov direction + gradient "
-          "(GMRES its.) | iteration dense/structured | rel. difference |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| (complex form) | structured solve + gradient | structured iteration "
+          "| Krylov direction + gradient (GMRES its.) | iteration dense/structured "
+          "| rel. difference |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     with threadpool_limits(limits=1, user_api="blas"):
         for n in sizes:
             data = problem(n, n_coeffs)
             dense_solve = dense_iteration = None
             if n <= args.dense_max:
                 dense_solve, dense_iteration = dense_costs(*data, args.budget)
-            s_solve, s_reuse, s_iteration, s_krylov, inner = structured_costs(*data, args.budget)
+            s_solve, s_complex, s_reuse, s_iteration, s_krylov, inner = structured_costs(
+                *data, args.budget)
             ratio = "—" if dense_iteration is None else f"{dense_iteration / s_iteration:.3g}"
             diff = f"{agreement(*data):.1e}" if n <= args.dense_max else "—"
             print(f"| {n} | {n * (n_coeffs - 1)} | {milliseconds(dense_solve)} "
                   f"| {milliseconds(dense_iteration)} | {milliseconds(s_solve)} "
-                  f"| {milliseconds(s_reuse)} | {milliseconds(s_iteration)} "
+                  f"| {milliseconds(s_complex)} | {milliseconds(s_reuse)} "
+                  f"| {milliseconds(s_iteration)} "
                   f"| {milliseconds(s_krylov)} ({inner}) | {ratio} | {diff} |",
                   flush=True)
 

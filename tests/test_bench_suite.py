@@ -63,3 +63,23 @@ def test_batch_of_one_bench_runs_and_reports_each_solve():
     assert all(float(c) > 0 for c in cells[2:12])
     assert all(float(error) < 1e-5 for error in cells[12].split(", "))
     assert "median batch of one / single solve with N = 12:" in proc.stdout
+
+
+def test_newton_cost_bench_compares_the_real_and_complex_schur_forms():
+    """bench/newton_cost.py: the table (with the complex form's column) at a small n, and
+    the band comparison on BRUSS; both forms' directions agree to rounding."""
+    script = SCRIPT.parent / "newton_cost.py"
+    proc = subprocess.run([sys.executable, str(script), "--sizes", "3", "--n-coeffs", "8",
+                           "--budget", "0.01"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    row = [line for line in proc.stdout.splitlines() if line.startswith("| 3 |")]
+    cells = [c.strip() for c in row[0].strip("|").split("|")]
+    assert len(cells) == 11 and float(cells[4]) > 0 and float(cells[5]) > 0
+    assert float(cells[10]) < 1e-12
+    proc = subprocess.run([sys.executable, str(script), "--band", "BRUSS", "--n-coeffs", "8",
+                           "--budget", "0.01"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    row = [line for line in proc.stdout.splitlines() if line.startswith("| BRUSS |")]
+    cells = [c.strip() for c in row[0].strip("|").split("|")]
+    assert cells[1] == "200" and float(cells[2]) > 0 and float(cells[3]) > 0
+    assert float(cells[5]) < 1e-12

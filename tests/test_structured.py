@@ -92,35 +92,51 @@ def test_frozen_solve_in_a_batch_and_another_namespace():
                                atol=1e-12 * np.abs(dense).max())
 
 
+@pytest.mark.parametrize("n_coeffs", [8, 15, 16, 32])
 @pytest.mark.parametrize("storage", ["dense", "band"])
-def test_compiled_back_substitution_is_the_python_loop(monkeypatch, storage):
+def test_compiled_back_substitution_is_the_python_loop(monkeypatch, storage, n_coeffs):
     """The numba back substitution (LAPACK's getrs / gbtrs solves on scipy's factors, one
-    compiled call per solve) against the Python loop over the columns with LAPACK's own
-    solves; random J, so the LU factors pivot, and shifts in conjugate pairs."""
+    compiled call per solve, in the real Schur form: one complex solve per conjugate pair
+    of shifts; and in the complex form, ``real=False``) against the Python loop over the
+    columns of the complex Schur form with LAPACK's own solves, and all against the dense
+    collocation solve, to what the condition number allows; random J, so the LU factors
+    pivot; N − 1 = 7, 14, 15, 31 columns (an odd count has one real shift among
+    the conjugate pairs, an even one none)."""
     from chebpan._kernels import dispatch
     from chebpan._rhs.sparse import SparsityPattern, sparse_frozen_solver
 
     rng = np.random.default_rng(5)
-    n_coeffs, n, half_h = 16, 9, 0.4
+    n, half_h = 9, 0.4
     basis = stiff_basis(n_coeffs)
     r = rng.normal(size=(1, n, n_coeffs))
     if storage == "dense":
         jac = rng.normal(size=(1, n, n)) * 50
 
-        def direction():
-            return FrozenJacobianSolver(basis, jac, np.array([[half_h]]), xp=np).direction(r)
+        def direction(real=True):
+            return FrozenJacobianSolver(basis, jac, np.array([[half_h]]), xp=np,
+                                        real=real).direction(r)
     else:
         pattern = SparsityPattern.from_matrix(
             sum(np.eye(n, k=k) for k in (-2, -1, 0, 1, 3)), n)
         assert pattern.banded and pattern.bandwidths == (2, 3)
         values = rng.normal(size=pattern.nnz) * 50
+        jac = pattern.to_dense(values)[None]
 
-        def direction():
-            return sparse_frozen_solver(basis, pattern, values, half_h).direction(r)
-    compiled = direction()
+        def direction(real=True):
+            return sparse_frozen_solver(basis, pattern, values, half_h,
+                                        real=real).direction(r)
+    jac_nodes = np.broadcast_to(jac[:, None], (1, n_coeffs, n, n))
+    dense = collocation_direction(
+        basis, residual_jacobian(basis, jac_nodes, np.array([[half_h]]), xp=np), r, xp=np)
+    bound = 10 * n_coeffs * np.linalg.cond(
+        square_matrix(basis, jac_nodes, np.array([[half_h]]))[0]) * EPS * np.abs(dense).max()
+    compiled, compiled_complex = direction(), direction(real=False)
     monkeypatch.setattr(dispatch, "NUMBA_DISABLED", True)
     loop = direction()
-    np.testing.assert_allclose(compiled, loop, rtol=0, atol=1e-13 * np.abs(loop).max())
+    for solution in (compiled, compiled_complex, loop):
+        np.testing.assert_allclose(solution, dense, rtol=0, atol=bound)
+    np.testing.assert_allclose(compiled, loop, rtol=0, atol=bound)
+    np.testing.assert_allclose(compiled_complex, loop, rtol=0, atol=1e-13 * np.abs(loop).max())
 
 
 def test_matrix_free_gradient_and_product():

@@ -26,6 +26,8 @@ import math
 
 import array_api_compat
 
+from .._kernels.dispatch import schur_kernels
+
 __all__ = [
     "collocation_schur",
     "frozen_jacobian",
@@ -75,6 +77,10 @@ class _Schur:
         # X = Re(U Q* Φ̃_f⁻¹): back to coefficients in one product.
         self.back = asarray(constants["back"])
         self.shifts = asarray(constants["shifts"])
+        # The real Schur form, for NumPy's compiled back substitution (host arrays).
+        for name in ("q_real", "t_real", "back_real", "block_start", "block_size",
+                     "block_v", "block_w", "block_shifts"):
+            setattr(self, name, constants[name])
 
 
 def collocation_schur(basis, *, xp):
@@ -124,6 +130,10 @@ class FrozenJacobianSolver:
         :mod:`chebpan._kernels.schur`); other
         namespaces invert the shifted matrices (a batched ``inv``, then
         products only).
+    real : bool
+        Solve in the real Schur form where NumPy's compiled kernels run (the
+        default); False: the complex form everywhere (the reference, for
+        benchmarks and tests).
 
     Examples
     --------
@@ -135,13 +145,13 @@ class FrozenJacobianSolver:
     (1, 2, 7)
     """
 
-    def __init__(self, basis, jac, half_h, *, xp):
+    def __init__(self, basis, jac, half_h, *, xp, real=True):
         jac = xp.astype(jac, xp.float64)
         k, n, _ = jac.shape
-        schur = self._prepare(basis, (k, n), xp=xp)
+        self._prepare(basis, (k, n), xp=xp, real=real)
         half_h = xp.reshape(xp.astype(half_h, xp.float64), (k, 1, 1, 1))
         eye = xp.eye(n, dtype=xp.complex128, device=getattr(jac, "device", None))
-        shifts = xp.reshape(schur.shifts, (1, -1, 1, 1))
+        shifts = xp.reshape(self.shifts, (1, -1, 1, 1))
         shifted = shifts * eye - xp.astype(half_h * jac[:, None, ...], xp.complex128)
         if self.numpy:
             from .._kernels.schur import LapackShiftedFactors
@@ -150,7 +160,7 @@ class FrozenJacobianSolver:
         else:
             self.inverses = xp.linalg.inv(shifted)  # (K, P, n, n)
 
-    def _prepare(self, basis, shape, *, xp):
+    def _prepare(self, basis, shape, *, xp, real=True):
         """What every frozen solve keeps besides its factors; returns the Schur data.
         ``shape`` is (K, n)."""
         self.basis = basis
@@ -158,6 +168,10 @@ class FrozenJacobianSolver:
         self.shape = shape
         self.numpy = array_api_compat.is_numpy_namespace(xp)
         self.schur = collocation_schur(basis, xp=xp)
+        # NumPy with numba: the real Schur form's back substitution, whose shifts are
+        # its blocks' eigenvalues; otherwise the complex form's column by column.
+        self.real = real and self.numpy and schur_kernels() is not None
+        self.shifts = self.schur.block_shifts if self.real else self.schur.shifts
         return self.schur
 
     def _shifted_solve(self, k, b):
@@ -172,6 +186,9 @@ class FrozenJacobianSolver:
     def solve(self, rhs):
         """X (K, n, N−1) with ``X D̃_f − (h/2) J X Φ̃_f = rhs``, rhs (K, n, N−1) real."""
         xp, schur = self.xp, self.schur
+        if self.real:
+            s = xp.matmul(xp.astype(rhs, xp.float64), schur.q_real)
+            return xp.matmul(self.lapack.substitute_real(s, schur), schur.back_real)
         s = xp.matmul(xp.astype(xp.astype(rhs, xp.float64), xp.complex128), schur.q)
         if self.numpy:
             u = self.lapack.substitute(s, schur.t_host, schur.rep, schur.conj)

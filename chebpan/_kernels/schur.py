@@ -18,7 +18,8 @@ __all__ = ["schur_constants", "LapackShiftedFactors", "substitute", "column_arra
 
 
 def schur_constants(n_coeffs: int, n_nodes: int) -> dict:
-    """Q, strictly upper T, ``Q* Φ̃_f⁻¹`` and the shifts of the stiff basis (N, M), float64.
+    """Q, strictly upper T, ``Q* Φ̃_f⁻¹`` and the shifts of the stiff basis (N, M), float64,
+    and the same of its real Schur form (:func:`_real_blocks`).
 
     ``rep[k]`` is the index into ``shifts`` of the factors that serve column k and
     ``conj[k]`` whether they are used conjugated: G is real, so its eigenvalues come in
@@ -43,8 +44,50 @@ def schur_constants(n_coeffs: int, n_nodes: int) -> dict:
             partner = min(upper, key=lambda j: abs(diag[j] - diag[k].conjugate()))
             rep.append(upper.index(partner))
             conj.append(True)
-    return {"q": q, "t": np.triu(t, 1), "back": q.conj().T @ np.linalg.inv(phi_f),
-            "shifts": diag[upper], "rep": rep, "conj": conj}
+    shifts = diag[upper]
+    out = {"q": q, "t": np.triu(t, 1), "back": q.conj().T @ np.linalg.inv(phi_f),
+           "shifts": shifts, "rep": rep, "conj": conj}
+    out.update(_real_blocks(g, np.linalg.inv(phi_f)))
+    return out
+
+
+def _real_blocks(g, phi_f_inv):
+    """The real Schur form ``G = Q_r T_r Q_rᵀ`` and its diagonal blocks, for the back
+    substitution in real arithmetic (:func:`chebpan._kernels.schur_numba`).
+
+    A 1×1 block is a real eigenvalue λ: ``(λ I − (h/2) J) u = b``.  A 2×2 block B has
+    the eigenvalues λ, λ̄ with eigenvectors v, v̄ (``V = [v, v̄]``): its two real columns
+    W solve ``W B − (h/2) J W = R``, so ``z = W v`` solves ``(λ I − (h/2) J) z = R v``
+    and ``W = [z, z̄] V⁻¹ = 2 Re(z w)``, w the first row of V⁻¹.  One complex solve per
+    conjugate pair instead of two, and the coupling of the columns is real.
+    ``block_shifts`` are the blocks' λ (with the shifts of the complex form, equal up to
+    the conditioning of G's eigenvalues: G is far from normal).
+    """
+    t_r, q_r = scipy.linalg.schur(g, output="real")
+    size = g.shape[0]
+    starts, sizes, reps, vs, ws = [], [], [], [], []
+    k = 0
+    while k < size:
+        pair = k + 1 < size and t_r[k + 1, k] != 0
+        if pair:
+            values, vectors = np.linalg.eig(t_r[k:k + 2, k:k + 2])
+            j = int(np.argmax(values.imag))
+            lam, v = values[j], vectors[:, j]
+            w = np.linalg.inv(np.stack([v, v.conj()], axis=1))[0]
+        else:
+            lam, v, w = complex(t_r[k, k]), np.array([1, 0j]), np.array([0.5, 0j])
+        starts.append(k)
+        sizes.append(2 if pair else 1)
+        reps.append(lam)
+        vs.append(v)
+        ws.append(w)
+        k += 2 if pair else 1
+    return {"q_real": q_r, "t_real": t_r, "back_real": q_r.T @ phi_f_inv,
+            "block_start": np.array(starts, dtype=np.int64),
+            "block_size": np.array(sizes, dtype=np.int64),
+            "block_shifts": np.array(reps, dtype=np.complex128),
+            "block_v": np.array(vs, dtype=np.complex128),
+            "block_w": np.array(ws, dtype=np.complex128)}
 
 
 class LapackShiftedFactors:
@@ -61,6 +104,11 @@ class LapackShiftedFactors:
         else:  # (stacked for the kernel, transposed, and kept only so)
             self.lus_t = np.array([[lu.T for lu, _ in member] for member in factors])
             self.pivots = np.array([[piv for _, piv in member] for member in factors])
+
+    def substitute_real(self, s, blocks):
+        """U (K, n, C) real of the real Schur form (the factors are of its blocks' shifts:
+        :func:`_real_blocks`), by the compiled kernel."""
+        return self.kernels.substitute_dense_real(s, blocks, self.lus_t, self.pivots)
 
     def substitute(self, s, t, rep, conj):
         """U (K, n, C) with ``(T_kk I − (h/2) J) U_k = s_k − Σ_{l<k} T_lk U_l``."""

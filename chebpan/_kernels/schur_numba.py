@@ -5,7 +5,10 @@ One compiled call per solve instead of a Python loop over the N − 1 columns wi
 LAPACK call each (``(T_kk I − (h/2) J) U_k = s_k − Σ_{l<k} T_lk U_l``; the conjugate of
 a shift uses the factors of the shift, conjugated).  The solves with the factors are
 those of LAPACK's ``getrs`` and ``gbtrs`` (no transpose) on scipy's 0-based pivots.
-docs/algorithm.md, "Structured Newton solves".  Imported lazily, for NumPy only.
+The ``_real`` kernels do it in the real Schur form (:func:`chebpan._kernels.schur.
+schur_constants`): one complex solve per conjugate pair of shifts and real coupling
+between the columns, about half the work.  docs/algorithm.md, "Structured Newton
+solves".  Imported lazily, for NumPy only.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["substitute_dense", "substitute_band"]
+__all__ = ["substitute_dense", "substitute_band", "substitute_dense_real",
+           "substitute_band_real"]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -110,3 +114,70 @@ def substitute_band(s, t, rep, conj, bands, pivots, lower, upper):
     (P, 2 lower + upper + 1, n) and ``pivots`` (P, n) from ``gbtrf``; ``s`` (n, C)."""
     return _substitute_band(np.ascontiguousarray(s, dtype=np.complex128), t, rep, conj,
                             bands, pivots, lower, upper)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _block_right_hand_side(s, t, u, k, size, v, b):
+    """``b = R v`` for the block of columns k … k + size − 1 of the real Schur form,
+    ``R = s_k − Σ_{l<k} T_lk U_l`` (real), v the block's eigenvector (``(1, 0)`` for a
+    1×1 block)."""
+    n = s.shape[0]
+    for i in range(n):
+        total = 0j
+        for c in range(size):
+            value = s[i, k + c]
+            for col in range(k):
+                value -= u[i, col] * t[col, k + c]
+            total += value * v[c]
+        b[i] = total
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _store_block(b, k, size, w, u):
+    """The block's real columns ``U = 2 Re(z w)`` from the solution z of its shift."""
+    for i in range(b.shape[0]):
+        for c in range(size):
+            u[i, k + c] = 2.0 * (b[i] * w[c]).real
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _substitute_dense_real(s, t, starts, sizes, v, w, lus_t, pivots):
+    k_members, n, _ = s.shape
+    u = np.empty_like(s)
+    b = np.empty(n, dtype=np.complex128)
+    for member in range(k_members):
+        for j in range(starts.shape[0]):
+            _block_right_hand_side(s[member], t, u[member], starts[j], sizes[j], v[j], b)
+            _dense_solve(lus_t[member, j], pivots[member, j], b)
+            _store_block(b, starts[j], sizes[j], w[j], u[member])
+    return u
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _substitute_band_real(s, t, starts, sizes, v, w, bands, pivots, lower, upper):
+    n = s.shape[0]
+    u = np.empty_like(s)
+    b = np.empty(n, dtype=np.complex128)
+    for j in range(starts.shape[0]):
+        _block_right_hand_side(s, t, u, starts[j], sizes[j], v[j], b)
+        _band_solve(bands[j], pivots[j], lower, upper, b)
+        _store_block(b, starts[j], sizes[j], w[j], u)
+    return u
+
+
+def substitute_dense_real(s, blocks, lus_t, pivots):
+    """U (K, n, C) real of the structured solve in the real Schur form: ``s`` (K, n, C)
+    real, ``blocks`` the :class:`~chebpan._core.structured` Schur data (``t_real``,
+    ``block_start``, ``block_size``, ``block_v``, ``block_w``), ``lus_t`` (K, B, n, n)
+    and ``pivots`` (K, B, n) the ``getrf`` factors of the blocks' shifts."""
+    return _substitute_dense_real(np.ascontiguousarray(s, dtype=np.float64), blocks.t_real,
+                                  blocks.block_start, blocks.block_size, blocks.block_v,
+                                  blocks.block_w, lus_t, pivots)
+
+
+def substitute_band_real(s, blocks, bands, pivots, lower, upper):
+    """As :func:`substitute_dense_real` for one member with band LU factors of the blocks'
+    shifts: ``bands`` (B, 2 lower + upper + 1, n), ``pivots`` (B, n); ``s`` (n, C)."""
+    return _substitute_band_real(np.ascontiguousarray(s, dtype=np.float64), blocks.t_real,
+                                 blocks.block_start, blocks.block_size, blocks.block_v,
+                                 blocks.block_w, bands, pivots, lower, upper)

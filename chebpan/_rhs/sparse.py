@@ -361,16 +361,19 @@ class _SparseFrozenSolver(FrozenJacobianSolver):
     """:class:`~chebpan._core.structured.FrozenJacobianSolver` of a sparse frozen J
     (values (nnz,) on ``pattern``): SuperLU of each shifted matrix."""
 
-    def __init__(self, basis, pattern, frozen, half_h):
-        schur = self._prepare(basis, (1, pattern.n), xp=np)
+    def __init__(self, basis, pattern, frozen, half_h, *, real=True):
+        # (SuperLU factors: the complex form's loop)
+        self._prepare(basis, (1, pattern.n), xp=np, real=real and pattern.banded)
         self.lapack = _SparseShiftedFactors(pattern.shifted_factors(
-            np.asarray(frozen, dtype=np.float64) * half_h, np.asarray(schur.shifts)))
+            np.asarray(frozen, dtype=np.float64) * half_h, np.asarray(self.shifts)))
 
 
-def sparse_frozen_solver(basis, pattern, frozen, half_h):
+def sparse_frozen_solver(basis, pattern, frozen, half_h, *, real=True):
     """The frozen-J solver of ``frozen`` (nnz,) values on ``pattern``: band LU or
-    SuperLU factors of its shifted matrices (:meth:`SparsityPattern.shifted_factors`)."""
-    return _SparseFrozenSolver(basis, pattern, frozen, half_h)
+    SuperLU factors of its shifted matrices (:meth:`SparsityPattern.shifted_factors`);
+    ``real`` as for :class:`~chebpan._core.structured.FrozenJacobianSolver` (band
+    factors only)."""
+    return _SparseFrozenSolver(basis, pattern, frozen, half_h, real=real)
 
 
 class _BandFactors:
@@ -396,6 +399,11 @@ class _SparseShiftedFactors:
         if self.kernels is not None:
             self.bands = np.array([f.lu for f in factors])
             self.pivots = np.array([f.pivots for f in factors])
+
+    def substitute_real(self, s, blocks):
+        first = self.factors[0]
+        return self.kernels.substitute_band_real(s[0], blocks, self.bands, self.pivots,
+                                                 first.lower, first.upper)[None]
 
     def substitute(self, s, t, rep, conj):
         if self.kernels is not None:
