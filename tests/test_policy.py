@@ -244,6 +244,52 @@ def test_initial_length_never_exceeds_the_interval():
     assert _first_length(lambda t, y: -y, 1.0, tf=1e-3) == pytest.approx(1e-3, rel=1e-12)
 
 
+@pytest.mark.parametrize("case", ["decay", "from_zero", "flat", "nonfinite", "overflow",
+                                  "batch"])
+def test_compiled_initial_lengths_are_the_array_code(monkeypatch, case):
+    """The numba first lengths (NumPy, float64) against the array-API code they replace,
+    on every branch of the heuristic: h0 from the norms or 1e-6, a trial point whose f
+    is not finite, f that does not change (h1 from h0), norms that overflow (atol = 0
+    and a zero component: the fallback length), and a batch with spans of both
+    directions."""
+    from chebpan._kernels import dispatch
+
+    rng = np.random.default_rng(7)
+    k, n = (6, 3) if case == "batch" else (1, 3)
+    y0 = rng.normal(size=(k, n))
+    atol, rtol = 1e-6, 1e-3
+    if case == "from_zero":
+        y0[:] = 0.0
+    if case == "overflow":
+        y0[:, 0], atol = 0.0, 0.0
+
+    def fun(t, y):
+        if case == "flat":
+            return np.zeros_like(y)
+        if case == "nonfinite":
+            return np.where(t[:, None] > 0, np.inf, -y)
+        if case == "overflow":
+            return np.ones_like(y)
+        return -y * np.arange(1, n + 1) + np.sin(t)[:, None]
+
+    if case == "batch":
+        t0 = rng.uniform(-1, 1, size=k)
+        tf = t0 + rng.choice([-1.0, 1.0], size=k) * rng.uniform(1e-4, 10, size=k)
+        span = Spans(t0, tf, xp=xp, device=None)
+        f0 = fun(t0, y0)
+    else:
+        span = Spans(0.0, 2.0, xp=xp, device=None)
+        f0 = fun(np.zeros(1), y0)
+    scale = tolerance_scale(atol, rtol, y0, xp=xp)
+    with np.errstate(all="ignore"):
+        compiled = initial_lengths(fun, span, y0, f0, scale, xp=xp)
+        monkeypatch.setattr(dispatch, "NUMBA_DISABLED", True)
+        reference = initial_lengths(fun, span, y0, f0, scale, xp=xp)
+    assert compiled.dtype == np.float64 and compiled.shape == (k,)
+    np.testing.assert_allclose(compiled, reference, rtol=1e-13, atol=0)
+    assert np.all(compiled > 0)
+
+
 # ------------------------------------------------------------------ extrapolated start
 
 

@@ -16,7 +16,7 @@ from .._core.basis import chebyshev_values
 from .._core.estimates import scaled_rms
 from .._core.picard import picard_update
 from .._core.singularities import singularity_limits
-from .._kernels.dispatch import extrapolation_kernel
+from .._kernels.dispatch import extrapolation_kernel, initial_lengths_kernel
 
 __all__ = ["auto_n_coeffs", "length_factors", "next_length_factor", "limited_factors",
            "extrapolated_guess", "initial_lengths", "converged", "newton_round_cost",
@@ -267,8 +267,12 @@ def initial_lengths(f_at, span, y0, f0, scale, *, xp, order=INITIAL_ORDER):
     floats, or float64 arrays (K,) (a span per IVP), as
     :class:`chebpan._control.spans.Spans` keeps them; ``y0``, ``f0`` (K, n),
     ``scale`` the tolerance scale at ``y0``.  ``order`` is only that of the
-    heuristic (a moderate one: what follows adapts the segment lengths anyway).
+    heuristic (a moderate one: what follows adapts the segment lengths anyway).  On
+    NumPy in float64 a numba kernel does it (``CHEBPAN_DISABLE_NUMBA=1``: this code).
     """
+    kernel = initial_lengths_kernel(xp) if y0.dtype == xp.float64 else None
+    if kernel is not None:
+        return kernel(f_at, span, y0, f0, scale, order)
     t0, direction = span.t0, span.direction
     interval = abs(span.tf - t0)
     d0 = xp.astype(scaled_rms(y0[..., None], scale, xp=xp), xp.float64)

@@ -24,7 +24,8 @@ import array_api_compat
 
 __all__ = ["LDLFactors", "use_numba", "ldl_kernels", "picard_kernel", "estimates_kernel",
            "step_change_kernel", "extrapolation_kernel", "difference_kernels",
-           "newton_kernels", "singularity_kernel", "polynomial_kernels", "schur_kernels"]
+           "newton_kernels", "singularity_kernel", "polynomial_kernels", "schur_kernels",
+           "initial_lengths_kernel"]
 
 
 class LDLFactors(NamedTuple):
@@ -128,6 +129,12 @@ def start_gaps_kernel(xp):
     (:func:`chebpan._kernels.estimates_numba.start_gaps`) for ``xp``, or None for the
     reference code."""
     return _kernel_module("estimates_numba").start_gaps if use_numba(xp) else None
+
+
+def initial_lengths_kernel(xp):
+    """The numba first lengths (:func:`chebpan._kernels.initial_numba.initial_lengths`)
+    for ``xp`` (float64 only), or None for the reference code."""
+    return _kernel_module("initial_numba").initial_lengths if use_numba(xp) else None
 
 
 def extrapolation_kernel(xp):

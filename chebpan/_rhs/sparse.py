@@ -15,6 +15,7 @@ module, like the numba LDLᵀ kernel).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -100,9 +101,10 @@ class SparsityPattern:
         out[..., self.rows, self.cols] = values
         return out
 
-    @property
+    @functools.cached_property
     def bandwidths(self):
-        """(lower, upper): the largest ``i − j`` and ``j − i`` of the pattern's entries."""
+        """(lower, upper): the largest ``i − j`` and ``j − i`` of the pattern's entries
+        (computed once: the pattern does not change)."""
         if self.nnz == 0:
             return 0, 0
         return int(np.max(self.rows - self.cols)), int(np.max(self.cols - self.rows))
