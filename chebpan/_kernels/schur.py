@@ -65,7 +65,7 @@ def _real_blocks(g, phi_f_inv):
     """
     t_r, q_r = scipy.linalg.schur(g, output="real")
     size = g.shape[0]
-    starts, sizes, reps, vs, ws = [], [], [], [], []
+    starts, sizes, shifts, vs, ws = [], [], [], [], []
     k = 0
     while k < size:
         pair = k + 1 < size and t_r[k + 1, k] != 0
@@ -78,14 +78,14 @@ def _real_blocks(g, phi_f_inv):
             lam, v, w = complex(t_r[k, k]), np.array([1, 0j]), np.array([0.5, 0j])
         starts.append(k)
         sizes.append(2 if pair else 1)
-        reps.append(lam)
+        shifts.append(lam)
         vs.append(v)
         ws.append(w)
         k += 2 if pair else 1
     return {"q_real": q_r, "t_real": t_r, "back_real": q_r.T @ phi_f_inv,
             "block_start": np.array(starts, dtype=np.int64),
             "block_size": np.array(sizes, dtype=np.int64),
-            "block_shifts": np.array(reps, dtype=np.complex128),
+            "block_shifts": np.array(shifts, dtype=np.complex128),
             "block_v": np.array(vs, dtype=np.complex128),
             "block_w": np.array(ws, dtype=np.complex128)}
 
