@@ -512,8 +512,9 @@ class SegmentSolver:
         for _ in range(2 * FROZEN_MAX_ITER):
             self.counters.niter_newton += 1
             r = residual(basis, f_a, f_nodes, half_h, x, xp=xp)
-            direction = self._frozen_solver(half_h).direction(xp.astype(r, xp.float64))
-            direction = xp.astype(direction, x.dtype)
+            direction = self._frozen_solver(half_h).direction(
+                xp.astype(r, xp.float64, copy=False))
+            direction = xp.astype(direction, x.dtype, copy=False)
             change, floor, nodes_step = step_change(basis, y_a, y_nodes, direction, self.atol,
                                                     self.rtol, self.eps, xp=xp)
             change, floor = float(change[0]), float(floor[0])

@@ -187,7 +187,7 @@ class FrozenJacobianSolver:
         """X (K, n, N−1) with ``X D̃_f − (h/2) J X Φ̃_f = rhs``, rhs (K, n, N−1) real."""
         xp, schur = self.xp, self.schur
         if self.real:
-            s = xp.matmul(xp.astype(rhs, xp.float64), schur.q_real)
+            s = xp.matmul(xp.astype(rhs, xp.float64, copy=False), schur.q_real)
             return xp.matmul(self.lapack.substitute_real(s, schur), schur.back_real)
         s = xp.matmul(xp.astype(xp.astype(rhs, xp.float64), xp.complex128), schur.q)
         if self.numpy:
