@@ -629,9 +629,10 @@ def test_linearised_start_kernel_matches_array_api_code(monkeypatch, stiff):
 
 
 def test_jacobian_norm_kernel_matches_array_api_code(monkeypatch):
-    """The numba ``max_m ‖J_m‖_∞`` against the array code: several segments, a broadcast
-    (read-only, strided) Jacobian, and a NaN, which propagates as in NumPy's max."""
-    from chebpan._core.newton import jacobian_norm
+    """The numba ``max_m ‖J_m‖_∞`` against the array code, per segment and over all:
+    several segments, a broadcast (read-only, strided) Jacobian, and a NaN, which
+    propagates (to its segment's norm) as in NumPy's max."""
+    from chebpan._core.newton import jacobian_norm, jacobian_norms
 
     rng = np.random.default_rng(43)
     jac = rng.normal(size=(3, 11, 4, 4)) * np.array([1.0, 1e3, 1e-3])[:, None, None, None]
@@ -639,12 +640,16 @@ def test_jacobian_norm_kernel_matches_array_api_code(monkeypatch):
     with_nan = jac.copy()
     with_nan[1, 5, 2, 3] = np.nan
     for value in (jac, constant, jac[:, ::2]):
-        got = jacobian_norm(value, xp=anp)
+        got, got_each = jacobian_norm(value, xp=anp), jacobian_norms(value, xp=anp)
         monkeypatch.setattr(dispatch, "NUMBA_DISABLED", True)
-        want = jacobian_norm(value, xp=anp)
+        want, want_each = jacobian_norm(value, xp=anp), jacobian_norms(value, xp=anp)
         monkeypatch.setattr(dispatch, "NUMBA_DISABLED", False)
         assert isinstance(got, float) and got == pytest.approx(want, rel=1e-14)
+        assert got_each.shape == (value.shape[0],)
+        np.testing.assert_allclose(got_each, want_each, rtol=1e-14)
     assert math.isnan(jacobian_norm(with_nan, xp=anp))
+    each = jacobian_norms(with_nan, xp=anp)
+    assert math.isnan(each[1]) and np.isfinite(each[[0, 2]]).all()
 
 
 def test_linearised_end_slope_kernel_matches_array_api_code(monkeypatch):

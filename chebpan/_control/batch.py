@@ -34,7 +34,7 @@ import math
 
 from .._core.basis import get_basis
 from .._core.estimates import plausible, segment_estimates, tolerance_scale
-from .._core.newton import linearised_start, residual_size
+from .._core.newton import jacobian_norms, linearised_start, residual_size
 from .._core.picard import coefficients, end_value, euler_start, node_values
 from .._output.result import failure_message
 from .._rhs.evaluator import OneInstance
@@ -440,7 +440,7 @@ class BatchLoop(IterationSteps):
         xp = self.xp
         n, m = state.y_a.shape[1], self.basis.n_nodes
         per_row = xp.reshape(jac, (-1, m, n, n))
-        norms = xp.max(xp.sum(xp.abs(per_row), axis=-1), axis=(1, 2))
+        norms = jacobian_norms(per_row, xp=xp)
         half_h = xp.abs(state.half_h[needs_jac][:, 0])
         stiff = xp.astype(half_h, xp.float64) * xp.astype(norms, xp.float64) > STIFF_ON
         if not bool(xp.any(stiff)):

@@ -656,7 +656,7 @@ class SegmentSolver:
         if not size > 1 or jac is None:
             return size
         scale = tolerance_scale(self.atol, self.rtol, y_a, y_end, xp=xp)
-        first_node = float(half_h[0, 0]) * (1 + float(self.basis.tau[1]))
+        first_node = float(half_h[0, 0]) * float(self.basis.first_node_offset)
         gap64 = xp.astype(gap[0, :], xp.float64)
         if jac.ndim == 1:  # values on the sparsity pattern (NumPy only)
             filtered = self.pattern.solve_shifted(jac, 1 / first_node, gap64 / first_node)

@@ -151,6 +151,12 @@ class ChebyshevBasis:
         return self.n_coeffs - self.n_fixed
 
     @property
+    def first_node_offset(self):
+        """``1 + τ₁``: how far the first node after the start lies from it in τ (in time,
+        ``h/2`` times this)."""
+        return 1 + self.tau[1]
+
+    @property
     def square(self) -> bool:
         """Whether the fitted nodes are as many as the free coefficients (the stiff
         basis: collocation, a square Newton system)."""

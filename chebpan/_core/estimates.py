@@ -166,14 +166,10 @@ def start_slope_gap(basis, coeffs, f_a, half_h, *, xp):
     ``half_h`` (K, 1), ``τ₁`` the time from ``t_a`` to the first node after it.  The
     stiff basis fits ``f`` at the nodes after ``t_a`` only, so a jump of ``f`` between
     ``t_a`` and the first node leaves its coefficients smooth: this gap is where it shows
-    (docs/algorithm.md, "Stiff segments").  ``T_q'(−1) = (−1)^(q+1) q²``.
+    (docs/algorithm.md, "Stiff segments").  ``T_q'(−1)`` is the basis' ``dt_minus1``.
     """
-    n_coeffs = coeffs.shape[-1]
-    q = xp.arange(n_coeffs, dtype=coeffs.dtype, device=coeffs.device)
-    start_slopes = q * q * (1 - 2 * xp.astype(q % 2 == 0, coeffs.dtype))
-    slope = xp.sum(coeffs * start_slopes, axis=-1) / half_h
-    first_node = half_h * (1 + basis.tau[1])
-    return first_node * (slope - f_a)
+    slope = xp.sum(coeffs * basis.dt_minus1, axis=-1) / half_h
+    return half_h * basis.first_node_offset * (slope - f_a)
 
 
 def start_gaps(basis, coeffs, y_a, y_end, f_a, half_h, atol, rtol, *, xp):

@@ -36,6 +36,7 @@ __all__ = [
     "linearised_end_slope",
     "linearised_start",
     "jacobian_norm",
+    "jacobian_norms",
 ]
 
 
@@ -143,13 +144,19 @@ def linearised_end_slope(f_end, jac_nodes, end_change, *, xp):
     return f_end + xp.matmul(jac_nodes[:, -1, ...], end_change[..., None])[..., 0]
 
 
-def jacobian_norm(jac_nodes, *, xp):
-    """``max_m ‖J_m‖_∞`` over all nodes (and segments) of ``jac_nodes`` (K, M, n, n): a
-    float.  (On NumPy in float64 a numba kernel; ``CHEBPAN_DISABLE_NUMBA=1``: this code.)"""
+def jacobian_norms(jac_nodes, *, xp):
+    """``max_m ‖J_m‖_∞`` over the nodes of each segment of ``jac_nodes`` (K, M, n, n):
+    (K,).  (On NumPy in float64 a numba kernel; ``CHEBPAN_DISABLE_NUMBA=1``: this code.)"""
     kernels = newton_kernels(xp)
     if kernels is not None and jac_nodes.dtype == xp.float64:
-        return kernels.jacobian_norm(jac_nodes)
-    return float(xp.max(xp.sum(xp.abs(jac_nodes), axis=-1)))
+        return kernels.jacobian_norms(jac_nodes)
+    return xp.max(xp.sum(xp.abs(jac_nodes), axis=-1), axis=(1, 2))
+
+
+def jacobian_norm(jac_nodes, *, xp):
+    """``max_m ‖J_m‖_∞`` over all nodes and segments of ``jac_nodes`` (K, M, n, n): a
+    float (the largest of :func:`jacobian_norms`)."""
+    return float(xp.max(jacobian_norms(jac_nodes, xp=xp)))
 
 
 def residual_jacobian(basis, jac_nodes, half_h, *, xp):

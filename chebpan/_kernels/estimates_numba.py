@@ -17,7 +17,7 @@ import numpy as np
 
 
 __all__ = ["segment_estimates", "step_change", "start_gaps", "per_component",
-           "capped_scales", "scaled_change"]
+           "scaled_rms", "capped_scales", "scaled_change"]
 
 
 #: float64's smallest normal number: the floor of a tolerance scale.
@@ -30,6 +30,17 @@ def per_component(tolerance, n, dtype):
     if tolerance.ndim == 0:
         return np.full(n, tolerance, dtype=dtype)
     return np.ascontiguousarray(tolerance)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def scaled_rms(values, scale):
+    """RMS over components of ``values / scale`` (n,) of one instance (as
+    :func:`chebpan._core.estimates.scaled_rms` of one node)."""
+    total = 0.0
+    for i in range(values.shape[0]):
+        ratio = abs(values[i]) / scale[i]
+        total += ratio * ratio
+    return math.sqrt(total / values.shape[0])
 
 
 @numba.njit(cache=True)
@@ -180,37 +191,27 @@ def _start_gaps(coeffs, y_a, y_end, f_a, half_h, start_slopes, first_node, atol,
     scale = np.empty(n)
     for k in range(k_count):
         capped_scales(y_a[k], y_end[k], atol, rtol, growth_cap, scale)
-        total = 0.0
         for i in range(n):
             slope = 0.0
             for q in range(n_coeffs):
                 slope += coeffs[k, i, q] * start_slopes[q]
             # τ₁ (p'(t_a) − f_a), τ₁ = (h/2)(1 + τ_1), p'(t_a) = Σ c_q T_q'(−1) / (h/2)
             gap[k, i] = first_node * (slope - half_h[k] * f_a[k, i])
-            ratio = gap[k, i] / scale[i]
-            total += ratio * ratio
-        size[k] = math.sqrt(total / n)
-
-
-#: ``T_q'(−1) = (−1)^(q+1) q²`` by (N, dtype).
-_START_SLOPES = {}
+        size[k] = scaled_rms(gap[k], scale)
 
 
 def start_gaps(basis, coeffs, y_a, y_end, f_a, half_h, atol, rtol, growth_cap):
     """As :func:`chebpan._core.estimates.start_gaps` (which calls it for NumPy arrays)."""
-    k_count, n, n_coeffs = coeffs.shape
+    k_count, n, _ = coeffs.shape
     dtype = coeffs.dtype
     gap = np.zeros((k_count, n), dtype=dtype)
     size = np.zeros(k_count, dtype=dtype)
     if k_count == 0 or n == 0:
         return gap, size
-    start_slopes = _START_SLOPES.get((n_coeffs, dtype))
-    if start_slopes is None:
-        q = np.arange(n_coeffs, dtype=dtype)
-        start_slopes = _START_SLOPES[n_coeffs, dtype] = np.where(q % 2 == 0, -1.0, 1.0) * q * q
     _start_gaps(np.ascontiguousarray(coeffs), np.ascontiguousarray(y_a, dtype=dtype),
                 np.ascontiguousarray(y_end, dtype=dtype), np.ascontiguousarray(f_a, dtype=dtype),
-                np.ascontiguousarray(np.reshape(half_h, (-1,)), dtype=dtype), start_slopes,
-                1.0 + float(basis.tau[1]), per_component(atol, n, dtype),
+                np.ascontiguousarray(np.reshape(half_h, (-1,)), dtype=dtype),
+                np.ascontiguousarray(basis.dt_minus1, dtype=dtype),
+                float(basis.first_node_offset), per_component(atol, n, dtype),
                 per_component(rtol, n, dtype), float(growth_cap), gap, size)
     return gap, size

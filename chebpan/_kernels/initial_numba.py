@@ -14,16 +14,9 @@ import math
 import numba
 import numpy as np
 
+from .estimates_numba import scaled_rms
+
 __all__ = ["initial_lengths"]
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _scaled_rms(values, scale):
-    total = 0.0
-    for i in range(values.shape[0]):
-        ratio = abs(values[i]) / scale[i]
-        total += ratio * ratio
-    return math.sqrt(total / values.shape[0])
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -39,13 +32,13 @@ def _largest(a, b):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _trial_steps(y0, f0, scale, interval, direction, h0, y1):
-    # h0 = 0.01 d0 / d1 (1e-6 where either norm is below 1e-5), at most the interval;
-    # the trial point y0 + h0 f0 (h0 signed).
+def _trial_steps(y0, f0, scale, interval, direction, d1, h0, y1):
+    # d1 = ‖f0‖; h0 = 0.01 d0 / d1 (1e-6 where either norm is below 1e-5), at most the
+    # interval; the trial point y0 + h0 f0 (h0 signed).
     for k in range(y0.shape[0]):
-        d0 = _scaled_rms(y0[k], scale[k])
-        d1 = _scaled_rms(f0[k], scale[k])
-        step = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
+        d0 = scaled_rms(y0[k], scale[k])
+        d1[k] = scaled_rms(f0[k], scale[k])
+        step = 1e-6 if (d0 < 1e-5 or d1[k] < 1e-5) else 0.01 * d0 / d1[k]
         h0[k] = _least(step, interval[k])
         signed = direction[k] * h0[k]
         for i in range(y0.shape[1]):
@@ -53,7 +46,7 @@ def _trial_steps(y0, f0, scale, interval, direction, h0, y1):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _lengths(f0, f1, scale, interval, h0, order, lengths):
+def _lengths(f0, f1, scale, interval, d1, h0, order, lengths):
     # h1 = (0.01 / max(d1, d2))^(1/(order+1)), d2 the scaled change of f over h0
     # (max(1e-6, 1e-3 h0) where both are flat); at most 100 h0 and the interval; h0
     # where f1 is not finite; 1e-6 (at most the interval) where that is not a length.
@@ -64,12 +57,11 @@ def _lengths(f0, f1, scale, interval, h0, order, lengths):
         for i in range(n):
             difference[i] = f1[k, i] - f0[k, i]
             finite = finite and math.isfinite(f1[k, i])
-        d1 = _scaled_rms(f0[k], scale[k])
-        d2 = _scaled_rms(difference, scale[k]) / h0[k]
-        if d1 <= 1e-15 and d2 <= 1e-15:
+        d2 = scaled_rms(difference, scale[k]) / h0[k]
+        if d1[k] <= 1e-15 and d2 <= 1e-15:
             h1 = _largest(1e-6, h0[k] * 1e-3)
         else:
-            h1 = (0.01 / _largest(d1, d2)) ** (1.0 / (order + 1))
+            h1 = (0.01 / _largest(d1[k], d2)) ** (1.0 / (order + 1))
         h = _least(_least(100 * h0[k], h1), interval[k]) if finite else h0[k]
         lengths[k] = h if math.isfinite(h) and h > 0 else min(1e-6, interval[k])
 
@@ -89,10 +81,10 @@ def initial_lengths(f_at, span, y0, f0, scale, order):
     scale = np.ascontiguousarray(scale, dtype=np.float64)
     y0 = np.ascontiguousarray(y0)
     f0 = np.ascontiguousarray(f0, dtype=np.float64)
-    h0 = np.empty(k)
+    d1, h0 = np.empty(k), np.empty(k)
     y1 = np.empty((k, n))
-    _trial_steps(y0, f0, scale, interval, direction, h0, y1)
+    _trial_steps(y0, f0, scale, interval, direction, d1, h0, y1)
     f1 = np.ascontiguousarray(f_at(t0 + direction * h0, y1), dtype=np.float64)
     lengths = np.empty(k)
-    _lengths(f0, f1, scale, interval, h0, float(order), lengths)
+    _lengths(f0, f1, scale, interval, d1, h0, float(order), lengths)
     return lengths

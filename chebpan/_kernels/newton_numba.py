@@ -22,7 +22,7 @@ from .ldl_numba import _factor, _solve
 EPS = float(np.finfo(np.float64).eps)
 
 __all__ = ["gradient", "direction", "collocation_direction", "slope", "candidate_measures",
-           "measures_and_direction", "residual_size", "linearised_start", "jacobian_norm",
+           "measures_and_direction", "residual_size", "linearised_start", "jacobian_norms",
            "linearised_end_slope"]
 
 
@@ -369,10 +369,10 @@ def linearised_end_slope(f_end, jac_nodes, end_change):
 
 
 @numba.njit(cache=True)
-def _jacobian_norm(jac):
+def _jacobian_norms(jac, norms):
     k_count, n_nodes, n, _ = jac.shape
-    largest = 0.0
     for k in range(k_count):
+        largest = 0.0
         for m in range(n_nodes):
             for i in range(n):
                 total = 0.0
@@ -380,14 +380,16 @@ def _jacobian_norm(jac):
                     total += abs(jac[k, m, i, j])
                 if total > largest or total != total:  # (NaN propagates, as in NumPy's max)
                     largest = total
-    return largest
+        norms[k] = largest
 
 
-def jacobian_norm(jac_nodes):
-    """:func:`chebpan._core.newton.jacobian_norm` (float64): a float."""
+def jacobian_norms(jac_nodes):
+    """:func:`chebpan._core.newton.jacobian_norms` (float64): (K,)."""
     if jac_nodes.size == 0:
-        raise ValueError("jacobian_norm of an empty array")  # (as NumPy's max)
-    return float(_jacobian_norm(jac_nodes))
+        raise ValueError("jacobian_norms of an empty array")  # (as NumPy's max)
+    norms = np.empty(jac_nodes.shape[0])
+    _jacobian_norms(jac_nodes, norms)
+    return norms
 
 
 def residual_size(y_a, f_a, half_h):

@@ -361,7 +361,8 @@ class SparseStructuredLinearization(StructuredLinearization):
 
 class _SparseFrozenSolver(FrozenJacobianSolver):
     """:class:`~chebpan._core.structured.FrozenJacobianSolver` of a sparse frozen J
-    (values (nnz,) on ``pattern``): SuperLU of each shifted matrix."""
+    (values (nnz,) on ``pattern``): band LU or SuperLU of each shifted matrix
+    (:meth:`SparsityPattern.shifted_factors`)."""
 
     def __init__(self, basis, pattern, frozen, half_h, *, real=True):
         # (SuperLU factors: the complex form's loop)
