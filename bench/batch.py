@@ -36,9 +36,11 @@ Solvers:
   with Dopri5 and Dopri8, ``PIDController``; JAX on the CPU, float64; jit
   compilation excluded from the time), when they can be imported.
 
-Printed: machine, versions, thread settings, the tolerance chosen per solver,
-its sample error, the wall time and the ratio ``solver time / chebpan time``
-(above 1: chebpan is faster).  ``--profile`` adds a cProfile breakdown of the
+Printed: machine, versions, thread settings, glibc's ``MALLOC_*`` settings, the
+tolerance chosen per solver, its sample error, the wall time and the ratio ``solver
+time / chebpan time`` (above 1: chebpan is faster); for chebpan also the system time
+and page faults of its best run (freed memory that glibc gave back to the system and
+the next round faults in again: docs/user-guide.md, "Batched IVPs").  ``--profile`` adds a cProfile breakdown of the
 chebpan run.  Progress goes to stderr, the report to stdout.  ``--one-core`` pins the
 process to one core with every library on one thread (``OMP_NUM_THREADS``,
 ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``, ``NUMBA_NUM_THREADS`` = 1 and XLA's CPU
@@ -276,12 +278,19 @@ def matched_tolerance(run, sample, reference, target):
 
 
 def best_time(run, y0, tol, repeat):
-    best, result = np.inf, None
+    """Best wall time of ``repeat`` runs, the last result, and the best run's system
+    time and page faults (``getrusage``: memory the allocator gave back and took anew)."""
+    best, result, kernel = np.inf, None, (0.0, 0)
     for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_SELF)
         start = time.perf_counter()
         result = run(y0, tol)
-        best = min(best, time.perf_counter() - start)
-    return best, result
+        seconds = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        if seconds < best:
+            best = seconds
+            kernel = (after.ru_stime - before.ru_stime, after.ru_minflt - before.ru_minflt)
+    return best, result, kernel
 
 
 def main(argv=None):
@@ -320,6 +329,9 @@ def main(argv=None):
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
           f"cores used: {sorted(os.sched_getaffinity(0))}"
           + (" (--one-core: every library on one thread)" if args.one_core else ""))
+    malloc = {name: value for name, value in os.environ.items() if name.startswith("MALLOC_")}
+    print("glibc malloc settings: " + (", ".join(f"{name}={value}" for name, value
+                                                 in sorted(malloc.items())) or "defaults"))
     rows = []
     for name, settings in CHEBPAN_SETTINGS.items():
         log(f"{name}:")
@@ -332,10 +344,11 @@ def main(argv=None):
         if tol is None:
             rows.append((name, None, None, None, None, ""))
             continue
-        seconds, (y_end, res) = best_time(run, y0, tol, args.repeat)
+        seconds, (y_end, res), (system, faults) = best_time(run, y0, tol, args.repeat)
         detail = (f"depth {res.depth}, segments/instance {res.nsegments / k:.1f}, "
                   f"points/instance {res.npoints / k:.0f}, Newton steps/instance "
-                  f"{res.niter_newton / k:.1f}")
+                  f"{res.niter_newton / k:.1f}; system time {system:.2f} s, "
+                  f"{faults} page faults")
         rows.append((name, tol, error_of(y_end, reference), seconds, k, detail))
         if args.profile:
             profile_chebpan(y0, tol, settings)
@@ -355,8 +368,8 @@ def main(argv=None):
         timed_k = k
         if name.startswith("scipy") and 0 < args.scipy_k < k:
             timed_k = args.scipy_k
-        seconds, (y_end, _) = best_time(run, y0[:timed_k], tol,
-                                        1 if name.startswith("scipy") else args.repeat)
+        seconds, (y_end, _), _ = best_time(run, y0[:timed_k], tol,
+                                           1 if name.startswith("scipy") else args.repeat)
         note = f"timed on K = {timed_k}, scaled to K" if timed_k != k else ""
         rows.append((name, tol, error_of(y_end, reference), seconds * k / timed_k, timed_k,
                      note))

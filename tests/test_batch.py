@@ -211,6 +211,48 @@ def test_nan_in_one_instance():
     assert np.isnan(res.y[1, 0, 1])
 
 
+def test_nan_mid_solve_without_batch_args():
+    """Without ``batch_args`` the rounds pass no instance indices to ``fun``: an
+    instance whose f turns NaN (its y crosses 0.5) fails alone, where it happened."""
+    def fun(t, y):
+        return np.where(y[0] > 0.5, -y, np.nan)
+
+    y0 = np.array([[1.0], [2.0], [4.0]])
+    res = chebpan.solve_ivp_batch(fun, (0, 1), y0, vectorized=True, t_eval=[0.5, 1.0])
+    assert res.status.tolist() == [-1, 0, 0]
+    assert "non-finite" in res.message[0]
+    np.testing.assert_allclose(res.y[1:, 0, :], y0[1:] * np.exp(-np.array([0.5, 1.0])),
+                               rtol=1e-5)
+    np.testing.assert_allclose(res.y[0, 0, 0], np.exp(-0.5), rtol=1e-5)
+    # (y = e^-t reaches 0.5 at t = ln 2)
+    reached = float(res.message[0].split("t = ")[1].split(" ")[0].rstrip(".:,"))
+    assert math.log(2) - 1e-3 < reached < math.log(2)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_compiled_finite_instances_are_the_array_code(monkeypatch, dtype):
+    """The numba check of which instances got finite values (fun's (n, K, M) output)
+    against the array code: NaN, +inf and -inf planted at the first and last node,
+    in each component, one or several per instance."""
+    from chebpan._rhs.checks import finite_instances
+
+    rng = np.random.default_rng(5)
+    values = rng.normal(size=(3, 9, 11)).astype(dtype)
+    for (i, k, m), bad in zip([(0, 1, 0), (2, 3, 10), (1, 4, 5), (0, 6, 10), (2, 6, 0),
+                               (1, 8, 0)], [np.nan, np.inf, -np.inf, np.nan, np.inf, np.nan]):
+        values[i, k, m] = bad
+    kernel = finite_instances(values, xp=np)
+    monkeypatch.setattr(dispatch, "NUMBA_DISABLED", True)
+    reference = finite_instances(values, xp=np)
+    assert kernel.dtype == reference.dtype == np.bool_
+    assert kernel.tolist() == reference.tolist() == [k not in (1, 3, 4, 6, 8)
+                                                     for k in range(9)]
+    # (a view in another layout is read as the same values)
+    view = np.permute_dims(np.permute_dims(values, (1, 0, 2)).copy(), (1, 0, 2))
+    monkeypatch.setattr(dispatch, "NUMBA_DISABLED", False)
+    assert finite_instances(view, xp=np).tolist() == reference.tolist()
+
+
 def test_nonfinite_at_t0_fails_that_instance_only():
     def fun(t, y):
         return np.log(y)

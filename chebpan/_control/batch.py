@@ -37,6 +37,7 @@ from .._core.estimates import plausible, segment_estimates, tolerance_scale
 from .._core.newton import jacobian_norms, linearised_start, residual_size
 from .._core.picard import coefficients, end_value, euler_start, node_values
 from .._output.result import failure_message
+from .._rhs.checks import finite_instances
 from .._rhs.evaluator import OneInstance
 from .batch_steps import IterationSteps
 from .batch_table import (
@@ -385,13 +386,19 @@ class BatchLoop(IterationSteps):
         state.half_h = self._half_h(state)
         t_nodes = xp.reshape(state.t_nodes, (k * m,))
         flat_y = xp.reshape(xp.permute_dims(state.y_nodes, (1, 0, 2)), (n, k * m))
-        instances = xp.reshape(xp.broadcast_to(state.ids[:, None], (k, m)), (k * m,))
+
+        def by_point(rows):  # (K,) -> (K·M,), a row's value at each of its nodes
+            return xp.reshape(xp.broadcast_to(rows[:, None], (k, m)), (k * m,))
+
+        # (the instance of each point: only ``batch_args`` need them)
+        instances = by_point(state.ids) if self.evaluator.batch_args else None
         needs_jac = state.phase != PICARD
-        jac_points = xp.reshape(xp.broadcast_to(needs_jac[:, None], (k, m)), (k * m,))
+        jac_points = by_point(needs_jac) if bool(xp.any(needs_jac)) else None
         f, jac = self.evaluator.evaluate_some_jacobians(t_nodes, flat_y, jac_points,
                                                         instances=instances)
-        state.f_nodes = xp.permute_dims(xp.reshape(f, (n, k, m)), (1, 0, 2))
-        state.finite = xp.all(xp.isfinite(state.f_nodes), axis=(1, 2))
+        f = xp.reshape(f, (n, k, m))
+        state.f_nodes = xp.permute_dims(f, (1, 0, 2))
+        state.finite = finite_instances(f, xp=xp)
         if jac is not None and self.events is None and k <= ALONE_ROWS:
             state, needs_jac, jac = self._stiff_rows_alone(state, needs_jac, jac)
             if state is None:

@@ -2,7 +2,7 @@
 
 - NumPy: numba kernels (:mod:`~chebpan._kernels.ldl_numba`,
   :mod:`~chebpan._kernels.picard_numba`, :mod:`~chebpan._kernels.extrapolation_numba`,
-  :mod:`~chebpan._kernels.newton_numba`, :mod:`~chebpan._kernels.schur_numba`, imported
+  :mod:`~chebpan._kernels.newton_numba`, :mod:`~chebpan._kernels.schur_numba`, ..., imported
   on first use), unless the environment
   variable ``CHEBPAN_DISABLE_NUMBA=1`` (read when chebpan is imported) selects the
   array-API reference code of :mod:`chebpan._core`;
@@ -25,7 +25,7 @@ import array_api_compat
 __all__ = ["LDLFactors", "use_numba", "ldl_kernels", "picard_kernel", "estimates_kernel",
            "step_change_kernel", "extrapolation_kernel", "difference_kernels",
            "newton_kernels", "singularity_kernel", "polynomial_kernels", "schur_kernels",
-           "initial_lengths_kernel"]
+           "initial_lengths_kernel", "finite_kernel"]
 
 
 class LDLFactors(NamedTuple):
@@ -135,6 +135,13 @@ def initial_lengths_kernel(xp):
     """The numba first lengths (:func:`chebpan._kernels.initial_numba.initial_lengths`)
     for ``xp`` (float64 only), or None for the reference code."""
     return _kernel_module("initial_numba").initial_lengths if use_numba(xp) else None
+
+
+def finite_kernel(xp):
+    """The numba finiteness of a batch round's instances
+    (:func:`chebpan._kernels.finite_numba.finite_instances`) for ``xp``, or None for the
+    reference code."""
+    return _kernel_module("finite_numba").finite_instances if use_numba(xp) else None
 
 
 def extrapolation_kernel(xp):

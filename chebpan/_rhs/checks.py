@@ -10,7 +10,22 @@ from __future__ import annotations
 import array_api_compat
 import numpy as np
 
-__all__ = ["check_fun_output"]
+from .._kernels.dispatch import finite_kernel
+
+__all__ = ["check_fun_output", "finite_instances"]
+
+
+def finite_instances(values, *, xp):
+    """Whether each instance's values are all finite: (K,) bools.
+
+    ``values`` (n, K, M) is ``fun``'s output of one batch round, each instance's M
+    points together.  On NumPy with a real floating dtype a numba kernel does it
+    (``CHEBPAN_DISABLE_NUMBA=1``: this code).
+    """
+    kernel = finite_kernel(xp)
+    if kernel is not None and xp.isdtype(values.dtype, "real floating"):
+        return kernel(values)
+    return xp.all(xp.isfinite(values), axis=(0, 2))
 
 
 def check_fun_output(value, shape, *, name="fun", dtype=None, xp=None, device=None):

@@ -252,19 +252,21 @@ class Evaluator:
     def evaluate_some_jacobians(self, t, y, jacobian_points, *, instances):
         """One round of a batched solve: ``F`` at all points, ``J`` at some.
 
-        ``jacobian_points`` (P,) bools selects where ``J`` is needed; returns
-        ``F`` (n, P) and ``J`` (P_J, n, n) at the selected points, in order
-        (None when none is selected).
+        ``jacobian_points`` (P,) bools selects where ``J`` is needed (None: nowhere);
+        returns ``F`` (n, P) and ``J`` (P_J, n, n) at the selected points, in order
+        (None when none is selected).  ``instances`` may be None without
+        ``batch_args``.
         """
         f_all, _ = self.evaluate(t, y, instances=instances)
-        if not bool(self.xp.any(jacobian_points)):
+        if jacobian_points is None or not bool(self.xp.any(jacobian_points)):
             return f_all, None
         if getattr(self.jacobian, "counts_as_evaluation", True):
             self.counters.njev += 1
         xp = self.xp
         if not bool(xp.all(jacobian_points)):
             index = xp.nonzero(jacobian_points)[0]
-            t, instances = xp.take(t, index), xp.take(instances, index)
+            t = xp.take(t, index)
+            instances = None if instances is None else xp.take(instances, index)
             y, f = xp.take(y, index, axis=1), xp.take(f_all, index, axis=1)
         else:
             f = f_all
