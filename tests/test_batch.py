@@ -12,7 +12,7 @@ import pytest
 
 import chebpan
 from chebpan._output.result import MESSAGES
-from chebpan.testing import lorenz
+from chebpan.testing import SUITE, lorenz
 from chebpan._kernels import dispatch
 
 sx = pytest.importorskip("array_api_strict")
@@ -514,9 +514,11 @@ def test_instances_solved_in_chunks_give_the_same_results(dense_output):
         np.testing.assert_array_equal(chunked.sol(0.7), whole.sol(0.7))
 
 
-def _lotka_volterra_batch_of_one_and_single():
-    """scipy's Lotka–Volterra example at rtol 1e-3 as a batch of one and as a single
-    solve, both successful; the batch's end value checked against DOP853 at 1e-12."""
+def _lotka_volterra_rows_and_single():
+    """scipy's Lotka–Volterra example at rtol 1e-3 as the two rows of a batch (the same
+    IVP twice: in lock step, where a batch of one is a single solve) and as a single
+    solve, all successful; the rows' end values checked against DOP853 at 1e-12.
+    Returns the batch, and the single solve."""
     import scipy.integrate
 
     def lv(t, z):
@@ -524,25 +526,87 @@ def _lotka_volterra_batch_of_one_and_single():
         return np.stack([1.5 * x - x * y, -3 * y + x * y])
 
     kw = dict(rtol=1e-3, atol=1e-6, vectorized=True)
-    batch = chebpan.solve_ivp_batch(lv, (0, 15), np.array([[10.0, 5.0]]), **kw)
+    batch = chebpan.solve_ivp_batch(lv, (0, 15), np.array([[10.0, 5.0]] * 2), **kw)
     single = chebpan.solve_ivp(lv, (0, 15), [10.0, 5.0], **kw)
-    assert batch.status[0] == 0 and single.success
+    assert batch.status.tolist() == [0, 0] and single.success
     ref = scipy.integrate.solve_ivp(lv, (0, 15), [10.0, 5.0], method="DOP853", rtol=1e-12,
                                     atol=1e-12).y[:, -1]
-    last = batch.y[0][:, np.isfinite(batch.t[0])][:, -1]
-    np.testing.assert_allclose(last, ref, rtol=2e-2)  # (LV amplifies errors ~10x)
+    for k in range(2):
+        last = batch.y[k][:, np.isfinite(batch.t[k])][:, -1]
+        np.testing.assert_allclose(last, ref, rtol=2e-2)  # (LV amplifies errors ~10x)
     return batch, single
+
+
+COUNTS = ("nfev", "njev", "nlu", "depth", "npoints", "nsegments", "nrejected",
+          "niter_picard", "niter_newton")
+
+
+@pytest.mark.parametrize("name", list(SUITE))
+def test_a_batch_of_one_is_the_single_solve(name):
+    """A batch of one instance (without events) is solved by the single solve's segment
+    loop with the single solve's defaults: on every suite problem, non-stiff and stiff
+    (with its ``jac``, or its sparsity pattern as ``jac_sparsity``, which only a batch
+    of one takes), the counts of ``chebpan.solve_ivp`` on the same IVP (rounds, calls,
+    segments, iterations, factorisations) and its values, bit for bit."""
+    problem = SUITE[name]()
+    kw = dict(rtol=1e-6, atol=1e-6 * problem.floor, vectorized=True)
+    if problem.sparsity is not None:
+        kw["jac_sparsity"] = problem.sparsity()
+        with pytest.raises(NotImplementedError, match="`jac_sparsity` is not supported by"):
+            chebpan.solve_ivp_batch(problem.fun, problem.t_span,
+                                    np.array([problem.y0] * 2), **kw)
+    elif problem.jac is not None:
+        kw.update(jac=problem.jac, vectorized_jac=True)
+    y0 = np.array(problem.y0)
+    single = chebpan.solve_ivp(problem.fun, problem.t_span, y0, **kw)
+    batch = chebpan.solve_ivp_batch(problem.fun, problem.t_span, y0[None, :], **kw)
+    assert single.status == batch.status[0] == 0
+    assert [getattr(single, c) for c in COUNTS] == [int(np.sum(getattr(batch, c)))
+                                                    for c in COUNTS]
+    assert [batch.per_instance[c][0] for c in ("nsegments", "nrejected", "depth")] == [
+        single.nsegments, single.nrejected, single.depth]
+    np.testing.assert_array_equal(batch.t[0], single.t)
+    np.testing.assert_array_equal(batch.y[0], single.y)
+    if problem.resolvable(1e-5):
+        assert problem.scaled_error(batch.y[0, :, -1]) <= 10  # (rtol 1e-6)
+
+
+def test_a_batch_of_one_takes_its_arguments_to_the_single_solve():
+    """``batch_args``, a per-instance span and ``t_eval``, ``first_step``, dense output,
+    progress and a failure reach the single solve of a batch of one as ``args`` and
+    its own values: y' = r y² from y(0) = 1 blows up at t = 1/r; the same status,
+    message, values and dense output as ``chebpan.solve_ivp``."""
+    def fun(t, y, rate):
+        return rate * y * y
+
+    rate = 1.25
+    tol = dict(rtol=1e-8, atol=1e-10)
+    single = chebpan.solve_ivp(fun, (0, 2), [1.0], args=(rate,), t_eval=[0.5, 0.75],
+                               first_step=0.1, dense_output=True, vectorized=True, **tol)
+    batch = chebpan.solve_ivp_batch(fun, np.array([[0.0, 2.0]]), np.array([[1.0]]),
+                                    batch_args=(np.array([rate]),),
+                                    t_eval=np.array([[0.5, 0.75]]), first_step=0.1,
+                                    dense_output=True, vectorized=True, progress=True, **tol)
+    assert single.status == batch.status[0] == -1
+    assert batch.message[0] == single.message
+    reached = float(single.message.split("starting at t = ")[1].split(" ")[0])
+    assert abs(reached - 1 / rate) < 1e-9  # (stopped at the pole)
+    np.testing.assert_array_equal(batch.y[0], single.y)
+    np.testing.assert_allclose(single.y[0], 1 / (1 - rate * np.array([0.5, 0.75])), rtol=1e-6)
+    times = np.linspace(0, 0.7, 8)
+    np.testing.assert_array_equal(batch.sol(times)[0], single.sol(times))
+    assert batch.nfev == single.nfev and batch.depth == single.depth
 
 
 def test_a_batch_starts_with_newton_where_a_single_solve_does():
     """Once the Picard iteration has diverged on a row's segment, or an attempt has
     failed, the row's next attempts start with Newton steps, as a single solve's do
     (the Picard iteration would diverge there again): on Lotka–Volterra at rtol 1e-3 a
-    batch of one spends fewer than two Picard iterations per attempt and takes at most
-    1.8 times the single solve's depth (when every attempt started with the Picard
+    row in lock step spends fewer than two Picard iterations per attempt and takes at
+    most 1.8 times the single solve's depth (when every attempt started with the Picard
     iteration: 177 Picard iterations over 36 attempts, 2.6 times the depth), at the
     same accuracy."""
-    batch, single = _lotka_volterra_batch_of_one_and_single()
+    batch, single = _lotka_volterra_rows_and_single()
     assert batch.niter_picard <= 2 * (batch.nsegments + batch.nrejected)
     assert batch.depth <= 1.8 * single.depth
 
@@ -550,8 +614,8 @@ def test_a_batch_starts_with_newton_where_a_single_solve_does():
 def test_a_batch_row_starts_from_the_linearised_start_after_newton(monkeypatch):
     """After a segment that converged with Newton steps, a row's next attempt starts
     from the linearised start (J from that iteration's end), as a single solve's best
-    start usually is: on Lotka–Volterra at rtol 1e-3 a batch of one takes at most 1.5
-    times the single solve's depth (1.66 times with the previous segment extrapolated:
+    start usually is: on Lotka–Volterra at rtol 1e-3 a row in lock step takes at most
+    1.5 times the single solve's depth (1.66 times with the previous segment extrapolated:
     depth 128, 5 rejections), at the same accuracy.  The start is the single solve's
     function, called with the rows' own J."""
     from chebpan._control import batch as batch_module
@@ -565,8 +629,8 @@ def test_a_batch_row_starts_from_the_linearised_start_after_newton(monkeypatch):
 
     linearised_start = batch_module.linearised_start
     monkeypatch.setattr(batch_module, "linearised_start", counted)
-    batch, single = _lotka_volterra_batch_of_one_and_single()
-    assert len(calls) >= batch.nsegments // 2
+    batch, single = _lotka_volterra_rows_and_single()
+    assert sum(calls) >= batch.nsegments // 2
     assert batch.depth <= 1.5 * single.depth
 
 

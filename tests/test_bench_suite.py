@@ -50,8 +50,9 @@ def test_unknown_problem_is_an_error():
 
 
 def test_batch_of_one_bench_runs_and_reports_each_solve():
-    """bench/batch_of_one.py on A1: one row with the three solves' times, depths and
-    segments, their errors against the reference, and the median ratio."""
+    """bench/batch_of_one.py on A1: one row with the two solves' times, depths and
+    segments, the same counts, their errors against the reference, and the median
+    ratio."""
     script = SCRIPT.parent / "batch_of_one.py"
     proc = subprocess.run([sys.executable, str(script), "--problems", "A1", "--rtol", "1e-6",
                            "--repeats", "1"], capture_output=True, text=True, timeout=120)
@@ -59,10 +60,12 @@ def test_batch_of_one_bench_runs_and_reports_each_solve():
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| A1 |")]
     assert len(rows) == 1
     cells = [c.strip() for c in rows[0].strip("|").split("|")]
-    assert len(cells) == 13 and cells[1] == "1e-06"
-    assert all(float(c) > 0 for c in cells[2:12])
-    assert all(float(error) < 1e-5 for error in cells[12].split(", "))
-    assert "median batch of one / single solve with N = 12:" in proc.stdout
+    assert len(cells) == 11 and cells[1] == "1e-06"
+    assert all(float(c) > 0 for c in cells[2:9])
+    assert cells[9] == "yes"
+    assert all(float(error) < 1e-5 for error in cells[10].split(", "))
+    assert "median batch of one / single solve:" in proc.stdout
+    assert "the same counts in 1 of them" in proc.stdout
 
 
 def test_newton_cost_bench_compares_the_real_and_complex_schur_forms():

@@ -58,6 +58,24 @@ def assert_same(result, expected):
         np.testing.assert_array_equal(result.per_instance[name], expected.per_instance[name])
 
 
+def test_a_chunk_of_one_instance_stays_in_lock_step(client):
+    """A chunk of one instance of a larger Dask batch is solved in lock step, as in the
+    batch solved whole (where a batch of one would be a single solve), and a Dask batch
+    of one is the in-process batch of one: bit for bit both."""
+    y0, rho = lorenz_batch(5)
+    t_eval = [0.5, 1.0]
+    options = dict(vectorized=True, rtol=1e-8, atol=1e-8, t_eval=t_eval)
+    expected = chebpan.solve_ivp_batch(lorenz, (0, 1), y0, batch_args=(rho,), **options)
+    lazy = chebpan.solve_ivp_batch(lorenz, (0, 1), da.from_array(y0, chunks=((2, 2, 1), 3)),
+                                   batch_args=(da.from_array(rho, chunks=((2, 2, 1),)),),
+                                   **options)
+    assert_same(lazy.compute(), expected)
+    one = chebpan.solve_ivp_batch(lorenz, (0, 1), y0[:1], batch_args=(rho[:1],), **options)
+    lazy = chebpan.solve_ivp_batch(lorenz, (0, 1), da.from_array(y0[:1], chunks=1),
+                                   batch_args=(da.from_array(rho[:1], chunks=1),), **options)
+    assert_same(lazy.compute(), one)
+
+
 def test_bit_for_bit_with_the_in_process_batch(client):
     y0, rho = lorenz_batch(120)
     spans = np.stack([np.zeros(120), np.linspace(1.0, 2.0, 120)], axis=1)

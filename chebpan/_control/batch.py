@@ -152,6 +152,8 @@ class BatchLoop(IterationSteps):
         self.events = None
         #: A :class:`~chebpan._output.progress.BatchProgressBar` with ``progress=True``.
         self.progress = None
+        #: Whether the batch's one instance is solved as a single solve (:meth:`_solve_one`).
+        self.alone = False
 
     # -- helpers -----------------------------------------------------------
     def _float64(self, value, size):
@@ -209,8 +211,33 @@ class BatchLoop(IterationSteps):
             self.record.accept(ids, self.spans.starts(ids), self.spans.ends(ids), coeffs, y0, y0)
             self._end_at_once(ids)
             return
+        if self.alone and k == 1:
+            self._solve_one(first_step)
+            return
         for start in range(0, k, self.chunk):
             self._run_instances(ids[start:min(k, start + self.chunk)], first_step)
+
+    def _solve_one(self, first_step):
+        """The batch's one instance as a single solve: the segment loop of
+        :func:`chebpan.solve_ivp` from ``t0`` (its first call of ``fun``, its first
+        length), the segments recorded as the batch's."""
+        xp = self.xp
+        ids = xp.zeros((1,), dtype=xp.int64, device=self.device)
+        t0, tf = float(self.spans.starts(ids)[0]), float(self.spans.ends(ids)[0])
+        loop = SegmentLoop(OneInstance(self.evaluator, 0), self.basis, self.stiff_basis, t0,
+                           tf, self.y0[0, ...], self.rtol, self.atol, self.max_step,
+                           self.options, self.counters, xp=xp)
+        if self.progress is not None:
+            loop.progress = _InstanceProgress(self.progress, t0)
+        loop.run(first_step)
+        self._record_loop(0, loop, progress=False)
+        counts = (xp.asarray([value], dtype=xp.int64, device=self.device) for value in (
+            self.counters.nsegments, self.counters.nrejected, self.counters.depth))
+        self.ended.append(Ended(ids, loop.status,
+                                [loop.message] if loop.status == -1 else None, *counts))
+        if self.progress is not None:
+            self.progress.ended(ids, xp.asarray([loop.ts[-1]], dtype=xp.float64,
+                                                device=self.device))
 
     def _end_at_once(self, ids):
         """The instances ``ids`` end with nothing to integrate (status 0, no rounds)."""
@@ -476,19 +503,26 @@ class BatchLoop(IterationSteps):
                                self.counters, xp=xp, f0=row.f_a)
             before = (self.counters.nsegments, self.counters.nrejected, self.counters.depth)
             loop.run(float(row.h_abs[0]), stiffness=float(norms[i]))
-            if loop.coeffs:
-                ts = xp.asarray(loop.ts, dtype=xp.float64, device=self.device)
-                self.record.accept(
-                    xp.full((len(loop.coeffs),), index, dtype=xp.int64, device=self.device),
-                    ts[:-1], ts[1:], xp.stack(loop.coeffs), xp.stack(loop.y_start),
-                    xp.stack(loop.y_end))
-                if self.progress is not None:
-                    self.progress.advance(ts[:-1], ts[1:])
+            self._record_loop(index, loop)
             row.t_a = xp.asarray([loop.ts[-1]], dtype=xp.float64, device=self.device)
             row.nsegments = row.nsegments + (self.counters.nsegments - before[0])
             row.nrejected = row.nrejected + (self.counters.nrejected - before[1])
             row.depth = row.depth + (self.counters.depth - before[2])
             self._end(row, loop.status, [loop.message] if loop.status == -1 else None)
+
+    def _record_loop(self, index, loop, *, progress=True):
+        """The segments a single solve's ``loop`` accepted for instance ``index``, into
+        the batch's record (and its progress bar, if ``progress``)."""
+        xp = self.xp
+        if not loop.coeffs:
+            return
+        ts = xp.asarray(loop.ts, dtype=xp.float64, device=self.device)
+        self.record.accept(
+            xp.full((len(loop.coeffs),), index, dtype=xp.int64, device=self.device),
+            ts[:-1], ts[1:], xp.stack(loop.coeffs), xp.stack(loop.y_start),
+            xp.stack(loop.y_end))
+        if progress and self.progress is not None:
+            self.progress.advance(ts[:-1], ts[1:])
 
     def _restart_ended_attempts(self, table):
         """Finished and failed attempts: accept/reject, start anew in their rows.
@@ -598,3 +632,17 @@ class BatchLoop(IterationSteps):
         # (both leave the table)
         table.reached = at_tf if terminal is None else at_tf | terminal
         return table
+
+
+class _InstanceProgress:
+    """A batch's progress bar as a single solve's segment loop updates it (its one
+    instance's end so far, ``update(t)``)."""
+
+    def __init__(self, bar, t0):
+        self.bar = bar
+        self.t = t0
+
+    def update(self, t):
+        xp = self.bar.spans.xp
+        self.bar.advance(xp.asarray([self.t]), xp.asarray([t]))
+        self.t = t

@@ -48,7 +48,8 @@ def solve_dask_batch(fun, t_span, y0, t_eval, dense_output, events, vectorized, 
                      options, solve_batch):
     """:func:`chebpan.solve_ivp_batch` with Dask arrays as input (module docstring).
 
-    ``solve_batch`` is the in-process :func:`chebpan.solve_ivp_batch`: it checks the
+    ``solve_batch`` is the in-process :func:`chebpan.solve_ivp_batch` (with a keyword
+    ``lock_step``: a chunk of one instance solved in lock step as well): it checks the
     options and shapes here on an empty batch (those errors are raised before any work
     is sent to the workers; errors in per-instance values, such as a ``t_eval`` outside
     an instance's span, are raised by the chunk's task at compute time) and solves
@@ -136,8 +137,10 @@ def solve_dask_batch(fun, t_span, y0, t_eval, dense_output, events, vectorized, 
         y0_block = next(pieces)
         span_block = next(pieces) if _is_dask(spans) else spans
         times_block = next(pieces) if _is_dask(times) else times
+        # (a chunk of one instance of a larger batch stays in lock step: every instance
+        # as in the batch solved whole)
         chunk = solve(solve_batch, fun, span_block, y0_block, times_block, vectorized, args,
-                      tuple(pieces), options)
+                      tuple(pieces), options, k > 1)
         parts.append((rows, chunk))
     return DaskBatchResult._from_chunks(parts, n=n, n_times=n_times, t_eval=t_eval,
                                        dtype=empty.y.dtype if isinstance(y0._meta, np.ndarray)
@@ -152,10 +155,10 @@ def _empty_rows(value, k):
 
 
 def _solve_chunk(solve_batch, fun, t_span, y0, t_eval, vectorized, args, batch_args,
-                 options):
+                 options, lock_step):
     """One Dask task: the in-process batch of a chunk, as a dict of its rows' fields."""
     result = solve_batch(fun, t_span, y0, t_eval=t_eval, vectorized=vectorized, args=args,
-                         batch_args=batch_args or None, **options)
+                         batch_args=batch_args or None, lock_step=lock_step, **options)
     totals = np.array([result[name] for name in TOTALS], dtype=np.int64)
     return {"y": result.y, "status": np.asarray(result.status),
             "message": np.asarray(result.message, dtype=object), "totals": totals,

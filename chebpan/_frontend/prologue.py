@@ -13,6 +13,7 @@ import contextlib
 from dataclasses import dataclass
 
 import array_api_compat
+import numpy as np
 import scipy.sparse
 
 from .._control.options import (
@@ -22,6 +23,7 @@ from .._control.options import (
     take_options,
     with_defaults,
 )
+from .._control.policy import auto_n_coeffs
 from .._output.result import warn_user
 from .arguments import wrap_args, wrap_jac
 from .backend import select_namespace
@@ -34,7 +36,8 @@ from .validation import (
     warn_extraneous,
 )
 
-__all__ = ["Prepared", "prepare", "on_device", "check_numpy_only", "warn_pointwise"]
+__all__ = ["Prepared", "prepare", "basis_size", "on_device", "check_numpy_only",
+           "warn_pointwise"]
 
 
 @dataclass
@@ -51,6 +54,7 @@ class Prepared:
     array_xp: object  # None: NumPy (or what y0 is), else the array-API namespace chosen
     values: dict
     iteration: object
+    given: dict  # the options given (``values`` adds the defaults)
 
 
 def prepare(fun, t_span, y0, t_eval, args, options, *, batch):
@@ -88,7 +92,17 @@ def prepare(fun, t_span, y0, t_eval, args, options, *, batch):
     if batch:
         t0, tf = per_instance(t0, tf, t_eval, y0.shape[0])
     return Prepared(t0, tf, fun, jac, t_eval, y0, array_xp, values,
-                    iteration_options(values))
+                    iteration_options(values), given)
+
+
+def basis_size(values, rtol, n, *, dense_newton):
+    """``(n_coeffs, n_nodes)`` of a solve: the options', or, with ``n_coeffs`` None (a
+    single solve's default), :func:`~chebpan._control.policy.auto_n_coeffs` of the
+    smallest ``rtol`` (``dense_newton``: Newton steps would be dense)."""
+    if values["n_coeffs"] is None:
+        n_coeffs = auto_n_coeffs(float(np.min(rtol)), n, dense_newton=dense_newton)
+        return n_coeffs, n_coeffs - 1
+    return int(values["n_coeffs"]), int(values["n_nodes"])
 
 
 def on_device(xp, device):

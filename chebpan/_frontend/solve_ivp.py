@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 import scipy.integrate
 
-from .._control.policy import auto_n_coeffs
 from .._control.single import SegmentLoop
 from .._core.basis import get_basis
 from .._kernels.blas import solver_blas_threads
@@ -24,7 +23,7 @@ from .._rhs.evaluator import Evaluator
 from .backend import namespace_of
 from .complex_result import complexify_result
 from .complex_state import realify, realify_events, realify_sparsity
-from .prologue import check_numpy_only, on_device, prepare, warn_pointwise
+from .prologue import basis_size, check_numpy_only, on_device, prepare, warn_pointwise
 from .validation import validate_first_step, validate_max_step, validate_method, validate_tol
 
 __all__ = ["solve_ivp"]
@@ -242,12 +241,8 @@ def _solve_pan(fun, t_span, y0, t_eval, dense_output, events, vectorized, args, 
         if jac_sparsity is not None and jac is None:  # (scipy ignores it with a jac)
             jac_sparsity = realify_sparsity(jac_sparsity, n_complex)
 
-    if values["n_coeffs"] is None:
-        n_coeffs = auto_n_coeffs(float(np.min(rtol)), y0.shape[0],
-                                 dense_newton=jac is None and jac_sparsity is None)
-        n_nodes = n_coeffs - 1
-    else:
-        n_coeffs, n_nodes = int(values["n_coeffs"]), int(values["n_nodes"])
+    n_coeffs, n_nodes = basis_size(values, rtol, y0.shape[0],
+                                   dense_newton=jac is None and jac_sparsity is None)
     xp = namespace_of(y0) if array_xp is None else array_xp
     device = y0.device
     counters = Counters()

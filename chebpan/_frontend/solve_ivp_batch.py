@@ -11,6 +11,7 @@ import numpy as np
 import scipy.sparse
 
 from .._control.batch import BatchLoop
+from .._control.options import iteration_options, with_defaults
 from .._control.spans import Spans
 from .._core.basis import get_basis
 from .._kernels.blas import solver_blas_threads
@@ -26,7 +27,7 @@ from .backend import namespace_of
 from .batch_hints import hint_misplaced_args
 from .batch_spans import validate_batch_first_step
 from .dask_batch import solve_dask_batch, uses_dask
-from .prologue import check_numpy_only, on_device, prepare, warn_pointwise
+from .prologue import basis_size, check_numpy_only, on_device, prepare, warn_pointwise
 from .validation import (
     validate_batch_args,
     validate_max_step,
@@ -46,8 +47,10 @@ def solve_ivp_batch(fun, t_span, y0, t_eval=None, dense_output=False, events=Non
     ``fun`` once on the nodes of all active instances.  The arguments are those
     of :func:`chebpan.solve_ivp` (same meaning, same checks), with ``y0`` of
     shape (K, n) and three options of the batch's own.  Events follow scipy's
-    rules instance by instance: a terminal event ends its instance only.  The
-    user guide's "Batched IVPs" has the details.
+    rules instance by instance: a terminal event ends its instance only.  A batch of
+    one instance (without ``events``) is a single solve: the same counters and values
+    as :func:`chebpan.solve_ivp` on ``y0[0]``, with its defaults.  The user guide's
+    "Batched IVPs" has the details.
 
     Parameters
     ----------
@@ -167,9 +170,9 @@ def solve_ivp_batch(fun, t_span, y0, t_eval=None, dense_output=False, events=Non
     ImportError
         ``progress=True`` without tqdm.
     NotImplementedError
-        What a batch cannot do yet: a complex ``y0``, ``jac_sparsity`` or a
-        sparse ``jac``, ``tol_ls`` / ``tol_newton``; ``events`` on a backend
-        other than NumPy.
+        What a batch cannot do yet: a complex ``y0``; with more than one instance
+        (or with ``events``), ``jac_sparsity`` or a sparse ``jac``, ``tol_ls`` /
+        ``tol_newton``; ``events`` on a backend other than NumPy.
 
     See Also
     --------
@@ -230,24 +233,47 @@ def solve_ivp_batch(fun, t_span, y0, t_eval=None, dense_output=False, events=Non
             "solve one IVP at a time: loop over `chebpan.solve_ivp(..., method=...)`.")
     if uses_dask(y0, t_span, t_eval, options):
         return solve_dask_batch(fun, t_span, y0, t_eval, dense_output, events, vectorized,
-                                args, options, solve_ivp_batch)
+                                args, options, _in_process_batch)
+    return _in_process_batch(fun, t_span, y0, t_eval, dense_output, events, vectorized,
+                             args, **options)
+
+
+def _in_process_batch(fun, t_span, y0, t_eval=None, dense_output=False, events=None,
+                      vectorized=None, args=None, lock_step=False, **options):
+    """:func:`solve_ivp_batch` in this process (a Dask batch's chunks too).
+
+    ``lock_step``: solve a batch of one instance in lock step as well, as a chunk of a
+    larger Dask batch must be (its instances agree bit for bit with the batch solved
+    whole).
+    """
     with solver_blas_threads():
         return _solve_batch(fun, t_span, y0, t_eval, dense_output, events, vectorized,
-                            None if args is None else unpack_args(args), options)
+                            None if args is None else unpack_args(args), options,
+                            lock_step=lock_step)
 
 
-def _solve_batch(fun, t_span, y0, t_eval, dense_output, events, vectorized, args, options):
+def _solve_batch(fun, t_span, y0, t_eval, dense_output, events, vectorized, args, options,
+                 *, lock_step):
     """:func:`solve_ivp_batch` inside the one-thread BLAS context."""
     p = prepare(fun, t_span, y0, t_eval, args, options, batch=True)
-    y0, values, array_xp = p.y0, p.values, p.array_xp
+    y0, values, iteration, array_xp = p.y0, p.values, p.iteration, p.array_xp
     if array_xp is not None:
         check_numpy_only(array_xp, events=events, jac=p.jac,
                          jac_sparsity=values["jac_sparsity"])
-    _check_batch_support(y0, jac=p.jac, values=values, iteration=p.iteration)
+    # A batch of one (without events) is a single solve: its defaults, its segment loop,
+    # what a single solve supports.
+    alone = y0.shape[0] == 1 and events is None and not lock_step
+    _check_batch_support(y0, jac=p.jac, values=values, iteration=iteration, alone=alone)
     xp = namespace_of(y0) if array_xp is None else array_xp
     eps = float(xp.finfo(y0.dtype).eps)
     k, n = y0.shape
     rtol, atol = validate_tol(values["rtol"], values["atol"], n, eps=eps)
+    if alone:
+        values = with_defaults(p.given, batch=False)
+        iteration = iteration_options(values)
+    jac_sparsity = values["jac_sparsity"]  # (None unless alone: checked above)
+    n_coeffs, n_nodes = basis_size(values, rtol, n,
+                                   dense_newton=p.jac is None and jac_sparsity is None)
     max_step = validate_max_step(values["max_step"])
     first_step = values["first_step"]
     if first_step is not None:
@@ -258,14 +284,15 @@ def _solve_batch(fun, t_span, y0, t_eval, dense_output, events, vectorized, args
                           vectorized=vectorized,
                           vectorized_jac=bool(values["vectorized_jac"]), xp=xp,
                           dtype=y0.dtype, counters=counters, device=y0.device,
+                          jac_sparsity=jac_sparsity,
                           difference_floor=atol, batch_args=batch_args)
-    basis = get_basis(int(values["n_coeffs"]), int(values["n_nodes"]), xp=xp,
-                      dtype=y0.dtype, device=y0.device)
+    basis = get_basis(n_coeffs, n_nodes, xp=xp, dtype=y0.dtype, device=y0.device)
     spans = Spans(p.t0, p.tf, xp=xp, device=y0.device)
     record = make_record(p.t_eval, dense_output, spans, xp=xp, device=y0.device)
-    loop = BatchLoop(evaluator, basis, spans, y0, rtol, atol, max_step, p.iteration,
+    loop = BatchLoop(evaluator, basis, spans, y0, rtol, atol, max_step, iteration,
                      counters, xp=xp, newton_memory=values["newton_memory"],
                      record=record, batch_memory=values["batch_memory"])
+    loop.alone = alone
     if events is not None:  # (NumPy only: checked above)
         events, max_events, event_direction = prepare_events(events, args)
         loop.events = BatchEvents(events, max_events, event_direction, p.t0, y0, batch_args,
@@ -283,8 +310,9 @@ def _solve_batch(fun, t_span, y0, t_eval, dense_output, events, vectorized, args
     return batch_result(loop, p.t_eval, dense_output)
 
 
-def _check_batch_support(y0, *, jac, values, iteration):
-    """What a batched solve cannot do (yet): a clear error.
+def _check_batch_support(y0, *, jac, values, iteration, alone):
+    """What a batched solve cannot do (yet): a clear error.  (A batch of one, ``alone``,
+    is a single solve: it can do all but complex values.)
 
     (Events and ``progress`` are supported; events on the NumPy backend only, as in a
     single solve: :func:`~chebpan._frontend.prologue.check_numpy_only`.)
@@ -297,7 +325,7 @@ def _check_batch_support(y0, *, jac, values, iteration):
                    ("tol_ls", iteration.tol_ls is not None),
                    ("tol_newton", iteration.tol_newton is not None))
     for name, used in unsupported:
-        if used:
+        if used and not alone:
             name = name if name.startswith("a ") else f"`{name}`"
             raise NotImplementedError(
                 f"{name[0].upper()}{name[1:]} is not supported by `solve_ivp_batch` "

@@ -280,11 +280,10 @@ class OneInstance:
     solve's segment loop calls (``evaluate``, ``pattern``), with that instance's
     ``batch_args`` and the batch's counters."""
 
-    pattern = None
-
     def __init__(self, evaluator, index):
         self.evaluator = evaluator
         self.index = index
+        self.pattern = evaluator.pattern  # (a batch of one may have a sparsity pattern)
 
     def evaluate(self, t, y, *, with_jacobian=False):
         xp = self.evaluator.xp
