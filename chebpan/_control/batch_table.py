@@ -66,12 +66,12 @@ class Table:
     def select(self, mask):
         """The rows where ``mask`` (bools, one per row) holds."""
         xp = self.xp
-        count = int(xp.sum(xp.astype(mask, xp.int64)))
+        index = xp.nonzero(mask)[0]  # (its length is the count: one pass over the mask)
+        count = index.shape[0]
         if count == mask.shape[0]:
             return Table(xp, **self.fields)
         if count == 0:
             return Table(xp, **{name: value[:0, ...] for name, value in self.fields.items()})
-        index = xp.nonzero(mask)[0]
         return Table(xp, **{name: xp.take(value, index, axis=0)
                              for name, value in self.fields.items()})
 
