@@ -223,10 +223,8 @@ class BatchLoop(IterationSteps):
         length), the segments recorded as the batch's."""
         xp = self.xp
         ids = xp.zeros((1,), dtype=xp.int64, device=self.device)
-        t0, tf = float(self.spans.starts(ids)[0]), float(self.spans.ends(ids)[0])
-        loop = SegmentLoop(OneInstance(self.evaluator, 0), self.basis, self.stiff_basis, t0,
-                           tf, self.y0[0, ...], self.rtol, self.atol, self.max_step,
-                           self.options, self.counters, xp=xp)
+        t0 = float(self.spans.starts(ids)[0])
+        loop = self._instance_loop(0, t0, self.y0[0, ...])
         if self.progress is not None:
             loop.progress = _InstanceProgress(self.progress, t0)
         loop.run(first_step)
@@ -496,11 +494,7 @@ class BatchLoop(IterationSteps):
         for i in range(len(rows)):
             row = rows.select_in_order(xp.asarray([i], device=self.device))
             index = int(row.ids[0])
-            t_end = float(self.spans.ends(row.ids)[0])
-            loop = SegmentLoop(OneInstance(self.evaluator, index), self.basis,
-                               self.stiff_basis, float(row.t_a[0]), t_end, row.y_a[0, ...],
-                               self.rtol, self.atol, self.max_step, self.options,
-                               self.counters, xp=xp, f0=row.f_a)
+            loop = self._instance_loop(index, float(row.t_a[0]), row.y_a[0, ...], f0=row.f_a)
             before = (self.counters.nsegments, self.counters.nrejected, self.counters.depth)
             loop.run(float(row.h_abs[0]), stiffness=float(norms[i]))
             self._record_loop(index, loop)
@@ -509,6 +503,17 @@ class BatchLoop(IterationSteps):
             row.nrejected = row.nrejected + (self.counters.nrejected - before[1])
             row.depth = row.depth + (self.counters.depth - before[2])
             self._end(row, loop.status, [loop.message] if loop.status == -1 else None)
+
+    def _instance_loop(self, index, t_a, y_a, f0=None):
+        """A single solve's segment loop for instance ``index`` from ``(t_a, y_a)`` to its
+        ``tf``, with the batch's bases, tolerances, options and counters (``f0``: f at
+        the start, (1, n), where it is known; else the loop's first round)."""
+        xp = self.xp
+        t_end = float(self.spans.ends(xp.asarray([index], dtype=xp.int64,
+                                                 device=self.device))[0])
+        return SegmentLoop(OneInstance(self.evaluator, index), self.basis, self.stiff_basis,
+                           t_a, t_end, y_a, self.rtol, self.atol, self.max_step,
+                           self.options, self.counters, xp=xp, f0=f0)
 
     def _record_loop(self, index, loop, *, progress=True):
         """The segments a single solve's ``loop`` accepted for instance ``index``, into

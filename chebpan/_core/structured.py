@@ -161,8 +161,8 @@ class FrozenJacobianSolver:
             self.inverses = xp.linalg.inv(shifted)  # (K, P, n, n)
 
     def _prepare(self, basis, shape, *, xp, real=True):
-        """What every frozen solve keeps besides its factors; returns the Schur data.
-        ``shape`` is (K, n)."""
+        """What every frozen solve keeps besides its factors (the Schur data, the form
+        and its shifts).  ``shape`` is (K, n)."""
         self.basis = basis
         self.xp = xp
         self.shape = shape
@@ -172,7 +172,6 @@ class FrozenJacobianSolver:
         # its blocks' eigenvalues; otherwise the complex form's column by column.
         self.real = real and self.numpy and schur_kernels() is not None
         self.shifts = self.schur.block_shifts if self.real else self.schur.shifts
-        return self.schur
 
     def _shifted_solve(self, k, b):
         """``(T_kk I − (h/2) J) x = b`` for b (K, n) complex (namespaces other than NumPy)."""

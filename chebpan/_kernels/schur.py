@@ -44,11 +44,10 @@ def schur_constants(n_coeffs: int, n_nodes: int) -> dict:
             partner = min(upper, key=lambda j: abs(diag[j] - diag[k].conjugate()))
             rep.append(upper.index(partner))
             conj.append(True)
-    shifts = diag[upper]
-    out = {"q": q, "t": np.triu(t, 1), "back": q.conj().T @ np.linalg.inv(phi_f),
-           "shifts": shifts, "rep": rep, "conj": conj}
-    out.update(_real_blocks(g, np.linalg.inv(phi_f)))
-    return out
+    phi_f_inv = np.linalg.inv(phi_f)
+    return {"q": q, "t": np.triu(t, 1), "back": q.conj().T @ phi_f_inv,
+            "shifts": diag[upper], "rep": rep, "conj": conj,
+            **_real_blocks(g, phi_f_inv)}
 
 
 def _real_blocks(g, phi_f_inv):
