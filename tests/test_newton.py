@@ -456,6 +456,18 @@ def test_candidate_measures_kernel_matches_array_api_code(monkeypatch, with_jac)
     assert_allclose(np.asarray(got[0])[usable], np.asarray(want[0])[usable], rtol=1e-13)
 
 
+def _random_iterate(rng, stiff, n_nodes):
+    """A basis with 12 coefficients and ``n_nodes`` nodes, and a random iterate of one
+    segment with n = 3 on it: ``basis, jac, half_h, f_a, f_nodes, x``."""
+    basis = get_basis(12, n_nodes, xp=anp, dtype=np.float64, stiff=stiff)
+    k, n, m = 1, 3, basis.n_nodes
+    jac = rng.normal(scale=2.0, size=(k, m, n, n))
+    half_h = np.array([[0.2]])
+    f_a, f_nodes = rng.normal(size=(k, n)), rng.normal(size=(k, n, m))
+    x = rng.normal(size=(k, n, basis.n_free))
+    return basis, jac, half_h, f_a, f_nodes, x
+
+
 @pytest.mark.parametrize("stiff, n_nodes", [(False, 11), (True, 12)])
 def test_direction_computed_with_the_measures_is_the_iterates_direction(monkeypatch, stiff,
                                                                         n_nodes):
@@ -466,12 +478,7 @@ def test_direction_computed_with_the_measures_is_the_iterates_direction(monkeypa
     from chebpan._core.newton import DenseLinearization, residual_measures
 
     rng = np.random.default_rng(23)
-    basis = get_basis(12, n_nodes, xp=anp, dtype=np.float64, stiff=stiff)
-    k, n, m = 1, 3, basis.n_nodes
-    jac = rng.normal(scale=2.0, size=(k, m, n, n))
-    half_h = np.array([[0.2]])
-    f_a, f_nodes = rng.normal(size=(k, n)), rng.normal(size=(k, n, m))
-    x = rng.normal(size=(k, n, basis.n_free))
+    basis, jac, half_h, f_a, f_nodes, x = _random_iterate(rng, stiff, n_nodes)
     size = np.array([3.0])
     linear = DenseLinearization(basis, jac, half_h, xp=anp)
     r, grad, _, _ = residual_measures(basis, linear, f_a, f_nodes, half_h, x, size,
@@ -483,6 +490,57 @@ def test_direction_computed_with_the_measures_is_the_iterates_direction(monkeypa
     other = grad.copy()  # (equal values, another array: computed anew)
     assert_allclose(linear.direction(r, other), want, rtol=1e-9,
                     atol=1e-12 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("stiff, n_nodes", [(False, 11), (True, 12)])
+def test_slope_and_change_computed_with_the_measures_are_the_iterates(monkeypatch, stiff,
+                                                                      n_nodes):
+    """The slope along the kept Newton direction and the change of node values it
+    makes, computed in the measures' kernel, are those that directional_slope and
+    step_change compute for that direction at that iterate: bit for bit with the
+    kernels, to rounding with the array code; node values that are not the kept
+    iterate's get their own change."""
+    from chebpan._core.estimates import step_change
+    from chebpan._core.newton import (
+        DenseLinearization,
+        directional_slope,
+        newton_slope,
+        newton_step_change,
+        residual_measures,
+    )
+
+    rng = np.random.default_rng(31)
+    basis, jac, half_h, f_a, f_nodes, x = _random_iterate(rng, stiff, n_nodes)
+    k, n, m = f_nodes.shape
+    y_a, y_nodes = rng.normal(size=(k, n)), rng.normal(scale=5.0, size=(k, n, m))
+    atol, rtol = np.array([1e-6, 1e-3, 1e-8]), np.full(n, 1e-4)
+    eps = float(np.finfo(np.float64).eps)
+    size = np.array([3.0])
+    at = (y_a, y_nodes, atol, rtol, eps)
+    linear = DenseLinearization(basis, jac, half_h, xp=anp)
+    r, grad, _, _ = residual_measures(basis, linear, f_a, f_nodes, half_h, x, size,
+                                      np.zeros_like(x), xp=anp, change_at=at)
+    direction = linear.direction(r, grad)
+    assert linear.kept_slope(grad, direction) is not None
+    assert linear.kept_change(direction, y_nodes) is not None
+    slope = newton_slope(linear, grad, direction, size, xp=anp)
+    moves = newton_step_change(basis, linear, direction, at, xp=anp)
+    np.testing.assert_array_equal(slope, directional_slope(grad, direction, size, xp=anp))
+    for got, want in zip(moves, step_change(basis, y_a, y_nodes, direction, atol, rtol,
+                                            eps, xp=anp)):
+        np.testing.assert_array_equal(got, want)
+    moved_nodes = y_nodes * 3.0  # (another iterate: its own change)
+    assert linear.kept_change(direction, moved_nodes) is None
+    other = newton_step_change(basis, linear, direction, (y_a, moved_nodes, atol, rtol, eps),
+                               xp=anp)
+    monkeypatch.setattr(dispatch, "NUMBA_DISABLED", True)
+    want_slope = directional_slope(grad, direction, size, xp=anp)
+    assert_allclose(slope, want_slope, rtol=1e-12)
+    for at_nodes, got in ((y_nodes, moves), (moved_nodes, other)):
+        want = step_change(basis, y_a, at_nodes, direction, atol, rtol, eps, xp=anp)
+        for value, expected in zip(got, want):
+            assert_allclose(value, expected, rtol=1e-12, atol=1e-300)
+    assert not np.allclose(other[0], moves[0])
 
 
 def test_residual_size_kernel_matches_array_api_code(monkeypatch):

@@ -25,9 +25,10 @@ from .._core.linesearch import strong_wolfe
 from .._core.newton import (
     DenseLinearization,
     candidate_measures,
-    directional_slope,
     jacobian_norm,
     linearised_end_slope,
+    newton_slope,
+    newton_step_change,
     residual,
     residual_measures,
     residual_size,
@@ -400,8 +401,10 @@ class SegmentSolver:
         self._note_stiffness(jac, half_h)
         linear = self._linearize(jac, half_h)
         size = self.size
-        r, grad, value, _ = residual_measures(basis, linear, f_a, f_nodes, half_h, x, size,
-                                              xp.zeros_like(x), xp=xp)
+        no_direction = xp.zeros(x.shape, dtype=x.dtype, device=x.device)
+        r, grad, value, _ = residual_measures(
+            basis, linear, f_a, f_nodes, half_h, x, size, no_direction, xp=xp,
+            change_at=(y_a, y_nodes, self.atol, self.rtol, self.eps))
         value = float(value[0])
         previous = before = None
         previous_full = False  # (whether the step of `previous` was a full, fresh one)
@@ -413,13 +416,14 @@ class SegmentSolver:
             while True:
                 direction = linear.direction(r, grad)
                 self.counters.nlu += int(linear.factorised)
-                slope = float(directional_slope(grad, direction, size, xp=xp)[0])
+                slope = float(newton_slope(linear, grad, direction, size, xp=xp)[0])
                 stale = linear.stale
                 if slope < 0 or not stale:
                     break
                 linear.refresh()  # simplified Newton, not downhill: factorise here
-            change, floor, nodes_step = step_change(basis, y_a, y_nodes, direction, self.atol,
-                                                    self.rtol, self.eps, xp=xp)
+            change, floor, nodes_step = newton_step_change(
+                basis, linear, direction, (y_a, y_nodes, self.atol, self.rtol, self.eps),
+                xp=xp)
             change, floor = float(change[0]), float(floor[0])
             if not math.isfinite(change):
                 return self._failed(x, Failure.DIVERGED)
@@ -443,12 +447,16 @@ class SegmentSolver:
                 return self._finish(y_a, f_a, half_h, x + direction, f_end, linear=linear)
 
             def phi(alpha):
-                x_trial = x + alpha * direction
-                y_trial = y_nodes + alpha * nodes_step  # (node values are linear in X)
+                if alpha == 1:  # (the usual trial: the same values without the products)
+                    x_trial, y_trial = x + direction, y_nodes + nodes_step
+                else:
+                    x_trial = x + alpha * direction
+                    y_trial = y_nodes + alpha * nodes_step  # (node values are linear in X)
                 f_trial, jac_trial = self._evaluate_raw(t_nodes, y_trial, with_jacobian=True)
                 linear_trial = self._linearize(jac_trial, half_h, previous=linear)
                 r_trial, g_trial, value_trial, slope_trial = residual_measures(
-                    basis, linear_trial, f_a, f_trial, half_h, x_trial, size, direction, xp=xp)
+                    basis, linear_trial, f_a, f_trial, half_h, x_trial, size, direction, xp=xp,
+                    change_at=(y_a, y_trial, self.atol, self.rtol, self.eps))
                 value_trial, slope_trial = float(value_trial[0]), float(slope_trial[0])
                 # (non-finite values of f or J make the kernel's measures non-finite:
                 # only then look; the array code's BLAS may skip zero products)

@@ -245,7 +245,7 @@ def strong_wolfe(
     if not (0.0 < alpha1 and math.isfinite(alpha1)):
         raise ValueError(f"alpha1 must be positive and finite, got {alpha1!r}")
     if not (
-        isinstance(max_trials, numbers.Real)
+        isinstance(max_trials, (int, numbers.Real))  # (int first: the ABC check is slow)
         and math.isfinite(max_trials)
         and int(max_trials) == max_trials >= 1
     ):

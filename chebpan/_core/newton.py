@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from .._kernels.blas import BLAS_THREADS_MIN_SIZE, blas_threads_for
 from .._kernels.dispatch import newton_kernels
+from .estimates import GROWTH_CAP, ROUNDING_ULPS, step_change
 from .ldl import modified_ldl_solve
 from .picard import node_values
 
@@ -27,6 +28,8 @@ __all__ = [
     "gradient",
     "gauss_newton_matrix",
     "directional_slope",
+    "newton_slope",
+    "newton_step_change",
     "residual_size",
     "newton_direction",
     "collocation_direction",
@@ -72,6 +75,15 @@ def directional_slope(grad, direction, size, *, xp):
     return xp.sum((grad / s) * (direction / s), axis=(-2, -1))
 
 
+def newton_slope(linear, grad, direction, size, *, xp):
+    """``∇ẽ · d`` (K,) along ``direction``, the Newton direction of ``linear`` at the
+    iterate of gradient ``grad``: the value a kernel computed with the direction
+    (:func:`residual_measures`), else :func:`directional_slope`."""
+    kept = getattr(linear, "kept_slope", None)
+    slope = None if kept is None else kept(grad, direction)
+    return directional_slope(grad, direction, size, xp=xp) if slope is None else slope
+
+
 def residual_size(y_a, f_a, half_h, *, xp):
     """The size ``s`` of a segment's values: ``max_i max(|y_a,i|, |h/2 f_a,i|)``, (K,).
 
@@ -88,7 +100,8 @@ def residual_size(y_a, f_a, half_h, *, xp):
     return xp.where(size > 0, size, xp.ones_like(size))
 
 
-def residual_measures(basis, linear, f_a, f_nodes, half_h, x, size, direction, *, xp):
+def residual_measures(basis, linear, f_a, f_nodes, half_h, x, size, direction, *, xp,
+                      change_at=None):
     """What the Newton iteration needs at an iterate: ``(r̃, ∇ẽ, ẽ, ∇ẽ·d)``.
 
     :func:`residual`, ``linear.gradient``, :func:`objective` and
@@ -96,23 +109,44 @@ def residual_measures(basis, linear, f_a, f_nodes, half_h, x, size, direction, *
     where there is none yet), the last two as (K,).  ``linear`` is the iterate's
     linearisation; a :class:`DenseLinearization` with numba kernels computes all four
     in one call (``CHEBPAN_DISABLE_NUMBA=1``: this code), and with them the iterate's
-    Newton direction, which ``linear`` keeps for :meth:`~DenseLinearization.direction`
-    (a Newton step needs it as soon as its trial point is accepted).
+    Newton direction, the slope along it and, given ``change_at`` (the iterate's
+    ``(y_a, y_nodes, atol, rtol, eps)``), the change it makes, which ``linear`` keeps
+    for :meth:`~DenseLinearization.direction`, :func:`newton_slope` and
+    :func:`newton_step_change` (a Newton step needs them as soon as its trial point is
+    accepted).
     """
     kernels = getattr(linear, "kernels", None)
     if kernels is not None:
-        *values, step = kernels.measures_and_direction(
-            basis, f_a, f_nodes, half_h, x, linear.jac_nodes, direction, size,
-            linear.collocation)
         dtype = f_nodes.dtype
+        moves_at = None
+        if change_at is not None and dtype == xp.float64:
+            y_a, y_nodes, atol, rtol, eps = change_at
+            moves_at = (y_a, y_nodes, atol, rtol, GROWTH_CAP, ROUNDING_ULPS * eps)
+        *values, step, step_slope, moves = kernels.measures_and_direction(
+            basis, f_a, f_nodes, half_h, x, linear.jac_nodes, direction, size,
+            linear.collocation, moves_at)
         if dtype != xp.float64:
             values, step = [xp.astype(v, dtype) for v in values], None
-        linear.keep_direction(values[1], step)
+        linear.keep_direction(values[1], step, step_slope,
+                              None if moves is None else (change_at[1], moves))
         return tuple(values)
     r = residual(basis, f_a, f_nodes, half_h, x, xp=xp)
     grad = linear.gradient(r)
     return (r, grad, objective(basis, r, size, xp=xp),
             directional_slope(grad, direction, size, xp=xp))
+
+
+def newton_step_change(basis, linear, direction, change_at, *, xp):
+    """:func:`~chebpan._core.estimates.step_change` ``(change, floor, node values'
+    change)`` of ``direction``, the Newton direction of ``linear`` at the iterate
+    ``change_at`` ``(y_a, y_nodes, atol, rtol, eps)``: what a kernel computed with the
+    direction (:func:`residual_measures`), else computed here."""
+    y_a, y_nodes, atol, rtol, eps = change_at
+    kept = getattr(linear, "kept_change", None)
+    moves = None if kept is None else kept(direction, y_nodes)
+    if moves is None:
+        moves = step_change(basis, y_a, y_nodes, direction, atol, rtol, eps, xp=xp)
+    return moves
 
 
 def candidate_measures(basis, f_a, f_nodes, half_h, x, jac, size, *, xp):
@@ -156,7 +190,9 @@ def jacobian_norms(jac_nodes, *, xp):
 def jacobian_norm(jac_nodes, *, xp):
     """``max_m ‖J_m‖_∞`` over all nodes and segments of ``jac_nodes`` (K, M, n, n): a
     float (the largest of :func:`jacobian_norms`)."""
-    return float(xp.max(jacobian_norms(jac_nodes, xp=xp)))
+    norms = jacobian_norms(jac_nodes, xp=xp)
+    # (a single solve's one segment: its norm without the cost of a reduction)
+    return float(norms[0] if norms.shape[0] == 1 else xp.max(norms))
 
 
 def residual_jacobian(basis, jac_nodes, half_h, *, xp):
@@ -253,11 +289,30 @@ class DenseLinearization:
         size = jac_nodes.shape[-1] * basis.n_free
         self.kernels = newton_kernels(xp) if size < BLAS_THREADS_MIN_SIZE else None
         self._a = None
-        self._kept = None  # (grad, direction) computed with the measures
+        self._kept = None  # (grad, direction, slope, (y_nodes, change)) of the measures
 
-    def keep_direction(self, grad, direction):
-        """Keep the direction computed (by a kernel) with ``grad`` (None: none)."""
-        self._kept = None if direction is None else (grad, direction)
+    def keep_direction(self, grad, direction, slope, change):
+        """Keep the direction computed (by a kernel) with ``grad`` (None: none),
+        ``∇ẽ·d`` along it (K,) and ``(y_nodes, change)``: the iterate's node values and
+        :func:`~chebpan._core.estimates.step_change` of the direction there (None: not
+        computed)."""
+        self._kept = None if direction is None else (grad, direction, slope, change)
+
+    def kept_slope(self, grad, direction):
+        """``∇ẽ·d`` kept with ``direction`` at the iterate of ``grad``, else None."""
+        kept = self._kept
+        if kept is not None and kept[0] is grad and kept[1] is direction:
+            return kept[2]
+        return None
+
+    def kept_change(self, direction, y_nodes):
+        """The step change kept with ``direction`` at the iterate of node values
+        ``y_nodes``, else None."""
+        kept = self._kept
+        if kept is not None and kept[1] is direction and kept[3] is not None \
+                and kept[3][0] is y_nodes:
+            return kept[3][1]
+        return None
 
     @property
     def a(self):

@@ -16,6 +16,7 @@ import numba
 import numpy as np
 
 from .basis_arrays import basis_arrays
+from .estimates_numba import _step_change, per_component
 from .ldl_numba import _factor, _solve
 
 #: float64's machine epsilon (the modified LDLᵀ's threshold).
@@ -209,9 +210,11 @@ def _collocation(d_tilde, phi_tilde, sqrt_weights, jac, half_h, r, step):
 @numba.njit(cache=True, error_model="numpy")
 def _measures_and_direction(d_tilde, phi_tilde, weights, sqrt_weights, slope_factor, f_a,
                             f_nodes, half_h, x, jac, direction, size, collocation, eps, r,
-                            grad, value, slope, step):
-    # _measures, then (where they are all finite) the Newton direction at the iterate:
-    # a Newton step's direction is needed right after its trial point is accepted.
+                            grad, value, slope, step, step_slope, y_a, y_nodes, atol, rtol,
+                            growth_cap, floor_factor, change, floor, moved):
+    # _measures, then (where they are all finite) the Newton direction at the iterate,
+    # ∇ẽ along it and (with y_nodes of K rows) the change of the node values it makes:
+    # a Newton step needs them right after its trial point is accepted.
     _measures(d_tilde, phi_tilde, weights, slope_factor, f_a, f_nodes, half_h, x, jac,
               direction, size, r, grad, value, slope)
     for k in range(value.shape[0]):
@@ -221,6 +224,10 @@ def _measures_and_direction(d_tilde, phi_tilde, weights, sqrt_weights, slope_fac
         _collocation(d_tilde, phi_tilde, sqrt_weights, jac, half_h, r, step)
     else:
         _direction(d_tilde, phi_tilde, sqrt_weights, jac, half_h, grad, step, eps)
+    _slope(grad, step, size, step_slope)
+    if y_nodes.shape[0] == step.shape[0]:
+        _step_change(y_a, y_nodes, step, phi_tilde, atol, rtol, growth_cap, floor_factor,
+                     change, floor, moved)
     return True
 
 
@@ -292,12 +299,15 @@ def direction(basis, jac_nodes, half_h, grad):
 
 
 def measures_and_direction(basis, f_a, f_nodes, half_h, x, jac_nodes, direction, size,
-                           collocation):
+                           collocation, change_at=None):
     """``r̃``, ``∇ẽ``, ``ẽ`` and ``∇ẽ·d`` at an iterate, float64, as
     :func:`chebpan._core.newton.residual_measures` computes them with the array code,
     and in the same call the iterate's Newton direction (:func:`collocation_direction`
-    if ``collocation``, else :func:`direction`), None where the measures are not
-    finite."""
+    if ``collocation``, else :func:`direction`), :func:`slope` along it and, with
+    ``change_at`` ``(y_a, y_nodes, atol, rtol, growth_cap, floor_factor)`` of the
+    iterate, the change it makes (:func:`chebpan._kernels.estimates_numba.step_change`:
+    change, floor, node values' change); the last three None where the measures are
+    not finite, the change None without ``change_at``."""
     arrays = [np.ascontiguousarray(a, dtype=np.float64)
               for a in (f_a, f_nodes, half_h, x, jac_nodes, direction, size)]
     k_count, n, n_nodes = f_nodes.shape
@@ -306,11 +316,29 @@ def measures_and_direction(basis, f_a, f_nodes, half_h, x, jac_nodes, direction,
     value = np.empty(k_count)
     slope = np.empty(k_count)
     step = np.empty(grad.shape)
+    step_slope = np.empty(k_count)
+    if change_at is None:
+        y_a = np.empty((0, n))
+        y_nodes = moved = np.empty((0, n, n_nodes))
+        growth_cap = floor_factor = 0.0
+        tolerances = (np.empty(0), np.empty(0))
+    else:
+        y_a, y_nodes, atol, rtol, growth_cap, floor_factor = change_at
+        y_a = np.ascontiguousarray(y_a, dtype=np.float64)
+        y_nodes = np.ascontiguousarray(y_nodes, dtype=np.float64)
+        tolerances = (per_component(atol, n, np.float64), per_component(rtol, n, np.float64))
+        moved = np.empty((k_count, n, n_nodes))
+    change = np.zeros(k_count)
+    floor = np.zeros(k_count)
     done = _measures_and_direction(
         *_basis_arrays(basis, "d_tilde", "phi_tilde", "weights", "sqrt_weights"),
         float(basis.slope_factor), *arrays, bool(collocation), EPS, r, grad, value, slope,
-        step)
-    return r, grad, value, slope, step if done else None
+        step, step_slope, y_a, y_nodes, *tolerances, float(growth_cap), float(floor_factor),
+        change, floor, moved)
+    if not done:
+        step = step_slope = None
+    moves = None if not done or change_at is None else (change, floor, moved)
+    return r, grad, value, slope, step, step_slope, moves
 
 
 def collocation_direction(basis, jac_nodes, half_h, r):

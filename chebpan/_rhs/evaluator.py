@@ -142,9 +142,9 @@ class Evaluator:
         n_points = t.shape[0]
         self.counters.npoints += n_points
         self.counters.nfev += 1
-        call = call_quietly if quiet else (lambda fun, *args: fun(*args))
         try:
-            value = call(self.fun, t, y, *self.point_args(n_points))
+            args = self.point_args(n_points)
+            value = call_quietly(self.fun, t, y, *args) if quiet else self.fun(t, y, *args)
             value = check_fun_output(value, (self.n, n_points), dtype=self.dtype, xp=self.xp,
                                      device=y.device)
         except Exception as err:
