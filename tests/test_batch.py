@@ -517,8 +517,10 @@ def test_instances_solved_in_chunks_give_the_same_results(dense_output):
 def _lotka_volterra_rows_and_single():
     """scipy's Lotka–Volterra example at rtol 1e-3 as the two rows of a batch (the same
     IVP twice: in lock step, where a batch of one is a single solve) and as a single
-    solve, all successful; the rows' end values checked against DOP853 at 1e-12.
-    Returns the batch, and the single solve."""
+    solve, all successful; the rows' end values checked against DOP853 at 1e-12.  The
+    rows stay in lock step to the end (the batch's rounds are each row's: no row is
+    solved on alone, as a stiff one would be, because a line search's trial point far
+    off had a large J).  Returns the batch, and the single solve."""
     import scipy.integrate
 
     def lv(t, z):
@@ -529,6 +531,7 @@ def _lotka_volterra_rows_and_single():
     batch = chebpan.solve_ivp_batch(lv, (0, 15), np.array([[10.0, 5.0]] * 2), **kw)
     single = chebpan.solve_ivp(lv, (0, 15), [10.0, 5.0], **kw)
     assert batch.status.tolist() == [0, 0] and single.success
+    assert batch.per_instance["depth"].tolist() == [batch.depth] * 2
     ref = scipy.integrate.solve_ivp(lv, (0, 15), [10.0, 5.0], method="DOP853", rtol=1e-12,
                                     atol=1e-12).y[:, -1]
     for k in range(2):

@@ -462,7 +462,8 @@ class BatchLoop(IterationSteps):
         """Rows whose segment is stiff leave the lock step and are solved on alone.
 
         Stiff is what makes a single solve switch to the stiff basis:
-        ``(h/2) max_m ‖J_m‖∞`` above ``STIFF_ON`` at the nodes of the row's attempt.
+        ``(h/2) max_m ‖J_m‖∞`` above ``STIFF_ON`` at the nodes of the row's attempt,
+        with J where its Newton iteration starts (not at a line search's trial point).
         Each such row finishes as a single solve from its ``t_a`` (the stiff basis,
         its Newton steps, the start-slope check: docs/algorithm.md, "Stiff
         segments"), its segments recorded as the batch's (:meth:`_solve_alone`); the
@@ -474,7 +475,11 @@ class BatchLoop(IterationSteps):
         per_row = xp.reshape(jac, (-1, m, n, n))
         norms = jacobian_norms(per_row, xp=xp)
         half_h = xp.abs(state.half_h[needs_jac][:, 0])
-        stiff = xp.astype(half_h, xp.float64) * xp.astype(norms, xp.float64) > STIFF_ON
+        # (J where a row's Newton iteration starts, as a single solve measures it: a
+        # trial point of the line search may lie far off, its J with it)
+        starting = state.phase[needs_jac] == NEWTON_START
+        stiff = (xp.astype(half_h, xp.float64) * xp.astype(norms, xp.float64) > STIFF_ON) \
+            & starting
         if not bool(xp.any(stiff)):
             return state, needs_jac, jac
         alone = xp.zeros(needs_jac.shape, dtype=xp.bool, device=self.device)
