@@ -182,6 +182,15 @@ def limited_factors(coeffs, y_a, y_end, atol, rtol, factors, *, xp):
     return limited, limited < xp.minimum(factors, 1.0)
 
 
+#: Least order of the error's growth with the length that a measurement between two
+#: stiff segments may give (:func:`measured_growth_factor`), the least ratio of their
+#: lengths that measures it, and the most rounds of a segment that may grow by it
+#: (longer segments cost a Newton iteration that already needs more).
+MIN_MEASURED_ORDER = 1.0
+MEASURED_GROWTH = 1.2
+MEASURED_GROWTH_ROUNDS = 3
+
+
 def next_length_factor(err: float, n_coeffs: int, max_factor: float = MAX_FACTOR) -> float:
     """Growth factor of the segment length from the scaled error estimate.
 
@@ -195,6 +204,32 @@ def next_length_factor(err: float, n_coeffs: int, max_factor: float = MAX_FACTOR
         return MIN_FACTOR
     factor = SAFETY * err ** (-1.0 / (n_coeffs - 1))
     return min(max_factor, max(MIN_FACTOR, factor))
+
+
+def measured_growth_factor(err: float, h: float, last, n_coeffs: int,
+                           max_factor: float = MAX_FACTOR) -> float | None:
+    """Growth factor of a stiff segment's length from how its error grew with the length.
+
+    The rule of :func:`next_length_factor` assumes the error of a segment grows like
+    ``h^(N−1)``; on the stiff basis, where the solution has decayed to a slow
+    manifold, it grows far more slowly (Robertson's estimates stay near 6e-5 while
+    each segment is 2.2 times the last), and the rule keeps the lengths growing by
+    little.  ``err`` and ``h`` are the accepted segment's error estimate and length,
+    ``last`` the ``(err, h)`` of the accepted stiff segment before it: the exponent
+    measured between them, ``p = log(err / err_last) / log(h / h_last)`` clipped to
+    ``[MIN_MEASURED_ORDER, N − 1]``, gives ``SAFETY · err^(−1/p)`` up to
+    ``max_factor`` (docs/algorithm.md, "Segment control").  None where nothing was
+    measured: no ``last``, a length less than ``MEASURED_GROWTH`` times the last, or
+    an error that is zero or not finite.
+    """
+    if last is None:
+        return None
+    last_err, last_h = last
+    if not (h > MEASURED_GROWTH * last_h and 0 < err < math.inf and 0 < last_err < math.inf):
+        return None
+    order = math.log(err / last_err) / math.log(h / last_h)
+    order = min(max(order, MIN_MEASURED_ORDER), n_coeffs - 1)
+    return min(max_factor, SAFETY * err ** (-1.0 / order))
 
 
 def extrapolated_guess(basis, prev_coeffs, prev_h, h, f_a, *, xp, tau_start=1.0):

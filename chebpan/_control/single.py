@@ -25,6 +25,7 @@ from .._output.result import MESSAGES, Failure, OdeResult, failure_message, warn
 from .policy import (
     FIRST_MAX_FACTOR,
     MAX_FACTOR,
+    MEASURED_GROWTH_ROUNDS,
     MIN_FACTOR,
     SAFETY,
     SAFETY_REJECT,
@@ -36,6 +37,7 @@ from .policy import (
     extrapolated_guess,
     initial_lengths,
     limited_factors,
+    measured_growth_factor,
     next_length_factor,
 )
 from .segment_solver import SegmentSolver
@@ -117,6 +119,7 @@ class SegmentLoop:
         stiff_rate = stiffness  # ‖J‖_∞ seen by Newton on the last attempt
         picard_rate = None  # the last segment's Picard contraction per unit length
         end_jac = None  # J where the segment starts, from the last one's Newton iteration
+        last_stiff = None  # (error estimate, length) of the last segment if stiff
         n = y.shape[-1]
         if not self.solver.newton_available(self.solver.basis_for(True), n):
             stiff_on = stiff_off = math.inf  # the stiff basis would have no Newton
@@ -192,8 +195,8 @@ class SegmentLoop:
                                                self.rtol, xp=xp)
             err, predicted = float(err[0]), float(predicted[0])
             growth = FIRST_MAX_FACTOR if previous is None else MAX_FACTOR
-            factor = next_length_factor(err if math.isnan(predicted) else min(err, predicted),
-                                        self.basis.n_coeffs, growth)
+            measure = err if math.isnan(predicted) else min(err, predicted)
+            factor = next_length_factor(measure, self.basis.n_coeffs, growth)
             if err > 1 or outcome.start_error > 1:
                 self.counters.nrejected += 1
                 attempt = self._start_from((outcome.coeffs, h), y, f, half_h)
@@ -204,6 +207,12 @@ class SegmentLoop:
                 h_abs *= min(factor, SAFETY_REJECT)
                 rejected_here = True
                 continue
+            if stiff and outcome.rounds <= MEASURED_GROWTH_ROUNDS:
+                # (on the stiff basis, as fast as the error measured its growth)
+                measured = measured_growth_factor(measure, abs(h), last_stiff,
+                                                  self.basis.n_coeffs, growth)
+                factor = factor if measured is None else max(factor, measured)
+            last_stiff = (measure, abs(h)) if stiff else None
             # (the rule's growth, unless a singularity close ahead limits it)
             limited, toward = limited_factors(
                 outcome.coeffs, y, outcome.y_end, self.atol, self.rtol,
