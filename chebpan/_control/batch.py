@@ -472,12 +472,14 @@ class BatchLoop(IterationSteps):
         """
         xp = self.xp
         n, m = state.y_a.shape[1], self.basis.n_nodes
-        per_row = xp.reshape(jac, (-1, m, n, n))
-        norms = jacobian_norms(per_row, xp=xp)
-        half_h = xp.abs(state.half_h[needs_jac][:, 0])
         # (J where a row's Newton iteration starts, as a single solve measures it: a
         # trial point of the line search may lie far off, its J with it)
         starting = state.phase[needs_jac] == NEWTON_START
+        if not bool(xp.any(starting)):
+            return state, needs_jac, jac
+        per_row = xp.reshape(jac, (-1, m, n, n))
+        norms = jacobian_norms(per_row, xp=xp)
+        half_h = xp.abs(state.half_h[needs_jac][:, 0])
         stiff = (xp.astype(half_h, xp.float64) * xp.astype(norms, xp.float64) > STIFF_ON) \
             & starting
         if not bool(xp.any(stiff)):

@@ -15,6 +15,8 @@ weighted residual Jacobian, ``∇ẽ = 2 Aᵀ √W r̃`` and the Gauss–Newton 
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 from .._kernels.blas import BLAS_THREADS_MIN_SIZE, blas_threads_for
 from .._kernels.dispatch import newton_kernels
 from .estimates import GROWTH_CAP, ROUNDING_ULPS, step_change
@@ -260,6 +262,16 @@ def collocation_direction(basis, a, r, *, xp):
     return -xp.reshape(step, (k, n, basis.n_free))
 
 
+class _KeptDirection(NamedTuple):
+    """A Newton direction computed with an iterate's measures, and what came with it."""
+
+    grad: Any
+    direction: Any
+    slope: Any
+    y_nodes: Any  # (None: the step change was not computed)
+    change: Any
+
+
 class DenseLinearization:
     """The residual Jacobian at one iterate, with what Newton needs from it.
 
@@ -289,29 +301,30 @@ class DenseLinearization:
         size = jac_nodes.shape[-1] * basis.n_free
         self.kernels = newton_kernels(xp) if size < BLAS_THREADS_MIN_SIZE else None
         self._a = None
-        self._kept = None  # (grad, direction, slope, (y_nodes, change)) of the measures
+        self._kept = None  # a _KeptDirection computed with the measures
 
     def keep_direction(self, grad, direction, slope, change):
         """Keep the direction computed (by a kernel) with ``grad`` (None: none),
         ``∇ẽ·d`` along it (K,) and ``(y_nodes, change)``: the iterate's node values and
         :func:`~chebpan._core.estimates.step_change` of the direction there (None: not
         computed)."""
-        self._kept = None if direction is None else (grad, direction, slope, change)
+        y_nodes, change = (None, None) if change is None else change
+        self._kept = (None if direction is None
+                      else _KeptDirection(grad, direction, slope, y_nodes, change))
 
     def kept_slope(self, grad, direction):
         """``∇ẽ·d`` kept with ``direction`` at the iterate of ``grad``, else None."""
         kept = self._kept
-        if kept is not None and kept[0] is grad and kept[1] is direction:
-            return kept[2]
+        if kept is not None and kept.grad is grad and kept.direction is direction:
+            return kept.slope
         return None
 
     def kept_change(self, direction, y_nodes):
         """The step change kept with ``direction`` at the iterate of node values
         ``y_nodes``, else None."""
         kept = self._kept
-        if kept is not None and kept[1] is direction and kept[3] is not None \
-                and kept[3][0] is y_nodes:
-            return kept[3][1]
+        if kept is not None and kept.direction is direction and kept.y_nodes is y_nodes:
+            return kept.change
         return None
 
     @property

@@ -64,11 +64,10 @@ def check_fun_output(value, shape, *, name="fun", dtype=None, xp=None, device=No
         broadcast error or wrong results).
     """
     shape = tuple(shape)
-    if (type(value) is np.ndarray and value.dtype == dtype and value.shape == shape
-            and (xp is None or xp is np or array_api_compat.is_numpy_namespace(xp))):
-        return value  # (the usual value of a vectorised NumPy fun: nothing to convert)
     if xp is not None and not array_api_compat.is_numpy_namespace(xp):
         return _check_output_array(value, shape, name=name, dtype=dtype, xp=xp, device=device)
+    if type(value) is np.ndarray and value.dtype == dtype and value.shape == shape:
+        return value  # (the usual value of a vectorised NumPy fun: nothing to convert)
     if dtype is None:
         value = np.asarray(value)
         dtype = complex if np.iscomplexobj(value) else float
