@@ -384,13 +384,15 @@ def test_dense_newton_kernels_match_array_api_code(monkeypatch, N, M, dtype):
     assert_allclose(step, want_step, rtol=rtol, atol=rtol * np.abs(want_step).max())
 
 
-@pytest.mark.parametrize("stiff, n_nodes", [(False, 11), (True, 11), (True, 12)])
+@pytest.mark.parametrize("stiff, n_nodes", [(False, 11), (False, 12), (True, 11), (True, 12)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_residual_measures_kernel_matches_array_api_code(monkeypatch, stiff, n_nodes,
                                                         dtype):
     """The fused numba residual, gradient, objective and slope of a Newton iterate
     against the array-API functions they replace, on both bases (the stiff one
-    without the slope term; with 12 nodes it is square, the collocation case)."""
+    without the slope term; with one node more than the free coefficients it is square,
+    the collocation case; the paper's basis with 12 nodes is a least-squares fit, the
+    Gauss–Newton case)."""
     from chebpan._core.newton import (
         DenseLinearization,
         directional_slope,
@@ -410,7 +412,8 @@ def test_residual_measures_kernel_matches_array_api_code(monkeypatch, stiff, n_n
     direction = rng.normal(size=x.shape).astype(dtype)
     size = rng.uniform(0.5, 20.0, size=k).astype(dtype)
     linear = DenseLinearization(basis, jac, half_h, xp=anp)
-    assert linear.kernels is not None and linear.collocation == (n_nodes == 12)
+    assert linear.kernels is not None
+    assert linear.collocation == (n_nodes - 1 == basis.n_free)
     got = residual_measures(basis, linear, f_a, f_nodes, half_h, x, size, direction, xp=anp)
     r = residual(basis, f_a, f_nodes, half_h, x, xp=anp)
     monkeypatch.setattr(dispatch, "NUMBA_DISABLED", True)
@@ -456,6 +459,38 @@ def test_candidate_measures_kernel_matches_array_api_code(monkeypatch, with_jac)
     assert_allclose(np.asarray(got[0])[usable], np.asarray(want[0])[usable], rtol=1e-13)
 
 
+@pytest.mark.parametrize("numba", [True, False])
+def test_square_paper_basis_step_is_the_gauss_newton_step(monkeypatch, numba):
+    """With its default nodes (M = N − 1) the paper's basis fits as many nodes as it has
+    free coefficients: the collocation solve ``A d = −√W r̃`` (LU) is the Gauss–Newton
+    step ``(2AᵀA) d = −∇ẽ`` of the modified LDLᵀ wherever AᵀA needs no modification,
+    at a quarter of its condition number's square (docs/algorithm.md, "Newton steps")."""
+    from chebpan._core.newton import (
+        DenseLinearization,
+        gauss_newton_matrix,
+        gradient,
+        newton_direction,
+        residual,
+        residual_jacobian,
+    )
+
+    monkeypatch.setattr(dispatch, "NUMBA_DISABLED", not numba)
+    rng = np.random.default_rng(31)
+    basis, jac, half_h, f_a, f_nodes, x = _random_iterate(rng, False, 11)
+    r = residual(basis, f_a, f_nodes, half_h, x, xp=anp)
+    linear = DenseLinearization(basis, jac, half_h, xp=anp)
+    assert linear.collocation
+    step = linear.direction(r, linear.gradient(r))
+    a = residual_jacobian(basis, jac, half_h, xp=anp)
+    want = newton_direction(gauss_newton_matrix(a, xp=anp), gradient(basis, a, r, xp=anp),
+                            xp=anp)
+    assert_allclose(step, want, rtol=1e-8, atol=1e-10 * np.abs(want).max())
+    # the residual of the linearised system vanishes: a collocation step
+    rows = a.reshape(1, 3, basis.n_nodes, 3, -1) / basis.sqrt_weights[:, None, None]
+    moved = r + np.einsum("kimjq,kjq->kim", rows, step)
+    assert np.abs(moved[..., 1:]).max() <= 1e-9 * np.abs(r).max()
+
+
 def _random_iterate(rng, stiff, n_nodes):
     """A basis with 12 coefficients and ``n_nodes`` nodes, and a random iterate of one
     segment with n = 3 on it: ``basis, jac, half_h, f_a, f_nodes, x``."""
@@ -468,13 +503,14 @@ def _random_iterate(rng, stiff, n_nodes):
     return basis, jac, half_h, f_a, f_nodes, x
 
 
-@pytest.mark.parametrize("stiff, n_nodes", [(False, 11), (True, 12)])
+@pytest.mark.parametrize("stiff, n_nodes", [(False, 11), (False, 12), (True, 12)])
 def test_direction_computed_with_the_measures_is_the_iterates_direction(monkeypatch, stiff,
                                                                         n_nodes):
     """The Newton direction that the measures' kernel computes and the linearisation
-    keeps is the one the array code computes at that iterate (Gauss–Newton with the
-    modified LDLᵀ; the square collocation solve on the stiff basis); a gradient that
-    is not the kept one gets its own direction."""
+    keeps is the one the array code computes at that iterate (the square collocation
+    solve with one node more than the free coefficients; Gauss–Newton with the
+    modified LDLᵀ on the paper's basis with more nodes); a gradient that is not the
+    kept one gets its own direction."""
     from chebpan._core.newton import DenseLinearization, residual_measures
 
     rng = np.random.default_rng(23)
@@ -492,7 +528,7 @@ def test_direction_computed_with_the_measures_is_the_iterates_direction(monkeypa
                     atol=1e-12 * np.abs(want).max())
 
 
-@pytest.mark.parametrize("stiff, n_nodes", [(False, 11), (True, 12)])
+@pytest.mark.parametrize("stiff, n_nodes", [(False, 11), (False, 12), (True, 12)])
 def test_slope_and_change_computed_with_the_measures_are_the_iterates(monkeypatch, stiff,
                                                                       n_nodes):
     """The slope along the kept Newton direction and the change of node values it

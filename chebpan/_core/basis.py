@@ -163,6 +163,13 @@ class ChebyshevBasis:
         return self.n_fixed == 1 and self.n_nodes - 1 == self.n_free
 
     @property
+    def collocation(self) -> bool:
+        """Whether the fitted nodes (m ≥ 1; the residual at τ = −1 vanishes by
+        construction) are as many as the free coefficients: the Newton system is square
+        and its step a collocation solve (both bases with their default ``n_nodes``)."""
+        return self.n_nodes - 1 == self.n_free
+
+    @property
     def slope_factor(self) -> float:
         """1 where the start slope ``f_a`` enters the polynomial, 0 for the stiff basis."""
         return 1.0 if self.n_fixed == 2 else 0.0

@@ -243,14 +243,15 @@ def newton_direction(h_matrix, grad, *, xp):
 
 
 def collocation_direction(basis, a, r, *, xp):
-    """Newton direction of the stiff basis: a square collocation solve.
+    """Newton direction of a square basis (``basis.collocation``): a
+    collocation solve.
 
-    The stiff basis has N-1 free coefficients per component and N-1 fitted
-    nodes (the node τ = −1 has weight 0), so at the solution the residual
-    vanishes and the step solves ``A d = −√W r̃`` exactly, by LU, instead of
-    through ``AᵀA``, whose condition number (the square of A's, about
-    ``(h/2)‖J‖`` squared on a stiff segment) would force the modified LDLᵀ
-    to perturb the step and reduce Newton to linear convergence.
+    The fitted nodes m ≥ 1 are as many as the free coefficients (the row of
+    τ = −1 is zero), so at the solution the residual vanishes and the step
+    solves ``A d = −√W r̃`` exactly, by LU, instead of through ``AᵀA``, whose
+    condition number (the square of A's, about ``(h/2)‖J‖`` squared on a stiff
+    segment) would force the modified LDLᵀ to perturb the step and reduce
+    Newton to linear convergence, and whose forming costs more than the LU.
     """
     k, n, m = r.shape
     fitted = slice(1, m)  # drop the zero-weight rows of τ = −1
@@ -276,8 +277,9 @@ class DenseLinearization:
     """The residual Jacobian at one iterate, with what Newton needs from it.
 
     ``gradient(r)`` is ``∇ẽ``; ``direction(r, grad)`` the Newton direction:
-    the square collocation solve for the stiff basis, the modified-LDLᵀ
-    Gauss–Newton step otherwise.  (:class:`chebpan._rhs.sparse.SparseLinearization`
+    the square collocation solve where the basis fits as many nodes as it has free
+    coefficients (both bases by default), the modified-LDLᵀ Gauss–Newton step of a
+    least-squares fit otherwise.  (:class:`chebpan._rhs.sparse.SparseLinearization`
     and :class:`chebpan._core.structured.StructuredLinearization` have the same
     methods and attributes.)  Every direction is this iterate's own: ``stale`` is
     False and ``factorised`` True.
@@ -297,7 +299,7 @@ class DenseLinearization:
         self.xp = xp
         self.jac_nodes = jac_nodes
         self.half_h = half_h
-        self.collocation = basis.square
+        self.collocation = basis.collocation
         size = jac_nodes.shape[-1] * basis.n_free
         self.kernels = newton_kernels(xp) if size < BLAS_THREADS_MIN_SIZE else None
         self._a = None

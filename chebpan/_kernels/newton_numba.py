@@ -189,8 +189,8 @@ def _direction(d_tilde, phi_tilde, sqrt_weights, jac, half_h, grad, step, eps):
 
 @numba.njit(cache=True, error_model="numpy")
 def _collocation(d_tilde, phi_tilde, sqrt_weights, jac, half_h, r, step):
-    # The square system of the stiff basis: rows (j, m) for the nodes m ≥ 1 (the node
-    # τ = −1 has weight 0), A d = −√W r̃, by LU (LAPACK through numba).
+    # The square system of a collocation basis: rows (j, m) for the nodes m ≥ 1 (the
+    # row of τ = −1 is zero), A d = −√W r̃, by LU (LAPACK through numba).
     k_count, n_nodes, n, _ = jac.shape
     n_free = d_tilde.shape[0]
     fitted = n_nodes - 1
