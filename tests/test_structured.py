@@ -415,6 +415,27 @@ def test_simplified_newton_on_a_relaxation_oscillation():
     assert vdpol.scaled_error(res.y[:, -1]) < 1e-5
 
 
+def test_a_fresh_jacobian_gets_more_than_one_slow_iteration(monkeypatch):
+    """Simplified Newton with a J evaluated for the attempt fails it only after
+    ``FRESH_SLOW_STEPS`` more iterations at too slow a ratio: the first ratio after a
+    fresh J is often the slowest.  On medazko (n = 400, ``jac_sparsity``) at rtol 1e-3
+    that halves the failed attempts (measured 20 → 9) and saves rounds (376 → 319), at
+    the same accuracy; every accepted iteration still converged."""
+    from chebpan._control import segment_solver
+    from chebpan.testing import SUITE
+
+    medakzo = SUITE["MEDAKZO"]()
+    kwargs = dict(rtol=1e-3, atol=1e-3 * medakzo.floor, vectorized=True,
+                  jac_sparsity=medakzo.sparsity())
+    patient = chebpan.solve_ivp(medakzo.fun, medakzo.t_span, np.array(medakzo.y0), **kwargs)
+    monkeypatch.setattr(segment_solver, "FRESH_SLOW_STEPS", 0)
+    hasty = chebpan.solve_ivp(medakzo.fun, medakzo.t_span, np.array(medakzo.y0), **kwargs)
+    assert patient.success and hasty.success
+    assert 1.5 * patient.nrejected < hasty.nrejected and patient.depth < 0.9 * hasty.depth
+    for res in (patient, hasty):
+        assert medakzo.scaled_error(res.y[:, -1]) < 1e-3
+
+
 def test_a_wrong_frozen_jacobian_cannot_pass(monkeypatch):
     """Simplified Newton accepts only a converged iteration, whatever its frozen J: with
     J of the wrong sign (the frozen system amplifies the stiff error instead of damping

@@ -64,6 +64,10 @@ __all__ = ["SegmentResult", "SegmentSolver", "CarriedJacobian"]
 #: Simplified Newton iterations a frozen J is given to converge (scipy's Radau: 6,
 #: to a looser tolerance; 8 here took 5-15 % more rounds on MEDAKZO and BRUSS).
 FROZEN_MAX_ITER = 12
+#: Iterations a J evaluated for this attempt may contract too slowly (at the ratio
+#: measured, the test not reached within FROZEN_MAX_ITER) before the attempt fails:
+#: the first ratio after a fresh J is often the slowest (MEDAKZO: 0.30, then 0.05).
+FRESH_SLOW_STEPS = 2
 
 
 @dataclass
@@ -516,7 +520,7 @@ class SegmentSolver:
             return self._failed(x, why)
 
         previous = None
-        iterations = 0
+        iterations = slow = 0
         for _ in range(2 * FROZEN_MAX_ITER):
             self.counters.niter_newton += 1
             r = residual(basis, f_a, f_nodes, half_h, x, xp=xp)
@@ -532,9 +536,12 @@ class SegmentSolver:
             if previous is not None and change > floor:
                 rho = change / previous if previous > 0 else math.inf
                 left = FROZEN_MAX_ITER - iterations
-                if rho >= 1 or rho ** left / (1 - rho) * change > opts.convergence:
-                    if carried.fresh:
+                too_slow = rho >= 1 or rho ** left / (1 - rho) * change > opts.convergence
+                if too_slow and carried.fresh:
+                    slow += 1
+                    if rho >= 1 or slow > FRESH_SLOW_STEPS or left <= 0:
                         return failed(Failure.NO_CONVERGENCE)
+                elif too_slow:
                     # A carried J that no longer serves: J at this iterate.
                     f_nodes, jac = self._evaluate(t_nodes, y_nodes, with_jacobian=True)
                     if f_nodes is None:
