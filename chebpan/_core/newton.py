@@ -254,7 +254,7 @@ def collocation_direction(basis, a, r, *, xp):
     Newton to linear convergence, and whose forming costs more than the LU.
     """
     k, n, m = r.shape
-    fitted = slice(1, m)  # drop the zero-weight rows of τ = −1
+    fitted = slice(1, m)  # (the rows of τ = −1 are zero: weight 0, or Φ̃ = D̃ = 0 there)
     square = xp.reshape(xp.reshape(a, (k, n, m, -1))[:, :, fitted, :],
                         (k, n * (m - 1), -1))
     rhs = xp.reshape((r * basis.sqrt_weights)[..., fitted], (k, n * (m - 1), 1))
