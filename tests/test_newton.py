@@ -491,6 +491,71 @@ def test_square_paper_basis_step_is_the_gauss_newton_step(monkeypatch, numba):
     assert np.abs(moved[..., 1:]).max() <= 1e-9 * np.abs(r).max()
 
 
+def _singular_collocation(basis):
+    """J at each node (1, M, 1, 1) that makes the square system of ``basis`` with
+    ``h/2 = 1`` exactly singular: J_m Φ̃[0, m] == D̃[0, m] to the last bit, so the
+    column of the first free coefficient is zero (an exact zero pivot for LAPACK)."""
+    d_tilde, phi_tilde = np.asarray(basis.d_tilde), np.asarray(basis.phi_tilde)
+    jac = np.zeros((1, basis.n_nodes, 1, 1))
+    for m in range(1, basis.n_nodes):
+        d, p = d_tilde[0, m], phi_tilde[0, m]
+        value = d / p
+        for _ in range(64):  # (the nearest floats to d / p)
+            if value * p == d:
+                break
+            value = np.nextafter(value, np.inf if (d - value * p) * p > 0 else -np.inf)
+        assert value * p == d
+        jac[0, m, 0, 0] = value
+    return jac
+
+
+@pytest.mark.parametrize("numba", [True, False])
+def test_a_singular_square_system_takes_the_gauss_newton_step(monkeypatch, numba):
+    """Where the square Newton system is exactly singular (LU finds a zero pivot), the
+    direction is the modified-LDLᵀ Gauss–Newton step, a descent direction, instead of
+    an error that would end the solve; through the measures' kernel as well."""
+    from chebpan._core.newton import (
+        DenseLinearization,
+        collocation_direction,
+        directional_slope,
+        gauss_newton_matrix,
+        gradient,
+        newton_direction,
+        residual,
+        residual_jacobian,
+        residual_measures,
+    )
+
+    monkeypatch.setattr(dispatch, "NUMBA_DISABLED", not numba)
+    basis = get_basis(8, 7, xp=anp, dtype=np.float64)
+    jac = _singular_collocation(basis)
+    half_h = np.array([[1.0]])
+    rng = np.random.default_rng(41)
+    f_a, f_nodes = rng.normal(size=(1, 1)), rng.normal(size=(1, 1, basis.n_nodes))
+    x = rng.normal(size=(1, 1, basis.n_free))
+    r = residual(basis, f_a, f_nodes, half_h, x, xp=anp)
+    a = residual_jacobian(basis, jac, half_h, xp=anp)
+    assert collocation_direction(basis, a, r, xp=anp) is None
+    grad = gradient(basis, a, r, xp=anp)
+    want = newton_direction(gauss_newton_matrix(a, xp=anp), grad, xp=anp)
+    # (the step along the null space, the zero column, is whatever the modification
+    # makes of a gradient that is zero up to rounding: compare what A makes of them)
+    moves = lambda step: a[0] @ step.reshape(-1)  # noqa: E731
+    linear = DenseLinearization(basis, jac, half_h, xp=anp)
+    assert linear.collocation
+    size = np.array([2.0])
+    step = linear.direction(r, linear.gradient(r))
+    assert np.all(np.isfinite(step))
+    assert_allclose(moves(step), moves(want), rtol=1e-8, atol=1e-12 * np.abs(want).max())
+    assert float(directional_slope(grad, step, size, xp=anp)[0]) < 0
+    linear = DenseLinearization(basis, jac, half_h, xp=anp)
+    _, grad_kept, _, _ = residual_measures(basis, linear, f_a, f_nodes, half_h, x, size,
+                                           np.zeros_like(x), xp=anp)
+    kept = linear.direction(r, grad_kept)
+    assert np.all(np.isfinite(kept))
+    assert_allclose(moves(kept), moves(want), rtol=1e-8, atol=1e-12 * np.abs(want).max())
+
+
 def _random_iterate(rng, stiff, n_nodes):
     """A basis with 12 coefficients and ``n_nodes`` nodes, and a random iterate of one
     segment with n = 3 on it: ``basis, jac, half_h, f_a, f_nodes, x``."""

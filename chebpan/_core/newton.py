@@ -252,6 +252,8 @@ def collocation_direction(basis, a, r, *, xp):
     condition number (the square of A's, about ``(h/2)‖J‖`` squared on a stiff
     segment) would force the modified LDLᵀ to perturb the step and reduce
     Newton to linear convergence, and whose forming costs more than the LU.
+    None where a matrix is singular (:class:`DenseLinearization` then takes the
+    modified-LDLᵀ Gauss–Newton step, which is defined there).
     """
     k, n, m = r.shape
     fitted = slice(1, m)  # (the rows of τ = −1 are zero: weight 0, or Φ̃ = D̃ = 0 there)
@@ -259,7 +261,10 @@ def collocation_direction(basis, a, r, *, xp):
                         (k, n * (m - 1), -1))
     rhs = xp.reshape((r * basis.sqrt_weights)[..., fitted], (k, n * (m - 1), 1))
     with blas_threads_for(square.shape[-1]):
-        step = xp.linalg.solve(square, rhs)[..., 0]
+        try:
+            step = xp.linalg.solve(square, rhs)[..., 0]
+        except ValueError:  # (NumPy's and CuPy's LinAlgError: an exact zero pivot)
+            return None
     return -xp.reshape(step, (k, n, basis.n_free))
 
 
@@ -348,9 +353,9 @@ class DenseLinearization:
         if self._kept is not None and self._kept[0] is grad:
             return self._kept[1]
         if self.kernels is not None:
-            if self.collocation:
-                step = self.kernels.collocation_direction(basis, self.jac_nodes, self.half_h, r)
-            else:
+            step = (self.kernels.collocation_direction(basis, self.jac_nodes, self.half_h, r)
+                    if self.collocation else None)
+            if step is None:  # (or a singular square system)
                 step = self.kernels.direction(basis, self.jac_nodes, self.half_h, grad)
             return xp.astype(step, dtype, copy=False)
         a = self.a
@@ -359,9 +364,8 @@ class DenseLinearization:
             # stiff segment's matrix has a condition number near (h/2)‖J‖ (its
             # square for AᵀA), far beyond what float32 solves to any accuracy.
             a, r, grad = (xp.astype(v, xp.float64) for v in (a, r, grad))
-        if self.collocation:
-            step = collocation_direction(basis, a, r, xp=xp)
-        else:
+        step = collocation_direction(basis, a, r, xp=xp) if self.collocation else None
+        if step is None:  # (or a singular square system)
             step = newton_direction(gauss_newton_matrix(a, xp=xp), grad, xp=xp)
         return xp.astype(step, dtype)
 

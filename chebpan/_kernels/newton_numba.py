@@ -190,7 +190,9 @@ def _direction(d_tilde, phi_tilde, sqrt_weights, jac, half_h, grad, step, eps):
 @numba.njit(cache=True, error_model="numpy")
 def _collocation(d_tilde, phi_tilde, sqrt_weights, jac, half_h, r, step):
     # The square system of a collocation basis: rows (j, m) for the nodes m ≥ 1 (the
-    # row of τ = −1 is zero), A d = −√W r̃, by LU (LAPACK through numba).
+    # row of τ = −1 is zero), A d = −√W r̃, by LU (LAPACK through numba).  False where
+    # a matrix is singular (an exact zero pivot): the caller takes the modified LDLᵀ
+    # Gauss–Newton step instead.
     k_count, n_nodes, n, _ = jac.shape
     n_free = d_tilde.shape[0]
     fitted = n_nodes - 1
@@ -201,10 +203,14 @@ def _collocation(d_tilde, phi_tilde, sqrt_weights, jac, half_h, r, step):
         for j in range(n):
             for m in range(1, n_nodes):
                 rhs[j * fitted + m - 1] = sqrt_weights[m] * r[k, j, m]
-        solution = np.linalg.solve(a, rhs)
+        try:
+            solution = np.linalg.solve(a, rhs)
+        except Exception:  # (numba: LinAlgError, singular to machine precision)
+            return False
         for i in range(n):
             for q in range(n_free):
                 step[k, i, q] = -solution[i * n_free + q]
+    return True
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -220,9 +226,8 @@ def _measures_and_direction(d_tilde, phi_tilde, weights, sqrt_weights, slope_fac
     for k in range(value.shape[0]):
         if not (math.isfinite(value[k]) and math.isfinite(slope[k])):
             return False
-    if collocation:
-        _collocation(d_tilde, phi_tilde, sqrt_weights, jac, half_h, r, step)
-    else:
+    if not (collocation and _collocation(d_tilde, phi_tilde, sqrt_weights, jac, half_h, r,
+                                         step)):
         _direction(d_tilde, phi_tilde, sqrt_weights, jac, half_h, grad, step, eps)
     _slope(grad, step, size, step_slope)
     if y_nodes.shape[0] == step.shape[0]:
@@ -253,9 +258,8 @@ def _linearised_start(d_tilde, phi_tilde, weights, sqrt_weights, tau, slope_fact
                                   - slope_factor * h * (1.0 + tau[m]) * slope)
         for m in range(n_nodes):
             jac[k, m] = jac_a[k]
-    if collocation:
-        _collocation(d_tilde, phi_tilde, sqrt_weights, jac, half_h, r, step)
-    else:
+    if not (collocation and _collocation(d_tilde, phi_tilde, sqrt_weights, jac, half_h, r,
+                                         step)):
         _gradient(d_tilde, phi_tilde, weights, jac, half_h, r, grad)
         _direction(d_tilde, phi_tilde, sqrt_weights, jac, half_h, grad, step, eps)
 
@@ -342,13 +346,14 @@ def measures_and_direction(basis, f_a, f_nodes, half_h, x, jac_nodes, direction,
 
 
 def collocation_direction(basis, jac_nodes, half_h, r):
-    """The stiff basis' Newton direction (K, n, n_free), float64, as
-    :func:`chebpan._core.newton.collocation_direction` of the residual Jacobian."""
+    """A square basis' Newton direction (K, n, n_free), float64, as
+    :func:`chebpan._core.newton.collocation_direction` of the residual Jacobian; None
+    where a matrix is singular."""
     step = np.empty((*r.shape[:2], basis.n_free))
-    _collocation(*_basis_arrays(basis, "d_tilde", "phi_tilde", "sqrt_weights"),
-                 *(np.ascontiguousarray(a, dtype=np.float64) for a in (jac_nodes, half_h, r)),
-                 step)
-    return step
+    solved = _collocation(
+        *_basis_arrays(basis, "d_tilde", "phi_tilde", "sqrt_weights"),
+        *(np.ascontiguousarray(a, dtype=np.float64) for a in (jac_nodes, half_h, r)), step)
+    return step if solved else None
 
 
 def slope(grad, direction, size):
