@@ -92,3 +92,25 @@ def test_newton_products_run_single_threaded(two_blas_threads, monkeypatch):
                             (0, 2), [2.0, 1.0, 1.0], vectorized=True, rtol=1e-8, atol=1e-8)
     assert res.status == 0 and res.niter_newton > 0
     assert inside and all(threads == [1] for threads in inside)
+
+
+def test_a_round_switches_openblas_by_its_own_c_function(two_blas_threads):
+    """OpenBLAS on its own threads (not OpenMP), controlled by the solving thread, is
+    switched around ``fun`` by ``openblas_set_num_threads`` itself, not through
+    threadpoolctl's checks (four switches a round); the counts are the user's inside
+    ``user_blas_threads`` and one outside, as threadpoolctl sees them."""
+    import ctypes
+
+    from chebpan._kernels import blas
+
+    libs = [lib for lib in controller.select(user_api="blas").lib_controllers
+            if lib.internal_api == "openblas" and lib.threading_layer != "openmp"]
+    if not libs:
+        pytest.skip("no OpenBLAS on its own threads")
+    with solver_blas_threads():
+        setters = [set_threads for set_threads, _ in blas._user_limits.get()]
+        assert any(isinstance(set_threads, ctypes._CFuncPtr) for set_threads in setters)
+        with user_blas_threads():
+            assert blas_threads() == [2]
+        assert blas_threads() == [1]
+    assert blas_threads() == [2]

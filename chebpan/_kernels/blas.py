@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import threading
 
 __all__ = ["solver_blas_threads", "user_blas_threads", "blas_threads_for",
            "BLAS_THREADS_MIN_SIZE"]
@@ -25,8 +26,9 @@ BLAS_THREADS_MIN_SIZE = 2048
 
 _controller = None
 #: The BLAS libraries of the current solve that the user had on more than one
-#: thread, with those thread counts: ((controller, threads), ...); None outside a
-#: solve, or when there is nothing to restore.
+#: thread, as what sets each one's thread count (:func:`_setter`) with the user's
+#: count: ((set_threads, threads), ...); None outside a solve, or when there is
+#: nothing to restore.
 _user_limits = contextvars.ContextVar("chebpan_user_blas_limits", default=None)
 
 
@@ -60,15 +62,34 @@ def solver_blas_threads():
     if not threaded:
         yield
         return
-    token = _user_limits.set(threaded)
+    token = _user_limits.set(None)
     try:
         for lib, _ in threaded:
             lib.set_num_threads(1)
+        # (after threadpoolctl's own call, which makes this thread the controlling one)
+        _user_limits.set(tuple((_setter(lib), threads) for lib, threads in threaded))
         yield
     finally:
         for lib, threads in threaded:
             lib.set_num_threads(threads)
         _user_limits.reset(token)
+
+
+def _setter(lib):
+    """What sets ``lib``'s thread count in a round: threadpoolctl's ``set_num_threads``,
+    or, for OpenBLAS on its own threads (not OpenMP) and controlled by this Python
+    thread, the C function that call ends in.  (threadpoolctl's checks of the controlling
+    thread and its symbol lookup cost ~1.5 µs a call, and a round makes four: two
+    libraries, set and reset; scipy's Lotka–Volterra example took 11 % longer with
+    two BLAS threads than with one.)"""
+    try:
+        direct = (type(lib).__name__ == "OpenBLASController"
+                  and lib.threading_layer != "openmp"
+                  and lib._SHARED_STATE.controlling_thread is threading.current_thread())
+        symbol = lib._get_symbol("openblas_set_num_threads") if direct else None
+    except AttributeError:  # (a threadpoolctl without these: its own call)
+        symbol = None
+    return lib.set_num_threads if symbol is None else symbol
 
 
 class user_blas_threads:
@@ -89,15 +110,15 @@ class user_blas_threads:
         if limits is None:
             return self
         self._token = _user_limits.set(None)  # a solve nested in ``fun`` starts afresh
-        for lib, threads in limits:
-            lib.set_num_threads(threads)
+        for set_threads, threads in limits:
+            set_threads(threads)
         return self
 
     def __exit__(self, *exc):
         limits = self._restore
         if limits is not None:
-            for lib, _ in limits:
-                lib.set_num_threads(1)
+            for set_threads, _ in limits:
+                set_threads(1)
             _user_limits.reset(self._token)
         return False
 
