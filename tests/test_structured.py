@@ -415,6 +415,51 @@ def test_simplified_newton_on_a_relaxation_oscillation():
     assert vdpol.scaled_error(res.y[:, -1]) < 1e-5
 
 
+@pytest.mark.parametrize("stiff", [False, True])
+@pytest.mark.parametrize("n_coeffs, n", [(8, 3), (12, 12), (8, 28)])
+def test_frozen_linearised_start_is_the_dense_start(stiff, n_coeffs, n):
+    """The linearised ODE has one J at every node, so the frozen-J structured solve is
+    the dense linearised start itself, on the stiff basis and on the paper's square one
+    (its Schur data from its own Φ̃_f and D̃_f); a least-squares basis has none."""
+    from chebpan._core.newton import frozen_linearised_start
+    from chebpan._core.structured import collocation_schur
+    from chebpan._kernels import newton_numba
+
+    n_nodes = n_coeffs if stiff else n_coeffs - 1
+    basis = get_basis(n_coeffs, n_nodes, xp=np, dtype=np.float64, stiff=stiff)
+    rng = np.random.default_rng(n_coeffs + n)
+    jac = rng.normal(scale=3.0, size=(2, n, n))
+    half_h = np.array([[0.3], [-0.2]])
+    f_a = rng.normal(size=(2, n))
+    dense = newton_numba.linearised_start(basis, f_a, half_h, jac, True)
+    frozen = frozen_linearised_start(basis, f_a, half_h, jac, xp=np)
+    np.testing.assert_allclose(frozen, dense, rtol=0, atol=1e-11 * np.abs(dense).max())
+    with pytest.raises(ValueError, match="square basis"):
+        collocation_schur(get_basis(n_coeffs, n_coeffs, xp=np, dtype=np.float64), xp=np)
+
+
+def test_linearised_start_takes_the_frozen_solve_from_its_size(monkeypatch):
+    """From ``FROZEN_START_SIZE`` unknowns on, :func:`linearised_start` on NumPy is the
+    frozen solve (same values as the dense kernel below that size)."""
+    from chebpan._core import newton
+
+    basis = get_basis(8, 7, xp=np, dtype=np.float64)
+    rng = np.random.default_rng(5)
+    n = 4
+    jac, f_a = rng.normal(size=(1, n, n)), rng.normal(size=(1, n))
+    y_a, half_h = rng.normal(size=(1, n)), np.array([[0.25]])
+    calls = []
+    frozen = newton.frozen_linearised_start
+    monkeypatch.setattr(newton, "frozen_linearised_start",
+                        lambda *a, **k: calls.append(1) or frozen(*a, **k))
+    dense = newton.linearised_start(basis, y_a, f_a, half_h, jac, xp=np)
+    assert not calls  # (24 unknowns: the dense kernel)
+    monkeypatch.setattr(newton, "FROZEN_START_SIZE", n * basis.n_free)
+    structured = newton.linearised_start(basis, y_a, f_a, half_h, jac, xp=np)
+    assert calls
+    np.testing.assert_allclose(structured, dense, rtol=0, atol=1e-12 * np.abs(dense).max())
+
+
 def test_a_fresh_jacobian_gets_more_than_one_slow_iteration(monkeypatch):
     """Simplified Newton with a J evaluated for the attempt fails it only after
     ``FRESH_SLOW_STEPS`` more iterations at too slow a ratio: the first ratio after a

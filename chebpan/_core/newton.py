@@ -40,6 +40,8 @@ __all__ = [
     "candidate_measures",
     "linearised_end_slope",
     "linearised_start",
+    "frozen_linearised_start",
+    "FROZEN_START_SIZE",
     "jacobian_norm",
     "jacobian_norms",
 ]
@@ -370,6 +372,35 @@ class DenseLinearization:
         return xp.astype(step, dtype)
 
 
+#: Unknowns ``n·n_free`` of a square basis from which the linearised start on NumPy is
+#: the frozen-J structured solve (:func:`frozen_linearised_start`) rather than the dense
+#: kernel.  Per start, dense kernel / structured solve (one thread): 44 / 42 µs at 80
+#: unknowns, 61 / 51 at 93, 119 / 56 at 130, 316 / 61 at 200 (n = 10), 309 / 79 at 196
+#: (n = 28); below about 150 the gain is within what the rounding-level changes of a
+#: solve's decisions move.
+FROZEN_START_SIZE = 150
+
+
+def frozen_linearised_start(basis, f_a, half_h, jac_a, *, xp):
+    """:func:`linearised_start` on a square basis by the frozen-J structured solve:
+    (K, n, n_free), float64.
+
+    The linearised ODE has the same J, ``J_a``, at every node, so its collocation system
+    is the Sylvester equation of docs/algorithm.md, "Structured Newton solves", and the
+    frozen solve is the exact step: N/2 shifted n×n factorisations and a back
+    substitution, O(N n³ + N² n), where the dense step's LU is O((nN)³).  The residual
+    at X = 0 is ``(h/2)((s − 1) f_a − s (h/2)(1 + τ_m) J_a f_a)`` (s the basis'
+    ``slope_factor``).
+    """
+    from .structured import FrozenJacobianSolver
+
+    s = basis.slope_factor
+    h = half_h[..., None]  # (K, 1, 1)
+    slope = xp.matmul(jac_a, f_a[..., None])  # (K, n, 1)
+    r = h * ((s - 1.0) * f_a[..., None] - s * h * (1 + basis.tau) * slope)
+    return FrozenJacobianSolver(basis, jac_a, half_h, xp=xp).direction(r)
+
+
 def linearised_start(basis, y_a, f_a, half_h, jac_a, *, xp):
     """X of the segment's polynomial for the ODE linearised at its start: (K, n, n_free).
 
@@ -377,13 +408,18 @@ def linearised_start(basis, y_a, f_a, half_h, jac_a, *, xp):
     segment starts (the previous segment's at its end): the residual is then linear in
     X and one Gauss–Newton step from X = 0 minimises it (a linearly implicit predictor,
     exact for linear problems; docs/algorithm.md, "Segment control").  Dense systems
-    only (:class:`DenseLinearization`).  On NumPy in float64 one numba call
-    (``CHEBPAN_DISABLE_NUMBA=1``: this code).
+    only (:class:`DenseLinearization`).  On NumPy in float64 one numba call, or from
+    ``FROZEN_START_SIZE`` unknowns on a square basis the frozen-J structured solve
+    (:func:`frozen_linearised_start`; ``CHEBPAN_DISABLE_NUMBA=1``: this code).
     """
     k, n = y_a.shape
     # (J_a at one node decides the kernel; the array code needs it at every node)
     linear = DenseLinearization(basis, jac_a[:, None, ...], half_h, xp=xp)
     if linear.kernels is not None and y_a.dtype == xp.float64:
+        if linear.collocation and n * basis.n_free >= FROZEN_START_SIZE:
+            start = frozen_linearised_start(basis, f_a, half_h, jac_a, xp=xp)
+            if bool(xp.all(xp.isfinite(start))):  # (else a singular shifted matrix)
+                return start
         return linear.kernels.linearised_start(basis, f_a, half_h, jac_a, linear.collocation)
     linear = DenseLinearization(
         basis, xp.broadcast_to(jac_a[:, None, ...], (k, basis.n_nodes, n, n)), half_h, xp=xp)

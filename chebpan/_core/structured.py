@@ -61,12 +61,12 @@ _SCHUR_CACHE: dict = {}
 class _Schur:
     """The constant matrices of the structured solve for one stiff basis, in ``xp``."""
 
-    def __init__(self, n_coeffs, n_nodes, xp, device):
+    def __init__(self, n_coeffs, n_nodes, stiff, xp, device):
         # Built on the host in float64 whatever the namespace of the solve: the
         # Schur form is not part of the array API.
         from .._kernels.schur import schur_constants
 
-        constants = schur_constants(n_coeffs, n_nodes)
+        constants = schur_constants(n_coeffs, n_nodes, stiff)
         self.size = len(constants["rep"])
         self.rep = constants["rep"]
         self.conj = constants["conj"]
@@ -84,14 +84,17 @@ class _Schur:
 
 
 def collocation_schur(basis, *, xp):
-    """The cached Schur data of the stiff ``basis`` (N, M) in namespace ``xp``."""
-    if not basis.square:
-        raise ValueError("the structured solve needs the square stiff basis")
+    """The cached Schur data of the square ``basis`` (N, M) in namespace ``xp``: the
+    stiff basis, or the paper's with as many fitted nodes as free coefficients (the
+    same Sylvester structure with its own Φ̃_f and D̃_f)."""
+    if not basis.collocation:
+        raise ValueError("the structured solve needs a square basis")
     device = getattr(basis.tau, "device", None)
-    key = (basis.n_coeffs, basis.n_nodes, xp.__name__, str(device))
+    stiff = basis.n_fixed == 1
+    key = (basis.n_coeffs, basis.n_nodes, stiff, xp.__name__, str(device))
     data = _SCHUR_CACHE.get(key)
     if data is None:
-        data = _SCHUR_CACHE[key] = _Schur(basis.n_coeffs, basis.n_nodes, xp, device)
+        data = _SCHUR_CACHE[key] = _Schur(basis.n_coeffs, basis.n_nodes, stiff, xp, device)
     return data
 
 
@@ -121,7 +124,7 @@ class FrozenJacobianSolver:
     Parameters
     ----------
     basis : ChebyshevBasis
-        The stiff (square) basis.
+        A square basis: the stiff one, or the paper's with ``n_nodes = n_coeffs − 1``.
     jac : array, shape (K, n, n)
         The frozen Jacobian of each batch member (real).
     half_h : array, shape (K, 1)

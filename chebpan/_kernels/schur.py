@@ -17,9 +17,10 @@ __all__ = ["schur_constants", "LapackShiftedFactors", "substitute", "column_arra
            "hessenberg_least_squares"]
 
 
-def schur_constants(n_coeffs: int, n_nodes: int) -> dict:
-    """Q, strictly upper T, ``Q* Φ̃_f⁻¹`` and the shifts of the stiff basis (N, M), float64,
-    and the same of its real Schur form (:func:`_real_blocks`).
+def schur_constants(n_coeffs: int, n_nodes: int, stiff: bool = True) -> dict:
+    """Q, strictly upper T, ``Q* Φ̃_f⁻¹`` and the shifts of the square basis (N, M) — the
+    stiff one, or the paper's with ``stiff=False`` (M = N − 1) — float64, and the same of
+    its real Schur form (:func:`_real_blocks`).
 
     ``rep[k]`` is the index into ``shifts`` of the factors that serve column k and
     ``conj[k]`` whether they are used conjugated: G is real, so its eigenvalues come in
@@ -27,7 +28,7 @@ def schur_constants(n_coeffs: int, n_nodes: int) -> dict:
     """
     from .._core.basis import get_basis
 
-    basis = get_basis(n_coeffs, n_nodes, xp=np, dtype=np.float64, stiff=True)
+    basis = get_basis(n_coeffs, n_nodes, xp=np, dtype=np.float64, stiff=stiff)
     phi_f = np.asarray(basis.phi_tilde)[:, 1:]
     d_f = np.asarray(basis.d_tilde)[:, 1:]
     g = np.linalg.solve(phi_f, d_f)  # nodal differentiation, V ↦ V G
