@@ -703,3 +703,29 @@ def test_hopeless_newton_trials_end_the_attempt(monkeypatch):
         np.testing.assert_allclose(last, ref, rtol=2e-2)  # (LV amplifies errors ~10x)
     assert with_rule.depth < without.depth
     assert with_rule.niter_newton < without.niter_newton
+
+
+@pytest.mark.parametrize("library", ["numpy", "array_api_strict"])
+def test_rows_written_back_in_order(library):
+    """A table's rows where a mask holds get the selected rows' new values, in order, on
+    NumPy (by positions) and on a strict array-API library (by the mask) alike."""
+    import array_api_compat
+
+    from chebpan._control.batch_table import Table
+
+    if library == "numpy":
+        xp = np
+    else:
+        xp = array_api_compat.array_namespace(pytest.importorskip("array_api_strict").asarray(0))
+    k = 7
+    table = Table(xp, ids=xp.arange(k), t=xp.asarray(np.linspace(0, 1, k)),
+                  x=xp.asarray(np.arange(k * 6, dtype=float).reshape(k, 2, 3)))
+    mask = xp.asarray(np.array([0, 1, 1, 0, 0, 1, 0], dtype=bool))
+    rows = table.select(mask)
+    rows.t = rows.t + 10.0
+    rows.x = -rows.x
+    table.write_rows(mask, rows, ("t", "x"))
+    t, x, m = (np.asarray(v) for v in (table.t, table.x, mask))
+    np.testing.assert_array_equal(t, np.where(m, np.linspace(0, 1, k) + 10, np.linspace(0, 1, k)))
+    x0 = np.arange(k * 6, dtype=float).reshape(k, 2, 3)
+    np.testing.assert_array_equal(x, np.where(m[:, None, None], -x0, x0))

@@ -453,9 +453,7 @@ class BatchLoop(IterationSteps):
             # fill the mask's places)
             done = done.select_in_order(xp.argsort(done.row))
             done.y_nodes = node_values(basis, done.y_a, done.f_a, done.half_h, done.x, xp=xp)
-            for name in names:
-                value = table.fields[name]
-                value[needs_jac] = done.fields[name]
+            table.write_rows(needs_jac, done, names)
         return self._restart_ended_attempts(table)
 
     def _stiff_rows_alone(self, state, needs_jac, jac):
@@ -549,9 +547,7 @@ class BatchLoop(IterationSteps):
             return Table(xp, **{name: table.fields[name] for name in self.fields})
         rows = self._end_attempts(table.select(ended))
         rows, alive = self._start(rows, reached=rows.reached)
-        for name in self.fields:
-            value = table.fields[name]
-            value[ended] = rows.fields[name]
+        table.write_rows(ended, rows, self.fields)
         keep = ~ended
         keep[ended] = alive
         table = Table(xp, **{name: table.fields[name] for name in self.fields})

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import array_api_compat
+
 from .._output.result import Failure
 
 __all__ = ["Table", "Ended", "STATE_FIELDS", "NEWTON_FIELDS", "OUTCOME_FIELDS",
@@ -75,6 +77,18 @@ class Table:
         return Table(xp, **{name: xp.take(value, index, axis=0)
                              for name, value in self.fields.items()})
 
+    def write_rows(self, mask, rows, names):
+        """Write ``rows``' fields ``names`` in place into this table's rows where ``mask``
+        (bools, one per row) holds, in order.
+
+        NumPy and CuPy index the assignment by the rows' positions, found once (NumPy
+        walks a boolean mask again for every field: K = 10 000 Lorenz IVPs took 5 % longer
+        so); other namespaces by the mask (the array API's indexed assignment)."""
+        xp = self.xp
+        where = xp.nonzero(mask)[0] if _positions_assign(xp) else mask
+        for name in names:
+            self.fields[name][where] = rows.fields[name]
+
     def select_in_order(self, index):
         """The rows ``index`` (integers), in that order."""
         xp = self.xp
@@ -94,6 +108,11 @@ class Table:
             return Table(xp, **{name: tables[0].fields[name] for name in names})
         return Table(xp, **{name: xp.concat([table.fields[name] for table in tables])
                              for name in names})
+
+
+def _positions_assign(xp):
+    """Whether ``xp``'s arrays take an assignment indexed by an integer array."""
+    return array_api_compat.is_numpy_namespace(xp) or array_api_compat.is_cupy_namespace(xp)
 
 
 class Ended(NamedTuple):
