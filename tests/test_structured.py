@@ -430,9 +430,9 @@ def test_frozen_linearised_start_is_the_dense_start(stiff, n_coeffs, n):
     rng = np.random.default_rng(n_coeffs + n)
     jac = rng.normal(scale=3.0, size=(2, n, n))
     half_h = np.array([[0.3], [-0.2]])
-    f_a = rng.normal(size=(2, n))
+    f_a, y_a = rng.normal(size=(2, n)), rng.normal(size=(2, n))
     dense = newton_numba.linearised_start(basis, f_a, half_h, jac, True)
-    frozen = frozen_linearised_start(basis, f_a, half_h, jac, xp=np)
+    frozen = frozen_linearised_start(basis, y_a, f_a, half_h, jac, xp=np)
     np.testing.assert_allclose(frozen, dense, rtol=0, atol=1e-11 * np.abs(dense).max())
     with pytest.raises(ValueError, match="square basis"):
         collocation_schur(get_basis(n_coeffs, n_coeffs, xp=np, dtype=np.float64), xp=np)

@@ -352,8 +352,8 @@ class DenseLinearization:
     def direction(self, r, grad):
         basis, xp = self.basis, self.xp
         dtype = r.dtype
-        if self._kept is not None and self._kept[0] is grad:
-            return self._kept[1]
+        if self._kept is not None and self._kept.grad is grad:
+            return self._kept.direction
         if self.kernels is not None:
             step = (self.kernels.collocation_direction(basis, self.jac_nodes, self.half_h, r)
                     if self.collocation else None)
@@ -381,23 +381,28 @@ class DenseLinearization:
 FROZEN_START_SIZE = 150
 
 
-def frozen_linearised_start(basis, f_a, half_h, jac_a, *, xp):
+def _linearised_residual(basis, y_a, f_a, half_h, jac_a, *, xp):
+    """``r̃`` (K, n, M) at X = 0 of the ODE linearised at the start,
+    ``f ≈ f_a + J_a (y − y_a)``, and that X = 0 (K, n, n_free)."""
+    k, n = y_a.shape
+    x0 = xp.zeros((k, n, basis.n_free), dtype=y_a.dtype, device=y_a.device)
+    y_nodes = node_values(basis, y_a, f_a, half_h, x0, xp=xp)
+    f_model = f_a[..., None] + xp.matmul(jac_a, y_nodes - y_a[..., None])
+    return residual(basis, f_a, f_model, half_h, x0, xp=xp), x0
+
+
+def frozen_linearised_start(basis, y_a, f_a, half_h, jac_a, *, xp):
     """:func:`linearised_start` on a square basis by the frozen-J structured solve:
     (K, n, n_free), float64.
 
     The linearised ODE has the same J, ``J_a``, at every node, so its collocation system
     is the Sylvester equation of docs/algorithm.md, "Structured Newton solves", and the
     frozen solve is the exact step: N/2 shifted n×n factorisations and a back
-    substitution, O(N n³ + N² n), where the dense step's LU is O((nN)³).  The residual
-    at X = 0 is ``(h/2)((s − 1) f_a − s (h/2)(1 + τ_m) J_a f_a)`` (s the basis'
-    ``slope_factor``).
+    substitution, O(N n³ + N² n), where the dense step's LU is O((nN)³).
     """
     from .structured import FrozenJacobianSolver
 
-    s = basis.slope_factor
-    h = half_h[..., None]  # (K, 1, 1)
-    slope = xp.matmul(jac_a, f_a[..., None])  # (K, n, 1)
-    r = h * ((s - 1.0) * f_a[..., None] - s * h * (1 + basis.tau) * slope)
+    r, _ = _linearised_residual(basis, y_a, f_a, half_h, jac_a, xp=xp)
     return FrozenJacobianSolver(basis, jac_a, half_h, xp=xp).direction(r)
 
 
@@ -417,14 +422,11 @@ def linearised_start(basis, y_a, f_a, half_h, jac_a, *, xp):
     linear = DenseLinearization(basis, jac_a[:, None, ...], half_h, xp=xp)
     if linear.kernels is not None and y_a.dtype == xp.float64:
         if linear.collocation and n * basis.n_free >= FROZEN_START_SIZE:
-            start = frozen_linearised_start(basis, f_a, half_h, jac_a, xp=xp)
+            start = frozen_linearised_start(basis, y_a, f_a, half_h, jac_a, xp=xp)
             if bool(xp.all(xp.isfinite(start))):  # (else a singular shifted matrix)
                 return start
         return linear.kernels.linearised_start(basis, f_a, half_h, jac_a, linear.collocation)
     linear = DenseLinearization(
         basis, xp.broadcast_to(jac_a[:, None, ...], (k, basis.n_nodes, n, n)), half_h, xp=xp)
-    x0 = xp.zeros((k, n, basis.n_free), dtype=y_a.dtype, device=y_a.device)
-    y_nodes = node_values(basis, y_a, f_a, half_h, x0, xp=xp)
-    f_model = f_a[..., None] + xp.matmul(jac_a, y_nodes - y_a[..., None])
-    r = residual(basis, f_a, f_model, half_h, x0, xp=xp)
+    r, x0 = _linearised_residual(basis, y_a, f_a, half_h, jac_a, xp=xp)
     return x0 + linear.direction(r, linear.gradient(r))

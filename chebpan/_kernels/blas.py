@@ -83,8 +83,7 @@ def _setter(lib):
     libraries, set and reset; scipy's Lotka–Volterra example took 11 % longer with
     two BLAS threads than with one.)"""
     try:
-        direct = (type(lib).__name__ == "OpenBLASController"
-                  and lib.threading_layer != "openmp"
+        direct = (lib.internal_api == "openblas" and lib.threading_layer != "openmp"
                   and lib._SHARED_STATE.controlling_thread is threading.current_thread())
         symbol = lib._get_symbol("openblas_set_num_threads") if direct else None
     except AttributeError:  # (a threadpoolctl without these: its own call)
