@@ -351,6 +351,26 @@ def test_tol_return_types():
     assert rtol == 1e-3
 
 
+def _tol_outcome(rtol, atol):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = v.validate_tol(rtol, atol, 3)
+        except ValueError as error:
+            result = str(error)
+    return repr(result), [str(w.message) for w in caught]
+
+
+@pytest.mark.parametrize("rtol, atol", [
+    (1e-3, 1e-6), (1, 0), (0.0, 1e-9), (1e-20, 0.0), (-1e-3, 1e-6), (5, 7),
+    (1e-3, -1.0), (1e-3, float("nan")), (float("nan"), 1e-6), (float("inf"), 1.0),
+    (1e-3, float("inf")), (float("nan"), -1.0)])
+def test_tol_of_python_numbers_as_of_arrays(rtol, atol):
+    # Two Python numbers take a path without arrays: the same values, warnings and
+    # errors as NumPy scalars, which take the array checks.
+    assert _tol_outcome(rtol, atol) == _tol_outcome(np.float64(rtol), np.float64(atol))
+
+
 def _caller_line():
     """Line number of the line after the caller's current line."""
     return inspect.currentframe().f_back.f_lineno + 1

@@ -97,9 +97,6 @@ class IterationSteps:
                                    xp.where(table.finite, xp.full_like(table.fail_what, DIVERGED),
                                             NONFINITE))
         if self.newton_allowed:
-            # (a Picard iteration that diverged here would diverge on the next segment
-            # too: that one starts with Newton steps)
-            table.newton_next = table.newton_next | (stop & (change > table.prev_change))
             table.phase = xp.where(stop, NEWTON_START, table.phase)
             table.n_iter = xp.where(stop, 0, table.n_iter)
             table.prev_change = xp.where(stop, xp.nan, table.prev_change)

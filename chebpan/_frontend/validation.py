@@ -251,6 +251,18 @@ def validate_tol(rtol, atol, n, *, eps=EPS):
         ``rtol`` (SciPy loops forever) and NaN in ``atol`` (reported as not
         positive; SciPy loops forever).
     """
+    if type(rtol) in (float, int) and type(atol) in (float, int):
+        # (the usual call, two Python numbers: the checks below without arrays)
+        rtol, atol = float(rtol), float(atol)
+        if rtol < 100 * eps:
+            warn_user("At least one element of `rtol` is too small. "
+                      f"Setting `rtol = np.maximum(rtol, {100 * eps})`.")
+            rtol = float(max(rtol, 100 * eps))
+        if atol < 0 or math.isnan(atol):
+            raise ValueError("`atol` must be positive.")
+        if math.isnan(rtol):
+            raise ValueError("`rtol` must not contain NaN.")
+        return rtol, atol
     rtol = np.asarray(rtol)
     if np.any(rtol < 100 * eps):
         warn_user("At least one element of `rtol` is too small. "
