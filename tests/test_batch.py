@@ -602,13 +602,12 @@ def test_a_batch_of_one_takes_its_arguments_to_the_single_solve():
 
 
 def test_a_batch_starts_with_newton_where_a_single_solve_does():
-    """Once the Picard iteration has diverged on a row's segment, or an attempt has
-    failed, the row's next attempts start with Newton steps, as a single solve's do
-    (the Picard iteration would diverge there again): on Lotka–Volterra at rtol 1e-3 a
-    row in lock step spends fewer than two Picard iterations per attempt and takes at
-    most 1.8 times the single solve's depth (when every attempt started with the Picard
-    iteration: 177 Picard iterations over 36 attempts, 2.6 times the depth), at the
-    same accuracy."""
+    """Once an attempt of a row has failed, the row's next attempts start with Newton
+    steps, as a single solve's do (the Picard iteration would fail there again): on
+    Lotka–Volterra at rtol 1e-3 a row in lock step spends fewer than two Picard
+    iterations per attempt and takes at most 1.8 times the single solve's depth (when
+    every attempt started with the Picard iteration: 177 Picard iterations over 36
+    attempts, 2.6 times the depth), at the same accuracy."""
     batch, single = _lotka_volterra_rows_and_single()
     assert batch.niter_picard <= 2 * (batch.nsegments + batch.nrejected)
     assert batch.depth <= 1.8 * single.depth
