@@ -86,3 +86,24 @@ def test_newton_cost_bench_compares_the_real_and_complex_schur_forms():
     cells = [c.strip() for c in row[0].strip("|").split("|")]
     assert cells[1] == "200" and float(cells[2]) > 0 and float(cells[3]) > 0
     assert float(cells[5]) < 1e-12
+
+
+def test_batch_tolerances_bench_reports_each_batch_and_tolerance():
+    """bench/batch_tolerances.py at a small K: a row per batch and tolerance with both
+    settings' times, the defaults' depth and Newton iterations, and errors against
+    DOP853 that follow the tolerance."""
+    script = SCRIPT.parent / "batch_tolerances.py"
+    proc = subprocess.run([sys.executable, str(script), "--k", "8", "--repeat", "1",
+                           "--sample", "2", "--all-cores"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines()
+            if line.startswith(("| Lorenz", "| Kepler", "| Van der Pol"))]
+    assert len(rows) == 8
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        rtol = float(cells[1])
+        assert float(cells[2].removesuffix(" s")) > 0 and float(cells[3].removesuffix(" s")) > 0
+        depth, newton = (int(c) for c in cells[4].split(", "))
+        assert depth > 0 and newton >= 0
+        assert all(float(error) < 1e4 * rtol for error in cells[5].split(", "))
