@@ -3,7 +3,7 @@
 Run from the repository root (after ``pip install ".[bench]"``, or with
 ``PYTHONPATH=.``)::
 
-    python bench/batch_tolerances.py              # K = 2000, one core, ~2 minutes
+    python bench/batch_tolerances.py              # K = 2000, one core, ~40 s
     python bench/batch_tolerances.py --k 500 --repeat 2
 
 Four batches of K instances, each at a loose and a tight ``rtol = atol``:
@@ -29,54 +29,44 @@ import os
 import sys
 import time
 
-BATCH_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                          "NUMBA_NUM_THREADS")
-
-
-def _lorenz(t, y):
-    x1, x2, x3 = y[0], y[1], y[2]
-    return __import__("numpy").stack([10 * (x2 - x1), x1 * (28 - x3) - x2, x1 * x2 - 8 / 3 * x3])
-
-
-def _kepler(t, y):
-    r3 = (y[0] ** 2 + y[1] ** 2) ** 1.5
-    return __import__("numpy").stack([y[2], y[3], -y[0] / r3, -y[1] / r3])
-
-
-def _van_der_pol(mu):
-    def fun(t, y):
-        return __import__("numpy").stack([y[1], mu * (1 - y[0] ** 2) * y[1] - y[0]])
-    return fun
+#: Set before NumPy starts its thread pools (as ``bench/batch.py --one-core`` does).
+ONE_CORE_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                "NUMBA_NUM_THREADS": "1"}
 
 
 def batches(k, rng):
-    """(name, fun, t_span, y0 (K, n), (loose, tight) rtol) of each batch."""
+    """(name, fun, args, t_span, y0 (K, n), (loose, tight) rtol) of each batch: the
+    right-hand sides of ``chebpan.testing`` (Lorenz; DETEST D's Kepler equations) and
+    of ``bench/vdp_sweep.py``."""
     import numpy as np
     from scipy.integrate import solve_ivp
+    from vdp_sweep import vdp
 
-    start = solve_ivp(lambda t, y: _lorenz(t, y[:, None])[:, 0], (0, 120), [1.0, 1.0, 1.0],
-                      dense_output=True, rtol=1e-10, atol=1e-10)
+    from chebpan.testing import SUITE, lorenz
+
+    lorenz_fun, kepler_fun = lorenz().fun, SUITE["D1"]().fun
+    start = solve_ivp(lorenz_fun, (0, 120), [1.0, 1.0, 1.0], dense_output=True,
+                      rtol=1e-10, atol=1e-10)
     lorenz_y0 = start.sol(rng.uniform(20, 120, k)).T.copy()
     e = rng.uniform(0.1, 0.6, k)
     kepler_y0 = np.stack([1 - e, 0 * e, 0 * e, np.sqrt((1 + e) / (1 - e))], axis=1)
     vdp_y0 = rng.uniform(-2, 2, (k, 2))
     return [
-        ("Lorenz, [0, 2]", _lorenz, (0.0, 2.0), lorenz_y0, (1e-5, 3e-9)),
-        ("Kepler, [0, 10]", _kepler, (0.0, 10.0), kepler_y0, (1e-5, 1e-8)),
-        ("Van der Pol μ = 2, [0, 10]", _van_der_pol(2.0), (0.0, 10.0), vdp_y0, (1e-4, 1e-9)),
-        ("Van der Pol μ = 20, [0, 10]", _van_der_pol(20.0), (0.0, 10.0), vdp_y0[:k // 2],
+        ("Lorenz, [0, 2]", lorenz_fun, (), (0.0, 2.0), lorenz_y0, (1e-5, 3e-9)),
+        ("Kepler, [0, 10]", kepler_fun, (), (0.0, 10.0), kepler_y0, (1e-5, 1e-8)),
+        ("Van der Pol μ = 2, [0, 10]", vdp, (2.0,), (0.0, 10.0), vdp_y0, (1e-4, 1e-9)),
+        ("Van der Pol μ = 20, [0, 10]", vdp, (20.0,), (0.0, 10.0), vdp_y0[:k // 2],
          (1e-4, 1e-8)),
     ]
 
 
-def reference(fun, t_span, y0):
+def reference(fun, args, t_span, y0):
     """DOP853 at rtol = atol = 1e-13: the end value of each row of ``y0``."""
     import numpy as np
     from scipy.integrate import solve_ivp
 
-    return np.array([solve_ivp(lambda t, y: fun(t, y[:, None])[:, 0], t_span, row,
-                               method="DOP853", rtol=1e-13, atol=1e-13).y[:, -1]
-                     for row in y0])
+    return np.array([solve_ivp(fun, t_span, row, args=args, method="DOP853", rtol=1e-13,
+                               atol=1e-13).y[:, -1] for row in y0])
 
 
 def main(argv=None):
@@ -88,8 +78,7 @@ def main(argv=None):
                         help="leave the cores and BLAS threads as they are")
     args = parser.parse_args(argv)
     if not args.all_cores:
-        for name in BATCH_THREAD_VARIABLES:
-            os.environ[name] = "1"
+        os.environ.update(ONE_CORE_ENV)
         if hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     import numpy as np
@@ -104,21 +93,21 @@ def main(argv=None):
     print("| batch | rtol = atol | defaults | zero-order | defaults: depth, Newton "
           "iterations | error (defaults, zero-order) |")
     print("|---|---:|---:|---:|---:|---:|")
-    for name, fun, t_span, y0, tolerances in batches(args.k, rng):
+    for name, fun, fun_args, t_span, y0, tolerances in batches(args.k, rng):
         print(f"  {name} ...", file=sys.stderr, flush=True)
-        expected = reference(fun, t_span, y0[:args.sample])
+        expected = reference(fun, fun_args, t_span, y0[:args.sample])
         for rtol in tolerances:
             settings = {"defaults": {}, "zero-order": {"max_newton_size": 0}}
             best, runs = {}, {}
             for key, extra in settings.items():  # (untimed: numba's compilation)
                 chebpan.solve_ivp_batch(fun, t_span, y0[:4], rtol=rtol, atol=rtol,
-                                        vectorized=True, **extra)
+                                        vectorized=True, args=fun_args, **extra)
             for _ in range(args.repeat):
                 for key, extra in settings.items():
                     start = time.perf_counter()
                     result = chebpan.solve_ivp_batch(fun, t_span, y0, rtol=rtol, atol=rtol,
-                                                     vectorized=True, dense_output=True,
-                                                     **extra)
+                                                     vectorized=True, args=fun_args,
+                                                     dense_output=True, **extra)
                     elapsed = time.perf_counter() - start
                     if elapsed < best.get(key, np.inf):
                         best[key], runs[key] = elapsed, result

@@ -223,6 +223,16 @@ def validate_batch_args(batch_args, y0, *, xp):
     return tuple(checked)
 
 
+#: validate_tol's messages, shared by its path for two Python numbers and its array path.
+_ATOL_NOT_POSITIVE = "`atol` must be positive."
+_RTOL_NAN = "`rtol` must not contain NaN."
+
+
+def _warn_small_rtol(eps):
+    warn_user("At least one element of `rtol` is too small. "
+              f"Setting `rtol = np.maximum(rtol, {100 * eps})`.")
+
+
 def validate_tol(rtol, atol, n, *, eps=EPS):
     """Check and clip the tolerances.
 
@@ -255,32 +265,30 @@ def validate_tol(rtol, atol, n, *, eps=EPS):
         # (the usual call, two Python numbers: the checks below without arrays)
         rtol, atol = float(rtol), float(atol)
         if rtol < 100 * eps:
-            warn_user("At least one element of `rtol` is too small. "
-                      f"Setting `rtol = np.maximum(rtol, {100 * eps})`.")
+            _warn_small_rtol(eps)
             rtol = float(max(rtol, 100 * eps))
         if atol < 0 or math.isnan(atol):
-            raise ValueError("`atol` must be positive.")
+            raise ValueError(_ATOL_NOT_POSITIVE)
         if math.isnan(rtol):
-            raise ValueError("`rtol` must not contain NaN.")
+            raise ValueError(_RTOL_NAN)
         return rtol, atol
     rtol = np.asarray(rtol)
     if np.any(rtol < 100 * eps):
-        warn_user("At least one element of `rtol` is too small. "
-                  f"Setting `rtol = np.maximum(rtol, {100 * eps})`.")
+        _warn_small_rtol(eps)
         rtol = np.maximum(rtol, 100 * eps)
 
     atol = np.asarray(atol)
     if atol.ndim > 0 and atol.shape != (n,):
         raise ValueError("`atol` has wrong shape.")
     if np.any(atol < 0) or np.any(np.isnan(atol)):
-        raise ValueError("`atol` must be positive.")
+        raise ValueError(_ATOL_NOT_POSITIVE)
 
     # Checks SciPy does not make; done last so that every input SciPy
     # rejects above gets SciPy's message.
     if rtol.size != 1 and rtol.shape != (n,):
         raise ValueError("`rtol` has wrong shape.")
     if np.any(np.isnan(rtol)):
-        raise ValueError("`rtol` must not contain NaN.")
+        raise ValueError(_RTOL_NAN)
 
     rtol = float(rtol.reshape(-1)[0]) if rtol.size == 1 else rtol.astype(float)
     atol = float(atol) if atol.ndim == 0 else atol.astype(float)
